@@ -1,0 +1,44 @@
+# swf-operator: the two commands a new user needs are `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+CRD_FILE := crds/scheduledworkflows.kubeflow.org.yaml
+
+.PHONY: run test assets cluster-up cluster-down crds check-crds lint fmt bench
+
+## Run the operator in the foreground: on $KUBECONFIG when set, else on a local control plane.
+run: assets
+	@if [ -z "$$KUBECONFIG" ]; then export KUBECONFIG=$$(hack/cluster.sh up); fi; \
+	  echo "run: using KUBECONFIG=$$KUBECONFIG"; \
+	  kubectl apply -f crds/ && \
+	  kubectl apply -f examples/quickstart.yaml && \
+	  $(CARGO) run --release -- run
+
+## Run every test (unit + integration on a real kube-apiserver).
+test: assets check-crds
+	$(CARGO) test --locked --all-targets
+
+## Build or reuse kube-apiserver/etcd/kube-controller-manager (see hack/kube-assets.sh).
+assets:
+	@hack/kube-assets.sh >/dev/null
+
+cluster-up: assets
+	@hack/cluster.sh up
+
+cluster-down:
+	@hack/cluster.sh down
+
+## Regenerate crds/ from the Rust types.
+crds:
+	$(CARGO) run --quiet -- crd > $(CRD_FILE)
+
+## Fail when crds/ is stale.
+check-crds:
+	@$(CARGO) run --quiet --locked -- crd | diff -u $(CRD_FILE) - \
+	  || { echo "crds/ is stale: run 'make crds'"; exit 1; }
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

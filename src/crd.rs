@@ -1,0 +1,324 @@
+//! The `ScheduledWorkflow` custom resource (`kubeflow.org/v1beta1`).
+//!
+//! Field names and meanings follow KFP's `backend/src/crd/pkg/apis/scheduledworkflow/v1beta1/types.go`
+//! (see `shared/notes/kfp_swf.md` §1), so objects written by KFP keep working. Fields marked
+//! *extension* are ours; KFP ignores them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// Annotation whose new value asks for one immediate run.
+pub const RUN_NOW_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/run-now";
+/// Annotation holding the display name of a job created through the JobService API.
+pub const DISPLAY_NAME_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/displayName";
+
+/// A schedule that creates runs (Argo Workflows, or any object given as `runTemplate`).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "kubeflow.org",
+    version = "v1beta1",
+    kind = "ScheduledWorkflow",
+    plural = "scheduledworkflows",
+    singular = "scheduledworkflow",
+    shortname = "swf",
+    namespaced,
+    status = "ScheduledWorkflowStatus",
+    printcolumn(name = "Enabled", type_ = "boolean", json_path = ".spec.enabled"),
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".status.schedule"),
+    printcolumn(name = "Last", type_ = "date", json_path = ".status.trigger.lastTriggeredTime"),
+    printcolumn(name = "Next", type_ = "string", json_path = ".status.trigger.nextTriggeredTime"),
+    printcolumn(name = "Active", type_ = "integer", json_path = ".status.activeRuns"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[0].type"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledWorkflowSpec {
+    /// Free text (KFP samples carry it; KFP's Go type does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When false no run is created. Ticks that fall while disabled are not run on re-enable.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How many runs may be active at once (KFP: 1..10, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
+    pub max_concurrency: Option<i64>,
+    /// When true only the latest due tick runs after a pause; otherwise every missed tick runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_catchup: Option<bool>,
+    /// How many finished runs are listed in status (KFP: 0..100, default 10). Deletes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_history: Option<i64>,
+    /// When to run. No trigger means one run, right after creation (KFP's one-off).
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// An Argo Workflow to run (KFP's form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowResource>,
+    /// Service account the runs use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_id: Option<String>,
+    /// KFP plugin input, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object_map")]
+    pub plugins_input: Option<BTreeMap<String, serde_json::Value>>,
+
+    /// Extension: IANA time zone the cron fields are read in (default: the operator's
+    /// `--default-time-zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Extension: any object to create per tick instead of an Argo Workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_template: Option<RunTemplate>,
+    /// Extension: what a due tick does while `maxConcurrency` runs are active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<ConcurrencyPolicy>,
+    /// Extension: keep at most this many succeeded runs (unset = keep all, as KFP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub successful_runs_history_limit: Option<i32>,
+    /// Extension: keep at most this many failed runs (unset = keep all, as KFP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub failed_runs_history_limit: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_schedule: Option<CronSchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periodic_schedule: Option<PeriodicSchedule>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CronSchedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// robfig/cron v1 expression, seconds first (KFP's grammar).
+    #[serde(default)]
+    pub cron: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodicSchedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// Seconds between runs (KFP reads 0 as 1).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub interval_second: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowResource {
+    /// Overrides of the workflow's `spec.arguments.parameters`; values may hold macros.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<Parameter>,
+    /// An Argo `WorkflowSpec`, as an object or as a JSON string (KFP writes a string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_value")]
+    pub spec: Option<serde_json::Value>,
+    /// KFP v2 pipeline root, kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_root: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct Parameter {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// An object manifest created once per tick.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTemplate {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<RunTemplateMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_value")]
+    pub spec: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct RunTemplateMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// KFP: a due tick waits for a free slot and keeps its scheduled time.
+    #[default]
+    Wait,
+    /// A tick that is due while the limit is reached is dropped.
+    Skip,
+    /// The oldest active run is deleted to make room.
+    Replace,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledWorkflowStatus {
+    /// KFP keeps exactly one summary condition: Enabled, Disabled, Running, Succeeded or Error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default)]
+    pub trigger: TriggerStatus,
+    #[serde(default)]
+    pub workflow_history: WorkflowHistory,
+    /// Extension: generation of the spec this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Extension: when a spec change was first observed (the JobService's `updated_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_updated_at: Option<Time>,
+    /// Extension: how many runs are active (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_runs: Option<i64>,
+    /// Extension: the schedule in words, with its time zone (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Extension: changes only when `type` changes (no heartbeat writes, KFP #8757).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerStatus {
+    /// Scheduled (not wall-clock) time of the last run created by the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_triggered_time: Option<Time>,
+    /// Next scheduled time; absent when the schedule has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_triggered_time: Option<Time>,
+    /// Index of the last created run; the first run has index 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_workflow_index: Option<i64>,
+    /// Extension: ticks at or before this instant are not run (set on re-enable, so a pause is
+    /// not backfilled; KFP #8344).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at: Option<Time>,
+    /// Extension: the last `run-now` annotation value that was served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_now: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowHistory {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active: Vec<WorkflowStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completed: Vec<WorkflowStatus>,
+}
+
+/// One run as KFP lists it in `status.workflowHistory`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowStatus {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_link: Option<String>,
+    #[serde(default)]
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<Time>,
+    #[serde(default)]
+    pub index: i64,
+    /// Extension: `apiVersion`/`kind` of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+fn any_value(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}
+
+fn any_object_map(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "additionalProperties": { "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
+impl ScheduledWorkflow {
+    /// The CRD as installed: the derived one, minus empty-string defaults, which
+    /// kube-apiserver 1.20 reads as `null` and rejects (serde's `default` adds nothing there).
+    pub fn crd_manifest() -> serde_json::Value {
+        use kube::CustomResourceExt;
+        let mut crd = serde_json::to_value(Self::crd()).expect("CRD serialises");
+        strip_empty_string_defaults(&mut crd);
+        crd
+    }
+
+    /// The CRD as YAML, as committed in `crds/`.
+    pub fn crd_yaml() -> String {
+        serde_yaml::to_string(&Self::crd_manifest()).expect("CRD serialises")
+    }
+}
+
+fn strip_empty_string_defaults(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.get("default").is_some_and(|d| d.as_str() == Some("")) {
+                map.remove("default");
+            }
+            map.values_mut().for_each(strip_empty_string_defaults);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_empty_string_defaults),
+        _ => {}
+    }
+}

@@ -1,0 +1,449 @@
+//! Test harness: one real control plane (etcd + kube-apiserver) per test binary.
+//!
+//! - Assets come from `hack/kube-assets.sh` (honours `KUBEBUILDER_ASSETS`, else a cache).
+//! - `USE_EXISTING_CLUSTER=true` uses the current kubeconfig instead of starting anything.
+//! - Every test gets its own namespace and a fresh `kube::Client` (clients are bound to the
+//!   test's tokio runtime, so they are never shared between tests).
+//! - Child processes die with the test process (`PR_SET_PDEATHSIG` from a thread that lives as
+//!   long as the process) and an `atexit` hook stops them and removes the temp dir, so a
+//!   panicking test cannot leak a control plane.
+#![allow(dead_code)]
+
+use std::{
+    io::Write,
+    net::TcpListener,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, Config, ResourceExt,
+    api::{Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::wait::{await_condition, conditions},
+};
+
+/// Static users in the token file. `ADMIN` is in `system:masters`; the others have no RBAC
+/// until a test grants it.
+pub const ADMIN_TOKEN: &str = "swf-admin-token";
+pub const USERS: &[&str] = &["alice", "bob", "carol"];
+
+pub fn token_for(user: &str) -> String {
+    format!("{user}-token")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A control plane shared by all tests of one binary.
+pub struct ControlPlane {
+    pub kubeconfig: PathBuf,
+    /// `None` when `USE_EXISTING_CLUSTER=true`.
+    local: Option<LocalPlane>,
+}
+
+struct LocalPlane {
+    dir: PathBuf,
+    server: String,
+    ca_pem: String,
+    assets: PathBuf,
+}
+
+static PLANE: OnceLock<ControlPlane> = OnceLock::new();
+static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+static TEMP_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+static GC_STARTED: OnceLock<()> = OnceLock::new();
+
+pub fn use_existing_cluster() -> bool {
+    std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The control plane of this test binary, started on first use.
+pub fn control_plane() -> &'static ControlPlane {
+    PLANE.get_or_init(|| {
+        if use_existing_cluster() {
+            let kubeconfig = std::env::var_os("KUBECONFIG")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| dirs_home().join(".kube/config"));
+            return ControlPlane { kubeconfig, local: None };
+        }
+        // Spawn from a thread that lives until the process exits: PDEATHSIG fires when the
+        // *spawning thread* ends, and test threads end early.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("control-plane".into())
+            .spawn(move || {
+                let result = std::panic::catch_unwind(start_local_plane);
+                tx.send(result).ok();
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawn control-plane thread");
+        match rx.recv().expect("control-plane thread answers") {
+            Ok(plane) => plane,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+fn dirs_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn find_assets() -> PathBuf {
+    let script = repo_root().join("hack/kube-assets.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run hack/kube-assets.sh");
+    assert!(out.status.success(), "hack/kube-assets.sh failed; see its message above");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    PathBuf::from(stdout.lines().last().expect("assets dir printed").trim())
+}
+
+extern "C" fn cleanup_at_exit() {
+    if let Ok(mut children) = CHILDREN.lock() {
+        for child in children.iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    if let Ok(dir) = TEMP_DIR.lock()
+        && let Some(dir) = dir.as_ref()
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+unsafe extern "C" {
+    fn atexit(cb: extern "C" fn()) -> i32;
+}
+
+fn spawn_child(mut cmd: Command, log: &Path) -> u32 {
+    let log = std::fs::File::create(log).expect("create log");
+    cmd.stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null());
+    unsafe {
+        cmd.pre_exec(|| {
+            // Kill the child if this process dies, however it dies.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let pid = child.id();
+    CHILDREN.lock().unwrap().push(child);
+    pid
+}
+
+fn start_local_plane() -> ControlPlane {
+    let assets = find_assets();
+    let dir = tempfile::Builder::new().prefix("swf-operator-test-").tempdir().unwrap().keep();
+    *TEMP_DIR.lock().unwrap() = Some(dir.clone());
+    unsafe {
+        atexit(cleanup_at_exit);
+    }
+    let files = write_pki(&dir);
+
+    let etcd_port = free_port();
+    let peer_port = free_port();
+    let mut etcd = Command::new(assets.join("etcd"));
+    etcd.args([
+        "--name=test",
+        &format!("--data-dir={}", dir.join("etcd").display()),
+        &format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+        &format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+        &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+        &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+        &format!("--initial-cluster=test=http://127.0.0.1:{peer_port}"),
+        "--log-level=warn",
+    ]);
+    spawn_child(etcd, &dir.join("etcd.log"));
+
+    let api_port = free_port();
+    let mut apiserver = Command::new(assets.join("kube-apiserver"));
+    apiserver.args(apiserver_args(&dir, &files, etcd_port, api_port));
+    spawn_child(apiserver, &dir.join("kube-apiserver.log"));
+
+    let server = format!("https://127.0.0.1:{api_port}");
+    let kubeconfig = dir.join("kubeconfig");
+    write_kubeconfig(&kubeconfig, &server, &files.ca_pem, ADMIN_TOKEN);
+    wait_ready(&server, &files.ca_pem, &dir);
+    ControlPlane {
+        kubeconfig,
+        local: Some(LocalPlane { dir, server, ca_pem: files.ca_pem, assets }),
+    }
+}
+
+struct PkiFiles {
+    ca_pem: String,
+}
+
+fn write_pki(dir: &Path) -> PkiFiles {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "swf-operator-test-ca");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let serving_key = KeyPair::generate().unwrap();
+    let serving = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&serving_key, &issuer)
+        .unwrap();
+    let sa_key = KeyPair::generate().unwrap();
+    let write = |name: &str, content: &str| std::fs::write(dir.join(name), content).unwrap();
+    write("ca.crt", &ca_cert.pem());
+    write("serving.crt", &serving.pem());
+    write("serving.key", &serving_key.serialize_pem());
+    write("sa.key", &sa_key.serialize_pem());
+    write("sa.pub", &sa_key.public_key_pem());
+    let mut tokens = format!("{ADMIN_TOKEN},swf-admin,swf-admin,\"system:masters\"\n");
+    for user in USERS {
+        tokens.push_str(&format!("{},{user},{user}\n", token_for(user)));
+    }
+    write("tokens.csv", &tokens);
+    PkiFiles { ca_pem: ca_cert.pem() }
+}
+
+fn apiserver_args(dir: &Path, _files: &PkiFiles, etcd_port: u16, api_port: u16) -> Vec<String> {
+    let p = |name: &str| dir.join(name).display().to_string();
+    vec![
+        format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={api_port}"),
+        "--insecure-port=0".into(),
+        format!("--cert-dir={}", p("certs")),
+        format!("--tls-cert-file={}", p("serving.crt")),
+        format!("--tls-private-key-file={}", p("serving.key")),
+        format!("--client-ca-file={}", p("ca.crt")),
+        format!("--token-auth-file={}", p("tokens.csv")),
+        format!("--service-account-key-file={}", p("sa.pub")),
+        format!("--service-account-signing-key-file={}", p("sa.key")),
+        "--service-account-issuer=https://kubernetes.default.svc".into(),
+        "--authorization-mode=RBAC".into(),
+        "--service-cluster-ip-range=10.96.0.0/24".into(),
+        "--disable-admission-plugins=ServiceAccount".into(),
+        "--allow-privileged=true".into(),
+        "--v=1".into(),
+    ]
+}
+
+fn write_kubeconfig(path: &Path, server: &str, ca_pem: &str, token: &str) {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: local\n  context:\n    cluster: local\n    user: user\ncurrent-context: local\n"
+    );
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(yaml.as_bytes()).unwrap();
+}
+
+fn wait_ready(server: &str, _ca: &str, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let kubeconfig = dir.join("kubeconfig");
+    loop {
+        let out = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args(["get", "--raw=/readyz"])
+            .output();
+        if let Ok(out) = out
+            && out.status.success()
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("kube-apiserver.log")).unwrap_or_default();
+            let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+            panic!("kube-apiserver at {server} not ready after 120s; last log lines (reversed):\n{tail}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+impl ControlPlane {
+    /// A client with the kubeconfig's (admin) identity.
+    pub async fn admin_client(&self) -> Client {
+        let kc = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig");
+        Client::try_from(config).expect("client")
+    }
+
+    /// A client that authenticates with `token` (a static user's, or a service account's).
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        let mut config = self.admin_config().await;
+        config.auth_info.token = Some(token.to_string().into());
+        config.auth_info.token_file = None;
+        Client::try_from(config).expect("client")
+    }
+
+    pub async fn admin_config(&self) -> Config {
+        let kc = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kubeconfig")
+    }
+
+    /// Starts `kube-controller-manager --controllers=garbagecollector` once (local planes only;
+    /// an existing cluster is assumed to run its own).
+    pub fn ensure_garbage_collector(&self) {
+        let Some(local) = &self.local else { return };
+        GC_STARTED.get_or_init(|| {
+            let mut cmd = Command::new(local.assets.join("kube-controller-manager"));
+            cmd.args([
+                format!("--kubeconfig={}", self.kubeconfig.display()),
+                "--controllers=garbagecollector".into(),
+                "--leader-elect=false".into(),
+                "--port=0".into(),
+                "--secure-port=0".into(),
+                "--use-service-account-credentials=false".into(),
+            ]);
+            // Same thread rule as the control plane: spawn from a thread that never ends.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let log = local.dir.join("kube-controller-manager.log");
+            std::thread::spawn(move || {
+                spawn_child(cmd, &log);
+                tx.send(()).ok();
+                loop {
+                    std::thread::park();
+                }
+            });
+            rx.recv().unwrap();
+        });
+    }
+
+    pub fn server(&self) -> Option<&str> {
+        self.local.as_ref().map(|l| l.server.as_str())
+    }
+}
+
+static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// What each test gets: an admin client and a namespace of its own.
+pub struct TestEnv {
+    pub client: Client,
+    pub namespace: String,
+    pub plane: &'static ControlPlane,
+}
+
+/// Starts (or reuses) the control plane, installs the project's CRDs and creates a namespace.
+pub async fn env(test_name: &str) -> TestEnv {
+    let plane = tokio::task::spawn_blocking(control_plane).await.unwrap();
+    let client = plane.admin_client().await;
+    install_crds(&client).await;
+    let namespace = format!(
+        "{}-{}-{}",
+        sanitize(test_name),
+        std::process::id() % 100_000,
+        NS_COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": namespace, "labels": {"swf-operator-test": "true"}}
+    }))
+    .unwrap();
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    TestEnv { client, namespace, plane }
+}
+
+fn sanitize(name: &str) -> String {
+    let s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    s.trim_matches('-').chars().take(40).collect()
+}
+
+/// Server-side applies every CRD in `crds/` (idempotent) and waits until each is established.
+pub async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut paths: Vec<_> = std::fs::read_dir(repo_root().join("crds"))
+        .expect("crds/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        apply_crd_yaml(&crds, &text).await;
+    }
+}
+
+pub async fn apply_crd_yaml(crds: &Api<CustomResourceDefinition>, text: &str) {
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        let crd: CustomResourceDefinition = serde_json::from_value(value).unwrap();
+        let name = crd.name_any();
+        crds.patch(&name, &PatchParams::apply("swf-operator-tests").force(), &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not established in 60s"))
+        .unwrap();
+    }
+}
+
+use serde::Deserialize as _;
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // On a throw-away control plane the whole etcd goes away; on a real cluster clean up.
+        if !use_existing_cluster() {
+            return;
+        }
+        let client = self.client.clone();
+        let ns = self.namespace.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let _ = Api::<Namespace>::all(client).delete(&ns, &Default::default()).await;
+            });
+        })
+        .join();
+    }
+}
