@@ -1,5 +1,18 @@
 //! Command line: `run`, `crd`, `check`, `next`.
-use clap::{Parser, Subcommand};
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use jiff::{Timestamp, tz::TimeZone};
+
+use crate::{
+    controller::{self, Settings},
+    crd::ScheduledWorkflow,
+    cron::{self, CronExpr},
+    metrics::Metrics,
+    validate::RunKind,
+};
 
 #[derive(Parser, Debug)]
 #[command(name = "swf-operator", version, about = "KFP-compatible ScheduledWorkflow operator")]
@@ -10,17 +23,179 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the operator (uses $KUBECONFIG, ~/.kube/config, or the in-cluster config).
+    Run(RunArgs),
     /// Print the ScheduledWorkflow CRD (YAML).
     Crd,
+    /// Validate ScheduledWorkflow manifests offline (a GitOps CI step) and print next fire times.
+    Check {
+        /// YAML files (several documents each allowed); non-ScheduledWorkflow documents are skipped.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
+        default_time_zone: String,
+        /// How many fire times to print per schedule.
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+    },
+    /// Print the next fire times of a KFP cron expression or a period.
+    Next {
+        #[arg(long, conflicts_with = "every", required_unless_present = "every")]
+        cron: Option<String>,
+        /// Period in seconds.
+        #[arg(long)]
+        every: Option<i64>,
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        /// Start after this instant (RFC 3339; default: now).
+        #[arg(long)]
+        after: Option<Timestamp>,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Time zone for schedules without `spec.timeZone` (KFP's CRON_SCHEDULE_TIMEZONE).
+    #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
+    default_time_zone: String,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Run kinds to watch for completion, as apiVersion/Kind (others are polled).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "argoproj.io/v1alpha1/Workflow,batch/v1/Job,tekton.dev/v1/PipelineRun"
+    )]
+    watch_kinds: Vec<String>,
+    /// Poll interval for active runs of kinds that are not watched.
+    #[arg(long, default_value = "15s", value_parser = parse_seconds)]
+    poll_interval: Duration,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let nanos = crate::go_duration::parse(s)?;
+    if nanos <= 0 {
+        return Err("must be positive".into());
+    }
+    Ok(Duration::from_nanos(nanos as u64))
+}
+
+fn parse_kind(s: &str) -> anyhow::Result<RunKind> {
+    let (api_version, kind) = s
+        .rsplit_once('/')
+        .with_context(|| format!("{s:?} is not apiVersion/Kind"))?;
+    Ok(RunKind::parse(api_version, kind))
 }
 
 impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
+            Command::Run(args) => run_operator(args),
             Command::Crd => {
-                print!("{}", crate::crd::ScheduledWorkflow::crd_yaml());
+                print!("{}", ScheduledWorkflow::crd_yaml());
+                Ok(())
+            }
+            Command::Check {
+                files,
+                default_time_zone,
+                count,
+            } => {
+                let report = crate::check::check_files(&files, &default_time_zone, count, Timestamp::now());
+                print!("{}", report.output);
+                if report.errors > 0 {
+                    anyhow::bail!("{} invalid ScheduledWorkflow(s)", report.errors);
+                }
+                Ok(())
+            }
+            Command::Next {
+                cron,
+                every,
+                time_zone,
+                after,
+                count,
+            } => {
+                let tz = TimeZone::get(&time_zone).with_context(|| format!("unknown time zone {time_zone:?}"))?;
+                let mut t = after.unwrap_or_else(Timestamp::now);
+                let step: Box<dyn Fn(Timestamp) -> Option<Timestamp>> = match (cron, every) {
+                    (Some(expr), _) => {
+                        let parsed = cron::parse(&expr).map_err(|e| anyhow::anyhow!("invalid cron {expr:?}: {e}"))?;
+                        if let Some(w) = parsed.warning() {
+                            eprintln!("warning: {w}");
+                        }
+                        match parsed {
+                            CronExpr::Calendar(c) => Box::new(move |t| c.next_after(t, &tz)),
+                            CronExpr::Every { seconds } => Box::new(move |t: Timestamp| {
+                                t.checked_add(jiff::SignedDuration::from_secs(seconds)).ok()
+                            }),
+                        }
+                    }
+                    (None, Some(seconds)) if seconds >= 1 => {
+                        Box::new(move |t: Timestamp| t.checked_add(jiff::SignedDuration::from_secs(seconds)).ok())
+                    }
+                    _ => anyhow::bail!("--every must be at least 1 second"),
+                };
+                for _ in 0..count {
+                    match step(t) {
+                        Some(next) => {
+                            println!(
+                                "{next}  ({})",
+                                next.to_zoned(TimeZone::get(&time_zone)?)
+                                    .strftime("%Y-%m-%d %H:%M:%S %Z")
+                            );
+                            t = next;
+                        }
+                        None => {
+                            println!("(no further fire time)");
+                            break;
+                        }
+                    }
+                }
                 Ok(())
             }
         }
     }
+}
+
+fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
+    TimeZone::get(&args.default_time_zone).with_context(|| {
+        format!(
+            "--default-time-zone {:?} is not an IANA time zone",
+            args.default_time_zone
+        )
+    })?;
+    let watch_kinds = args
+        .watch_kinds
+        .iter()
+        .map(|s| parse_kind(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = Settings {
+        namespace: args.namespace,
+        default_time_zone: args.default_time_zone,
+        watch_kinds,
+        poll_interval: args.poll_interval,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("no Kubernetes configuration found")?;
+        let metrics = Arc::new(Metrics::default());
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = tokio::spawn(crate::server::serve(args.metrics_addr, metrics.clone(), ready.clone()));
+        tokio::select! {
+            result = controller::run(client, settings, metrics, ready) => result,
+            result = server => result?.context("metrics server stopped"),
+        }
+    })
 }

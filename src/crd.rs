@@ -17,6 +17,8 @@ pub const RUN_NOW_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/run-now";
 pub const DISPLAY_NAME_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/displayName";
 
 /// A schedule that creates runs (Argo Workflows, or any object given as `runTemplate`).
+// kube's `printcolumn(...)` repeats `type_`/`json_path` per column by design.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "kubeflow.org",
@@ -235,10 +237,10 @@ pub struct TriggerStatus {
     /// Index of the last created run; the first run has index 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_workflow_index: Option<i64>,
-    /// Extension: ticks at or before this instant are not run (set on re-enable, so a pause is
-    /// not backfilled; KFP #8344).
+    /// Extension: ticks at or before this instant are never run: set on re-enable (so a pause is
+    /// not backfilled; KFP #8344) and when `concurrencyPolicy: Skip` drops a tick.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resumed_at: Option<Time>,
+    pub skip_through: Option<Time>,
     /// Extension: the last `run-now` annotation value that was served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now: Option<String>,

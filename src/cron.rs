@@ -19,7 +19,7 @@ use jiff::{Timestamp, Zoned, tz::TimeZone};
 #[derive(Clone, Debug)]
 pub enum CronExpr {
     /// A calendar pattern (fields or a `@daily`-style descriptor).
-    Calendar(CalendarSchedule),
+    Calendar(Box<CalendarSchedule>),
     /// `@every <duration>`: the previous tick plus a constant delay (robfig's
     /// `ConstantDelaySchedule`), whole seconds, at least one.
     Every { seconds: i64 },
@@ -56,10 +56,26 @@ struct Bounds {
     names: &'static [(&'static str, u32)],
 }
 
-const SECONDS: Bounds = Bounds { min: 0, max: 59, names: &[] };
-const MINUTES: Bounds = Bounds { min: 0, max: 59, names: &[] };
-const HOURS: Bounds = Bounds { min: 0, max: 23, names: &[] };
-const DOM: Bounds = Bounds { min: 1, max: 31, names: &[] };
+const SECONDS: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const MINUTES: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOURS: Bounds = Bounds {
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DOM: Bounds = Bounds {
+    min: 1,
+    max: 31,
+    names: &[],
+};
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
@@ -81,7 +97,15 @@ const MONTHS: Bounds = Bounds {
 const DOW: Bounds = Bounds {
     min: 0,
     max: 6,
-    names: &[("sun", 0), ("mon", 1), ("tue", 2), ("wed", 3), ("thu", 4), ("fri", 5), ("sat", 6)],
+    names: &[
+        ("sun", 0),
+        ("mon", 1),
+        ("tue", 2),
+        ("wed", 3),
+        ("thu", 4),
+        ("fri", 5),
+        ("sat", 6),
+    ],
 };
 
 /// One field as robfig stores it: the set of values and whether it was written with `*`/`?`
@@ -94,10 +118,16 @@ struct Field {
 
 impl Field {
     fn all(b: &Bounds) -> Field {
-        Field { bits: bits(b.min, b.max, 1), star: true }
+        Field {
+            bits: bits(b.min, b.max, 1),
+            star: true,
+        }
     }
     fn one(v: u32) -> Field {
-        Field { bits: 1 << v, star: false }
+        Field {
+            bits: 1 << v,
+            star: false,
+        }
     }
     fn values(self) -> impl Iterator<Item = u32> {
         (0..64).filter(move |v| self.bits & (1 << v) != 0)
@@ -113,7 +143,10 @@ fn bits(min: u32, max: u32, step: u32) -> u64 {
 
 /// Go's `strconv.Atoi` plus robfig's "no negative numbers" rule.
 fn must_parse_int(expr: &str) -> Result<u32, CronError> {
-    let digits = expr.strip_prefix('+').or_else(|| expr.strip_prefix('-')).unwrap_or(expr);
+    let digits = expr
+        .strip_prefix('+')
+        .or_else(|| expr.strip_prefix('-'))
+        .unwrap_or(expr);
     let parsed = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         expr.parse::<i64>().ok()
     } else {
@@ -164,18 +197,26 @@ fn parse_range(expr: &str, b: &Bounds) -> Result<Field, CronError> {
         _ => return err(format!("Too many slashes: {expr}")),
     };
     if start < b.min {
-        return err(format!("Beginning of range ({start}) below minimum ({}): {expr}", b.min));
+        return err(format!(
+            "Beginning of range ({start}) below minimum ({}): {expr}",
+            b.min
+        ));
     }
     if end > b.max {
         return err(format!("End of range ({end}) above maximum ({}): {expr}", b.max));
     }
     if start > end {
-        return err(format!("Beginning of range ({start}) beyond end of range ({end}): {expr}"));
+        return err(format!(
+            "Beginning of range ({start}) beyond end of range ({end}): {expr}"
+        ));
     }
     if step == 0 {
         return err(format!("Step of range should be a positive number: {expr}"));
     }
-    Ok(Field { bits: bits(start, end, step), star })
+    Ok(Field {
+        bits: bits(start, end, step),
+        star,
+    })
 }
 
 fn parse_field(field: &str, b: &Bounds) -> Result<Field, CronError> {
@@ -206,10 +247,22 @@ impl Fields {
             "@monthly" => (zero, Field::one(1), Field::all(&MONTHS), Field::all(&DOW)),
             "@weekly" => (zero, Field::all(&DOM), Field::all(&MONTHS), Field::one(0)),
             "@daily" | "@midnight" => (zero, Field::all(&DOM), Field::all(&MONTHS), Field::all(&DOW)),
-            "@hourly" => (Field::all(&HOURS), Field::all(&DOM), Field::all(&MONTHS), Field::all(&DOW)),
+            "@hourly" => (
+                Field::all(&HOURS),
+                Field::all(&DOM),
+                Field::all(&MONTHS),
+                Field::all(&DOW),
+            ),
             _ => return None,
         };
-        Some(Fields { second: zero, minute: zero, hour, dom, month, dow })
+        Some(Fields {
+            second: zero,
+            minute: zero,
+            hour,
+            dom,
+            month,
+            dow,
+        })
     }
 
     /// robfig v1's `dayMatches`: OR when both day fields are restricted, AND when either
@@ -227,7 +280,10 @@ impl Fields {
             return false; // OR with a non-empty weekday set always matches some day
         }
         const DAYS_IN_MONTH: [u32; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-        !self.month.values().any(|m| self.dom.values().any(|d| d <= DAYS_IN_MONTH[m as usize]))
+        !self
+            .month
+            .values()
+            .any(|m| self.dom.values().any(|d| d <= DAYS_IN_MONTH[m as usize]))
     }
 
     /// A croner pattern of plain numbers. Day fields are always listed (never `*`) so croner's
@@ -264,8 +320,7 @@ pub fn parse(spec: &str) -> Result<CronExpr, CronError> {
             let seconds = (nanos / 1_000_000_000).max(1) as i64;
             return Ok(CronExpr::Every { seconds });
         }
-        let fields = Fields::descriptor(spec)
-            .ok_or_else(|| CronError(format!("Unrecognized descriptor: {spec}")))?;
+        let fields = Fields::descriptor(spec).ok_or_else(|| CronError(format!("Unrecognized descriptor: {spec}")))?;
         return calendar(fields, false);
     }
     let parts: Vec<&str> = spec.split_whitespace().collect();
@@ -296,7 +351,11 @@ fn calendar(fields: Fields, five_fields: bool) -> Result<CronExpr, CronError> {
     let cron = parser
         .parse(&pattern)
         .map_err(|e| CronError(format!("internal: normalised pattern {pattern:?} rejected: {e}")))?;
-    Ok(CronExpr::Calendar(CalendarSchedule { cron, five_fields, never_fires: fields.never_fires() }))
+    Ok(CronExpr::Calendar(Box::new(CalendarSchedule {
+        cron,
+        five_fields,
+        never_fires: fields.never_fires(),
+    })))
 }
 
 impl CalendarSchedule {
@@ -306,7 +365,10 @@ impl CalendarSchedule {
             return None;
         }
         let from = t.to_zoned(tz.clone());
-        self.cron.find_next_occurrence(&from, false).ok().map(|z: Zoned| z.timestamp())
+        self.cron
+            .find_next_occurrence(&from, false)
+            .ok()
+            .map(|z: Zoned| z.timestamp())
     }
 
     /// Latest tick at or before `t`, in `tz`; found by searching backwards, so its cost does not
@@ -316,7 +378,10 @@ impl CalendarSchedule {
             return None;
         }
         let from = t.to_zoned(tz.clone());
-        self.cron.find_previous_occurrence(&from, true).ok().map(|z: Zoned| z.timestamp())
+        self.cron
+            .find_previous_occurrence(&from, true)
+            .ok()
+            .map(|z: Zoned| z.timestamp())
     }
 }
 
@@ -340,7 +405,9 @@ mod tests {
     use super::*;
 
     fn utc_next(spec: &str, after: i64, n: usize) -> Vec<i64> {
-        let CronExpr::Calendar(c) = parse(spec).unwrap() else { panic!("not calendar") };
+        let CronExpr::Calendar(c) = parse(spec).unwrap() else {
+            panic!("not calendar")
+        };
         let mut t = Timestamp::from_second(after).unwrap();
         (0..n)
             .map(|_| {
@@ -353,7 +420,10 @@ mod tests {
     /// Every spec of the robfig v1.2.0 golden file: same verdict, same 20 fire times.
     #[test]
     fn matches_robfig_v1_golden_data() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/robfig-v1/kfp-utc-2026-01-01.tsv");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/testdata/robfig-v1/kfp-utc-2026-01-01.tsv"
+        );
         let data = std::fs::read_to_string(path).expect("shared/testdata is next to the repo");
         let start = Timestamp::from_second(1_767_225_600).unwrap(); // 2026-01-01T00:00:00Z
         let (mut ok, mut rejected) = (0, 0);
@@ -390,7 +460,12 @@ mod tests {
                 (v, got) => failures.push(format!("{spec:?}: robfig {v}, we {got:?}")),
             }
         }
-        assert!(failures.is_empty(), "{} mismatches, first: {:#?}", failures.len(), &failures[..failures.len().min(10)]);
+        assert!(
+            failures.is_empty(),
+            "{} mismatches, first: {:#?}",
+            failures.len(),
+            &failures[..failures.len().min(10)]
+        );
         assert!(ok > 2600 && rejected > 10, "ok={ok} rejected={rejected}");
     }
 
@@ -406,10 +481,16 @@ mod tests {
     #[test]
     fn day_fields_or_unless_star() {
         // 2026-01-01 is a Thursday. dom=1,15 OR dow=Fri → Jan 1, 2, 9, 15.
-        let days: Vec<i64> = utc_next("0 0 0 1,15 * 5", 1_767_225_599, 4).iter().map(|t| (t - 1_767_225_600) / 86400 + 1).collect();
+        let days: Vec<i64> = utc_next("0 0 0 1,15 * 5", 1_767_225_599, 4)
+            .iter()
+            .map(|t| (t - 1_767_225_600) / 86400 + 1)
+            .collect();
         assert_eq!(days, vec![1, 2, 9, 15]);
         // v1: */2 in dom carries the star bit → AND: Mondays on odd days.
-        let days: Vec<i64> = utc_next("0 0 12 */2 * 1", 1_767_225_600, 2).iter().map(|t| (t - 1_767_225_600) / 86400 + 1).collect();
+        let days: Vec<i64> = utc_next("0 0 12 */2 * 1", 1_767_225_600, 2)
+            .iter()
+            .map(|t| (t - 1_767_225_600) / 86400 + 1)
+            .collect();
         assert_eq!(days, vec![5, 19]);
     }
 
@@ -431,20 +512,34 @@ mod tests {
 
     #[test]
     fn impossible_dates_never_fire() {
-        let CronExpr::Calendar(c) = parse("0 0 0 30 2 *").unwrap() else { panic!() };
+        let CronExpr::Calendar(c) = parse("0 0 0 30 2 *").unwrap() else {
+            panic!()
+        };
         assert!(c.never_fires);
         assert_eq!(c.next_after(Timestamp::UNIX_EPOCH, &TimeZone::UTC), None);
-        let CronExpr::Calendar(c) = parse("0 0 0 29 2 *").unwrap() else { panic!() };
+        let CronExpr::Calendar(c) = parse("0 0 0 29 2 *").unwrap() else {
+            panic!()
+        };
         assert!(!c.never_fires);
-        assert_eq!(c.next_after(Timestamp::from_second(1_767_225_600).unwrap(), &TimeZone::UTC).unwrap().to_string(), "2028-02-29T00:00:00Z");
+        assert_eq!(
+            c.next_after(Timestamp::from_second(1_767_225_600).unwrap(), &TimeZone::UTC)
+                .unwrap()
+                .to_string(),
+            "2028-02-29T00:00:00Z"
+        );
         // OR with a weekday always matches.
-        let CronExpr::Calendar(c) = parse("0 0 0 30 2 MON").unwrap() else { panic!() };
+        let CronExpr::Calendar(c) = parse("0 0 0 30 2 MON").unwrap() else {
+            panic!()
+        };
         assert!(!c.never_fires);
     }
 
     #[test]
     fn every_is_constant_delay() {
-        assert!(matches!(parse("@every 1h30m").unwrap(), CronExpr::Every { seconds: 5400 }));
+        assert!(matches!(
+            parse("@every 1h30m").unwrap(),
+            CronExpr::Every { seconds: 5400 }
+        ));
         assert!(matches!(parse("@every 500ms").unwrap(), CronExpr::Every { seconds: 1 }));
         assert!(matches!(parse("@every 1.5s").unwrap(), CronExpr::Every { seconds: 1 }));
     }
@@ -460,9 +555,15 @@ mod tests {
     #[test]
     fn dst_spring_forward_gap_runs_once_after_the_gap() {
         // 2026-03-08: 02:00 EST → 03:00 EDT in New York. 02:30 does not exist that day.
-        let CronExpr::Calendar(c) = parse("0 30 2 * * *").unwrap() else { panic!() };
+        let CronExpr::Calendar(c) = parse("0 30 2 * * *").unwrap() else {
+            panic!()
+        };
         let t = c.next_after(at("2026-03-08T06:00:00Z"), &ny()).unwrap(); // 01:00 EST
-        assert_eq!(t, at("2026-03-08T07:00:00Z"), "03:00 EDT, the first instant after the gap");
+        assert_eq!(
+            t,
+            at("2026-03-08T07:00:00Z"),
+            "03:00 EDT, the first instant after the gap"
+        );
         let t2 = c.next_after(t, &ny()).unwrap();
         assert_eq!(t2, at("2026-03-09T06:30:00Z"), "then 02:30 EDT the next day");
     }
@@ -470,17 +571,25 @@ mod tests {
     #[test]
     fn dst_fall_back_fixed_time_runs_once() {
         // 2026-11-01: 02:00 EDT → 01:00 EST. 01:30 happens twice; robfig runs twice, we once.
-        let CronExpr::Calendar(c) = parse("0 30 1 * * *").unwrap() else { panic!() };
+        let CronExpr::Calendar(c) = parse("0 30 1 * * *").unwrap() else {
+            panic!()
+        };
         let t = c.next_after(at("2026-11-01T04:00:00Z"), &ny()).unwrap(); // 00:00 EDT
         assert_eq!(t, at("2026-11-01T05:30:00Z"), "01:30 EDT");
         let t2 = c.next_after(t, &ny()).unwrap();
-        assert_eq!(t2, at("2026-11-02T06:30:00Z"), "next day 01:30 EST, not 01:30 EST the same day");
+        assert_eq!(
+            t2,
+            at("2026-11-02T06:30:00Z"),
+            "next day 01:30 EST, not 01:30 EST the same day"
+        );
     }
 
     #[test]
     fn dst_wildcard_hour_follows_elapsed_time() {
         // Every 30 minutes through the repeated hour: both passes, in time order.
-        let CronExpr::Calendar(c) = parse("0 */30 * * * *").unwrap() else { panic!() };
+        let CronExpr::Calendar(c) = parse("0 */30 * * * *").unwrap() else {
+            panic!()
+        };
         let mut t = at("2026-11-01T04:45:00Z"); // 00:45 EDT
         let mut got = Vec::new();
         for _ in 0..6 {
@@ -492,24 +601,44 @@ mod tests {
 
     #[test]
     fn latest_at_or_before_is_direct() {
-        let CronExpr::Calendar(c) = parse("* * * * * *").unwrap() else { panic!() };
+        let CronExpr::Calendar(c) = parse("* * * * * *").unwrap() else {
+            panic!()
+        };
         let now = at("2026-02-01T00:00:00.5Z");
-        assert_eq!(c.latest_at_or_before(now, &TimeZone::UTC), Some(at("2026-02-01T00:00:00Z")));
-        let CronExpr::Calendar(c) = parse("0 0 9 * * 1-5").unwrap() else { panic!() };
+        assert_eq!(
+            c.latest_at_or_before(now, &TimeZone::UTC),
+            Some(at("2026-02-01T00:00:00Z"))
+        );
+        let CronExpr::Calendar(c) = parse("0 0 9 * * 1-5").unwrap() else {
+            panic!()
+        };
         // Sunday 2026-02-01 12:00 → Friday 2026-01-30 09:00.
-        assert_eq!(c.latest_at_or_before(at("2026-02-01T12:00:00Z"), &TimeZone::UTC), Some(at("2026-01-30T09:00:00Z")));
+        assert_eq!(
+            c.latest_at_or_before(at("2026-02-01T12:00:00Z"), &TimeZone::UTC),
+            Some(at("2026-01-30T09:00:00Z"))
+        );
     }
 
     #[test]
     fn time_zone_shifts_fire_times() {
-        let CronExpr::Calendar(c) = parse("0 0 9 * * *").unwrap() else { panic!() };
+        let CronExpr::Calendar(c) = parse("0 0 9 * * *").unwrap() else {
+            panic!()
+        };
         let tokyo = TimeZone::get("Asia/Tokyo").unwrap();
-        assert_eq!(c.next_after(at("2026-01-01T00:00:00Z"), &tokyo), Some(at("2026-01-02T00:00:00Z")));
+        assert_eq!(
+            c.next_after(at("2026-01-01T00:00:00Z"), &tokyo),
+            Some(at("2026-01-02T00:00:00Z"))
+        );
     }
 
     #[test]
     fn leap_day() {
-        let CronExpr::Calendar(c) = parse("0 0 12 29 FEB ?").unwrap() else { panic!() };
-        assert_eq!(c.next_after(at("2027-01-01T00:00:00Z"), &TimeZone::UTC), Some(at("2028-02-29T12:00:00Z")));
+        let CronExpr::Calendar(c) = parse("0 0 12 29 FEB ?").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            c.next_after(at("2027-01-01T00:00:00Z"), &TimeZone::UTC),
+            Some(at("2028-02-29T12:00:00Z"))
+        );
     }
 }

@@ -31,7 +31,9 @@ pub fn parse(s: &str) -> Result<i128, String> {
         } else if int_part.is_empty() {
             return Err(invalid());
         }
-        let unit_len = rest.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let scale: i128 = match unit {
@@ -44,7 +46,11 @@ pub fn parse(s: &str) -> Result<i128, String> {
             "" => return Err(format!("time: missing unit in duration {orig:?}")),
             _ => return Err(format!("time: unknown unit {unit:?} in duration {orig:?}")),
         };
-        let int: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| invalid())? };
+        let int: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| invalid())?
+        };
         let mut value = int.checked_mul(scale).ok_or_else(invalid)?;
         let mut frac_scale = scale;
         for d in frac_part.bytes().take(30) {

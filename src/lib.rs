@@ -1,5 +1,15 @@
 //! swf-operator: a Kubernetes operator for KFP-compatible `ScheduledWorkflow` resources.
+pub mod check;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod cron;
 pub mod go_duration;
+pub mod macros;
+pub mod metrics;
+pub mod render;
+pub mod runstate;
+pub mod schedule;
+pub mod server;
+pub mod status;
+pub mod validate;

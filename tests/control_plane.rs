@@ -33,11 +33,15 @@ async fn crd_create_watch_status_and_rbac() {
     let api: Api<ScheduledWorkflow> = Api::namespaced(env.client.clone(), &env.namespace);
 
     // The watcher sees the object we create.
-    let watch = watcher(api.clone(), watcher::Config::default()).applied_objects().boxed();
+    let watch = watcher(api.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
     api.create(&PostParams::default(), &sample("hello")).await.unwrap();
     let seen = tokio::time::timeout(
         Duration::from_secs(30),
-        watch.try_filter(|o| futures::future::ready(o.metadata.name.as_deref() == Some("hello"))).next(),
+        watch
+            .try_filter(|o| futures::future::ready(o.metadata.name.as_deref() == Some("hello")))
+            .next(),
     )
     .await
     .expect("watch event within 30s")
@@ -47,13 +51,26 @@ async fn crd_create_watch_status_and_rbac() {
 
     // Status goes through the status subresource and leaves spec alone.
     let patch = serde_json::json!({"status": {"trigger": {"lastWorkflowIndex": 7}}});
-    api.patch_status("hello", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    api.patch_status("hello", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
     let got = api.get("hello").await.unwrap();
     assert_eq!(got.status.unwrap().trigger.last_workflow_index, Some(7));
     // ... and a status in a main-resource patch is ignored (status subresource is enabled).
     let sneaky = serde_json::json!({"status": {"trigger": {"lastWorkflowIndex": 99}}});
-    api.patch("hello", &PatchParams::default(), &Patch::Merge(&sneaky)).await.unwrap();
-    assert_eq!(api.get("hello").await.unwrap().status.unwrap().trigger.last_workflow_index, Some(7));
+    api.patch("hello", &PatchParams::default(), &Patch::Merge(&sneaky))
+        .await
+        .unwrap();
+    assert_eq!(
+        api.get("hello")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .trigger
+            .last_workflow_index,
+        Some(7)
+    );
 
     // Schema validation: maxConcurrency is 1..10.
     let mut bad = sample("bad");

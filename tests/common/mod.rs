@@ -23,8 +23,7 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::core::v1::Namespace,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, Client, Config, ResourceExt,
@@ -76,7 +75,10 @@ pub fn control_plane() -> &'static ControlPlane {
             let kubeconfig = std::env::var_os("KUBECONFIG")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| dirs_home().join(".kube/config"));
-            return ControlPlane { kubeconfig, local: None };
+            return ControlPlane {
+                kubeconfig,
+                local: None,
+            };
         }
         // Spawn from a thread that lives until the process exits: PDEATHSIG fires when the
         // *spawning thread* ends, and test threads end early.
@@ -99,7 +101,9 @@ pub fn control_plane() -> &'static ControlPlane {
 }
 
 fn dirs_home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into())
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into())
 }
 
 fn free_port() -> u16 {
@@ -113,7 +117,10 @@ fn find_assets() -> PathBuf {
         .stderr(Stdio::inherit())
         .output()
         .expect("run hack/kube-assets.sh");
-    assert!(out.status.success(), "hack/kube-assets.sh failed; see its message above");
+    assert!(
+        out.status.success(),
+        "hack/kube-assets.sh failed; see its message above"
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     PathBuf::from(stdout.lines().last().expect("assets dir printed").trim())
 }
@@ -156,7 +163,11 @@ fn spawn_child(mut cmd: Command, log: &Path) -> u32 {
 
 fn start_local_plane() -> ControlPlane {
     let assets = find_assets();
-    let dir = tempfile::Builder::new().prefix("swf-operator-test-").tempdir().unwrap().keep();
+    let dir = tempfile::Builder::new()
+        .prefix("swf-operator-test-")
+        .tempdir()
+        .unwrap()
+        .keep();
     *TEMP_DIR.lock().unwrap() = Some(dir.clone());
     unsafe {
         atexit(cleanup_at_exit);
@@ -189,7 +200,12 @@ fn start_local_plane() -> ControlPlane {
     wait_ready(&server, &files.ca_pem, &dir);
     ControlPlane {
         kubeconfig,
-        local: Some(LocalPlane { dir, server, ca_pem: files.ca_pem, assets }),
+        local: Some(LocalPlane {
+            dir,
+            server,
+            ca_pem: files.ca_pem,
+            assets,
+        }),
     }
 }
 
@@ -202,7 +218,9 @@ fn write_pki(dir: &Path) -> PkiFiles {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "swf-operator-test-ca");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "swf-operator-test-ca");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let serving_key = KeyPair::generate().unwrap();
@@ -301,7 +319,9 @@ impl ControlPlane {
 
     pub async fn admin_config(&self) -> Config {
         let kc = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
-        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kubeconfig")
+        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig")
     }
 
     /// Starts `kube-controller-manager --controllers=garbagecollector` once (local planes only;
@@ -361,8 +381,15 @@ pub async fn env(test_name: &str) -> TestEnv {
         "metadata": {"name": namespace, "labels": {"swf-operator-test": "true"}}
     }))
     .unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
-    TestEnv { client, namespace, plane }
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    TestEnv {
+        client,
+        namespace,
+        plane,
+    }
 }
 
 fn sanitize(name: &str) -> String {
@@ -397,9 +424,13 @@ pub async fn apply_crd_yaml(crds: &Api<CustomResourceDefinition>, text: &str) {
         }
         let crd: CustomResourceDefinition = serde_json::from_value(value).unwrap();
         let name = crd.name_any();
-        crds.patch(&name, &PatchParams::apply("swf-operator-tests").force(), &Patch::Apply(&crd))
-            .await
-            .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        crds.patch(
+            &name,
+            &PatchParams::apply("swf-operator-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
         tokio::time::timeout(
             Duration::from_secs(60),
             await_condition(crds.clone(), &name, conditions::is_crd_established()),
@@ -439,11 +470,116 @@ impl Drop for TestEnv {
         let client = self.client.clone();
         let ns = self.namespace.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let _ = Api::<Namespace>::all(client).delete(&ns, &Default::default()).await;
             });
         })
         .join();
     }
+}
+
+// ---- Operator helpers -------------------------------------------------------------------
+
+use k8s_openapi::api::{authentication::v1::TokenRequest, core::v1::ServiceAccount};
+use kube::api::{ApiResource, DynamicObject, ListParams};
+
+/// Runs `kubectl` against the plane with the admin kubeconfig; panics with its output on failure.
+pub fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg(format!("--kubeconfig={}", plane.kubeconfig.display()))
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+static OPERATOR_RBAC: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// A client that acts as the operator's ServiceAccount with exactly the RBAC in `deploy/`
+/// (a real token from the TokenRequest API), to prove the operator needs no more.
+pub async fn operator_client(env: &TestEnv) -> Client {
+    let plane = env.plane;
+    OPERATOR_RBAC
+        .get_or_init(|| async {
+            let deploy = repo_root().join("deploy");
+            for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
+                kubectl(plane, &["apply", "-f", deploy.join(file).to_str().unwrap()]);
+            }
+        })
+        .await;
+    let sas: Api<ServiceAccount> = Api::namespaced(env.client.clone(), "swf-system");
+    let request: TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+    let token = sas
+        .create_token_request("swf-operator", &PostParams::default(), &request)
+        .await
+        .expect("token request")
+        .status
+        .expect("token status")
+        .token;
+    plane.client_with_token(&token).await
+}
+
+/// Installs the stand-in Argo Workflow CRD (tests/fixtures).
+pub async fn install_argo_crd(client: &Client) {
+    let text = std::fs::read_to_string(repo_root().join("tests/fixtures/argo-workflow-crd.yaml")).unwrap();
+    apply_crd_yaml(&Api::all(client.clone()), &text).await;
+}
+
+pub fn workflow_resource() -> ApiResource {
+    ApiResource {
+        group: "argoproj.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "argoproj.io/v1alpha1".into(),
+        kind: "Workflow".into(),
+        plural: "workflows".into(),
+    }
+}
+
+pub fn job_resource() -> ApiResource {
+    ApiResource {
+        group: "batch".into(),
+        version: "v1".into(),
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        plural: "jobs".into(),
+    }
+}
+
+/// All objects of `ar` in the namespace, sorted by name.
+pub async fn list_runs(client: &Client, ns: &str, ar: &ApiResource) -> Vec<DynamicObject> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+    let mut items = api.list(&ListParams::default()).await.unwrap().items;
+    items.sort_by_key(|o| o.name_any());
+    items
+}
+
+/// The operator, in this process, watching only `namespace`. Abort the handle to stop it.
+pub fn start_operator(client: Client, namespace: &str) -> tokio::task::JoinHandle<()> {
+    use swf_operator::{controller, validate::RunKind};
+    let settings = controller::Settings {
+        namespace: Some(namespace.to_string()),
+        default_time_zone: "UTC".into(),
+        watch_kinds: vec![RunKind::argo_workflow(), RunKind::parse("batch/v1", "Job")],
+        poll_interval: Duration::from_secs(2),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    tokio::spawn(async move {
+        let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Err(e) = controller::run(client, settings, Default::default(), ready).await {
+            panic!("operator failed: {e:#}");
+        }
+    })
 }

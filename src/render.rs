@@ -1,0 +1,320 @@
+//! Pure construction of run objects: deterministic names, KFP labels, owner reference,
+//! parameters and macros. See `shared/notes/kfp_swf.md` §3.1 for KFP's labels.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::{
+    crd::ScheduledWorkflow,
+    macros::MacroContext,
+    validate::{RunKind, RunSource, Validated},
+};
+
+pub const LABEL_SWF_NAME: &str = "scheduledworkflows.kubeflow.org/scheduledWorkflowName";
+pub const LABEL_EPOCH: &str = "scheduledworkflows.kubeflow.org/workflowEpoch";
+pub const LABEL_INDEX: &str = "scheduledworkflows.kubeflow.org/workflowIndex";
+pub const LABEL_OWNED: &str = "scheduledworkflows.kubeflow.org/isOwnedByScheduledWorkflow";
+pub const LABEL_RUN_ID: &str = "pipeline/runid";
+/// Extension: the `run-now` request a run served.
+pub const ANNOTATION_RUN_NOW: &str = "scheduledworkflows.kubeflow.org/runNowRequest";
+
+const MAX_NAME: usize = 63;
+
+fn fnv32a(s: &str) -> u32 {
+    s.bytes()
+        .fold(0x811c9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// A DNS-1123 label prefix of at most `room` characters, unique per SWF name: long names are
+/// cut and get a hash of the full name so two long names never share a prefix.
+fn name_prefix(swf_name: &str, room: usize) -> String {
+    let clean: String = swf_name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    if clean.len() <= room && clean == swf_name {
+        return clean;
+    }
+    let hash = format!("{:08x}", fnv32a(swf_name));
+    let keep = room.saturating_sub(hash.len() + 1);
+    let head = clean[..clean.len().min(keep)].trim_end_matches('-');
+    format!("{head}-{hash}")
+}
+
+/// Name of the run for the tick at `scheduled`: the same tick always gives the same name, so a
+/// retried, repeated or concurrent pass can never create a second run for it.
+pub fn run_name(swf_name: &str, scheduled: Timestamp) -> String {
+    let suffix = scheduled.as_second().to_string();
+    format!("{}-{suffix}", name_prefix(swf_name, MAX_NAME - suffix.len() - 1))
+}
+
+/// Name of the run serving a `run-now` request value.
+pub fn run_now_name(swf_name: &str, request: &str) -> String {
+    let suffix = format!("now-{:08x}", fnv32a(request));
+    format!("{}-{suffix}", name_prefix(swf_name, MAX_NAME - suffix.len() - 1))
+}
+
+/// The value of KFP's `scheduledWorkflowName` label (label values are at most 63 chars).
+pub fn swf_label_value(swf_name: &str) -> String {
+    if swf_name.len() <= MAX_NAME {
+        swf_name.to_string()
+    } else {
+        name_prefix(swf_name, MAX_NAME)
+    }
+}
+
+/// Path (inside `spec`) of the service account field of known run kinds.
+pub fn service_account_path(kind: &RunKind) -> Option<&'static [&'static str]> {
+    match (kind.group.as_str(), kind.version.as_str(), kind.kind.as_str()) {
+        ("argoproj.io", _, "Workflow") => Some(&["serviceAccountName"]),
+        ("batch", _, "Job") => Some(&["template", "spec", "serviceAccountName"]),
+        ("tekton.dev", "v1", "PipelineRun") => Some(&["taskRunTemplate", "serviceAccountName"]),
+        ("tekton.dev", _, "PipelineRun") => Some(&["serviceAccountName"]),
+        _ => None,
+    }
+}
+
+fn set_path(root: &mut Value, path: &[&str], value: Value) {
+    let mut cur = root;
+    for part in path {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        cur = cur
+            .as_object_mut()
+            .unwrap()
+            .entry(part.to_string())
+            .or_insert(Value::Null);
+    }
+    *cur = value;
+}
+
+/// One run to build.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub name: String,
+    pub scheduled: Timestamp,
+    pub index: i64,
+    pub run_uuid: String,
+    pub run_now: Option<String>,
+}
+
+/// Builds the full object for one run.
+pub fn render(swf: &ScheduledWorkflow, v: &Validated, req: &RunRequest, now: Timestamp) -> Value {
+    let macros = MacroContext {
+        scheduled: req.scheduled,
+        current: now,
+        index: req.index,
+        run_uuid: req.run_uuid.clone(),
+    };
+    let kind = v.source.kind();
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    let mut annotations: BTreeMap<String, String> = BTreeMap::new();
+    let mut spec = match &v.source {
+        RunSource::Workflow {
+            spec,
+            metadata,
+            parameters,
+        } => {
+            if let Some(meta) = metadata {
+                for (key, target) in [("labels", &mut labels), ("annotations", &mut annotations)] {
+                    if let Some(map) = meta.get(key).and_then(Value::as_object) {
+                        for (k, val) in map {
+                            if let Some(s) = val.as_str() {
+                                target.insert(k.clone(), s.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            let mut spec = spec.clone();
+            override_parameters(&mut spec, parameters, &macros);
+            // KFP's ReplaceUID: `{{workflow.uid}}` becomes the run's UUID.
+            let text = spec.to_string().replace("{{workflow.uid}}", &req.run_uuid);
+            let mut spec: Value = serde_json::from_str(&text).expect("re-parse of our own JSON");
+            set_path(
+                &mut spec,
+                &["podMetadata", "labels", LABEL_RUN_ID],
+                Value::String(req.run_uuid.clone()),
+            );
+            spec
+        }
+        RunSource::Template(t) => {
+            if let Some(meta) = &t.metadata {
+                labels.extend(meta.labels.iter().map(|(k, v)| (k.clone(), macros.expand(v))));
+                annotations.extend(meta.annotations.iter().map(|(k, v)| (k.clone(), macros.expand(v))));
+            }
+            let mut spec = t.spec.clone().unwrap_or_else(|| json!({}));
+            macros.expand_json(&mut spec);
+            spec
+        }
+    };
+    if let (Some(sa), Some(path)) = (&swf.spec.service_account, service_account_path(&kind)) {
+        set_path(&mut spec, path, Value::String(sa.clone()));
+    }
+    labels.insert(LABEL_SWF_NAME.into(), swf_label_value(&swf.name_any()));
+    labels.insert(LABEL_EPOCH.into(), req.scheduled.as_second().to_string());
+    labels.insert(LABEL_INDEX.into(), req.index.to_string());
+    labels.insert(LABEL_OWNED.into(), "true".into());
+    labels.insert(LABEL_RUN_ID.into(), req.run_uuid.clone());
+    if let Some(request) = &req.run_now {
+        annotations.insert(ANNOTATION_RUN_NOW.into(), request.clone());
+    }
+    let owner = swf
+        .controller_owner_ref(&())
+        .expect("a stored ScheduledWorkflow has a uid");
+    json!({
+        "apiVersion": kind.api_version(),
+        "kind": kind.kind,
+        "metadata": {
+            "name": req.name,
+            "namespace": swf.namespace(),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner],
+        },
+        "spec": spec,
+    })
+}
+
+/// Sets `spec.arguments.parameters` values from the SWF's parameters (macros expanded).
+/// KFP only overrides parameters the workflow declares and drops the rest; we also add the
+/// undeclared ones, so no parameter a user wrote is silently lost.
+fn override_parameters(spec: &mut Value, parameters: &[crate::crd::Parameter], macros: &MacroContext) {
+    if parameters.is_empty() {
+        return;
+    }
+    if spec
+        .pointer("/arguments/parameters")
+        .and_then(Value::as_array)
+        .is_none()
+    {
+        set_path(spec, &["arguments", "parameters"], json!([]));
+    }
+    let list = spec
+        .pointer_mut("/arguments/parameters")
+        .and_then(Value::as_array_mut)
+        .unwrap();
+    for p in parameters {
+        let value = Value::String(macros.expand(&p.value));
+        match list
+            .iter_mut()
+            .find(|e| e.get("name").and_then(Value::as_str) == Some(&p.name))
+        {
+            Some(existing) => existing["value"] = value,
+            None => list.push(json!({"name": p.name, "value": value})),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::validate;
+
+    fn swf(spec: Value) -> ScheduledWorkflow {
+        let mut s: ScheduledWorkflow = serde_json::from_value(json!({
+            "apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
+            "metadata": {"name": "nightly", "namespace": "ns", "uid": "u-1"}, "spec": spec}))
+        .unwrap();
+        s.metadata.uid = Some("u-1".into());
+        s
+    }
+
+    fn req(t: &str) -> RunRequest {
+        RunRequest {
+            name: run_name("nightly", t.parse().unwrap()),
+            scheduled: t.parse().unwrap(),
+            index: 3,
+            run_uuid: "uuid-3".into(),
+            run_now: None,
+        }
+    }
+
+    #[test]
+    fn names_are_deterministic_dns_labels_within_63_chars() {
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(run_name("nightly", t), "nightly-1767225600");
+        assert_eq!(run_name("nightly", t), run_name("nightly", t));
+        let long = "a".repeat(250);
+        let other = format!("{}b", "a".repeat(249));
+        for n in [run_name(&long, t), run_now_name(&long, "x"), run_name("My.Swf", t)] {
+            assert!(n.len() <= 63, "{n}");
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{n}"
+            );
+        }
+        assert_ne!(
+            run_name(&long, t),
+            run_name(&other, t),
+            "long names that share a prefix differ"
+        );
+        assert!(swf_label_value(&long).len() <= 63);
+    }
+
+    #[test]
+    fn workflow_run_has_kfp_labels_owner_parameters_and_macros() {
+        let s = swf(json!({"enabled": true, "serviceAccount": "runner",
+            "workflow": {"parameters": [{"name": "date", "value": "[[ScheduledTime.2006-01-02]]"}, {"name": "extra", "value": "[[Index]]"}],
+                "spec": {"entrypoint": "main", "arguments": {"parameters": [{"name": "date", "value": "x"}]},
+                    "templates": [{"name": "main", "container": {"args": ["{{workflow.uid}}"]}}]}}}));
+        let v = validate(&s.spec, "UTC").unwrap();
+        let obj = render(
+            &s,
+            &v,
+            &req("2026-01-01T00:00:00Z"),
+            "2026-01-01T00:00:02Z".parse().unwrap(),
+        );
+        assert_eq!(obj["apiVersion"], "argoproj.io/v1alpha1");
+        assert_eq!(obj["kind"], "Workflow");
+        let labels = &obj["metadata"]["labels"];
+        assert_eq!(labels[LABEL_SWF_NAME], "nightly");
+        assert_eq!(labels[LABEL_EPOCH], "1767225600");
+        assert_eq!(labels[LABEL_INDEX], "3");
+        assert_eq!(labels[LABEL_OWNED], "true");
+        assert_eq!(labels[LABEL_RUN_ID], "uuid-3");
+        let owner = &obj["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (
+                owner["uid"].as_str(),
+                owner["controller"].as_bool(),
+                owner["kind"].as_str()
+            ),
+            (Some("u-1"), Some(true), Some("ScheduledWorkflow"))
+        );
+        assert_eq!(
+            obj["spec"]["arguments"]["parameters"],
+            json!([{"name": "date", "value": "2026-01-01"}, {"name": "extra", "value": "3"}])
+        );
+        assert_eq!(obj["spec"]["templates"][0]["container"]["args"][0], "uuid-3");
+        assert_eq!(obj["spec"]["serviceAccountName"], "runner");
+        assert_eq!(obj["spec"]["podMetadata"]["labels"][LABEL_RUN_ID], "uuid-3");
+    }
+
+    #[test]
+    fn template_run_expands_macros_and_sets_job_service_account() {
+        let s = swf(
+            json!({"serviceAccount": "runner", "runTemplate": {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"labels": {"team": "data"}, "annotations": {"when": "[[ScheduledTime]]"}},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "args": ["{{$.scheduledTime.strftime('%Y')}}"]}]}}}}}),
+        );
+        let v = validate(&s.spec, "UTC").unwrap();
+        let obj = render(
+            &s,
+            &v,
+            &req("2026-01-01T00:00:00Z"),
+            "2026-01-01T00:00:02Z".parse().unwrap(),
+        );
+        assert_eq!(obj["apiVersion"], "batch/v1");
+        assert_eq!(obj["metadata"]["labels"]["team"], "data");
+        assert_eq!(obj["metadata"]["annotations"]["when"], "20260101000000");
+        assert_eq!(obj["spec"]["template"]["spec"]["containers"][0]["args"][0], "2026");
+        assert_eq!(obj["spec"]["template"]["spec"]["serviceAccountName"], "runner");
+    }
+}

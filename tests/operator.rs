@@ -1,0 +1,550 @@
+//! The operator on a real kube-apiserver: scheduling, concurrency, catch-up, enable/disable,
+//! run-now, restarts, invalid specs and cascading deletes. Schedules are seconds long;
+//! every wait is a generous poll, never a sleep that assumes a fast machine.
+mod common;
+
+use std::time::Duration;
+
+use common::{TestEnv, eventually, job_resource, list_runs, start_operator, workflow_resource};
+use jiff::Timestamp;
+use k8s_openapi::api::events::v1::Event;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+use swf_operator::{crd::ScheduledWorkflow, render};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn argo_swf(name: &str, spec: Value) -> ScheduledWorkflow {
+    let mut full = json!({"enabled": true, "workflow": {"spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}}});
+    merge(&mut full, spec);
+    serde_json::from_value(json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow", "metadata": {"name": name}, "spec": full})).unwrap()
+}
+
+fn job_swf(name: &str, spec: Value) -> ScheduledWorkflow {
+    let mut full = json!({"enabled": true, "runTemplate": {"apiVersion": "batch/v1", "kind": "Job",
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}});
+    merge(&mut full, spec);
+    serde_json::from_value(json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow", "metadata": {"name": name}, "spec": full})).unwrap()
+}
+
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+fn swfs(env: &TestEnv) -> Api<ScheduledWorkflow> {
+    Api::namespaced(env.client.clone(), &env.namespace)
+}
+
+async fn create(env: &TestEnv, swf: ScheduledWorkflow) -> ScheduledWorkflow {
+    swfs(env).create(&PostParams::default(), &swf).await.unwrap()
+}
+
+fn epochs(runs: &[DynamicObject]) -> Vec<i64> {
+    let mut e: Vec<i64> = runs
+        .iter()
+        .map(|r| r.labels()[render::LABEL_EPOCH].parse().unwrap())
+        .collect();
+    e.sort();
+    e
+}
+
+fn owned(runs: &[DynamicObject], swf: &ScheduledWorkflow) -> Vec<DynamicObject> {
+    let uid = swf.uid().unwrap();
+    runs.iter()
+        .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
+        .cloned()
+        .collect()
+}
+
+async fn runs_of(env: &TestEnv, swf: &ScheduledWorkflow, ar: &kube::api::ApiResource) -> Vec<DynamicObject> {
+    owned(&list_runs(&env.client, &env.namespace, ar).await, swf)
+}
+
+/// Waits until `swf` owns at least `n` runs of `ar`; returns them.
+async fn wait_runs(
+    env: &TestEnv,
+    swf: &ScheduledWorkflow,
+    ar: &kube::api::ApiResource,
+    n: usize,
+) -> Vec<DynamicObject> {
+    eventually(WAIT, &format!("{} runs of {}", n, swf.name_any()), || async {
+        let runs = runs_of(env, swf, ar).await;
+        (runs.len() >= n).then_some(runs)
+    })
+    .await
+}
+
+async fn finish_workflow(client: &Client, ns: &str, name: &str, phase: &str) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &workflow_resource());
+    let patch = json!({"status": {"phase": phase, "finishedAt": Timestamp::now().to_string()}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+async fn finish_job(client: &Client, ns: &str, name: &str) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &job_resource());
+    let now = Timestamp::now().to_string();
+    let patch = json!({"status": {"startTime": now, "completionTime": now, "succeeded": 1,
+        "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+async fn condition(env: &TestEnv, name: &str) -> Option<(String, String)> {
+    let swf = swfs(env).get(name).await.ok()?;
+    let c = swf.status?.conditions.into_iter().next()?;
+    Some((c.type_, c.message.unwrap_or_default()))
+}
+
+async fn events_for(env: &TestEnv, name: &str) -> Vec<(String, String, String)> {
+    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.namespace);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {
+    let env = common::env("cron-concurrency").await;
+    common::install_argo_crd(&env.client).await;
+    // The operator runs with only the RBAC in deploy/.
+    let operator = start_operator(common::operator_client(&env).await, &env.namespace);
+    let swf = create(
+        &env,
+        argo_swf(
+            "every2s",
+            json!({"maxConcurrency": 2,
+        "trigger": {"cronSchedule": {"cron": "*/2 * * * * *"}},
+        "workflow": {"parameters": [{"name": "when", "value": "[[ScheduledTime]]"}]}}),
+        ),
+    )
+    .await;
+
+    let runs = wait_runs(&env, &swf, &workflow_resource(), 2).await;
+    let first = &runs[0];
+    let labels = first.labels();
+    let epoch: i64 = labels[render::LABEL_EPOCH].parse().unwrap();
+    assert_eq!(epoch % 2, 0, "on the */2 grid");
+    assert_eq!(
+        first.name_any(),
+        render::run_name("every2s", Timestamp::from_second(epoch).unwrap())
+    );
+    assert_eq!(labels[render::LABEL_SWF_NAME], "every2s");
+    assert_eq!(labels[render::LABEL_OWNED], "true");
+    assert!(labels.contains_key(render::LABEL_RUN_ID));
+    let owner = &first.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("ScheduledWorkflow", Some(true))
+    );
+    let created = first.creation_timestamp().unwrap().0;
+    assert!(created.as_second() >= epoch, "not created before its tick");
+    assert_eq!(
+        first.data["spec"]["arguments"]["parameters"][0]["value"],
+        Timestamp::from_second(epoch)
+            .unwrap()
+            .strftime("%Y%m%d%H%M%S")
+            .to_string()
+    );
+
+    // Two active runs: the limit holds while they stay active (several ticks go by).
+    let status = eventually(WAIT, "status shows 2 active", || async {
+        let s = swfs(&env).get("every2s").await.ok()?.status?;
+        (s.workflow_history.active.len() == 2 && s.trigger.last_workflow_index == Some(2)).then_some(s)
+    })
+    .await;
+    assert_eq!(status.conditions[0].type_, "Enabled");
+    assert!(status.trigger.next_triggered_time.is_some());
+    tokio::time::sleep(Duration::from_secs(5)).await; // two+ ticks pass; nothing may be created
+    assert_eq!(
+        runs_of(&env, &swf, &workflow_resource()).await.len(),
+        2,
+        "maxConcurrency 2 holds"
+    );
+
+    // Finishing one frees a slot: the waiting tick runs with its own (past) scheduled time.
+    let waiting_since = swfs(&env)
+        .get("every2s")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .trigger
+        .next_triggered_time
+        .unwrap()
+        .0;
+    finish_workflow(&env.client, &env.namespace, &runs[0].name_any(), "Succeeded").await;
+    let runs = wait_runs(&env, &swf, &workflow_resource(), 3).await;
+    let third = *epochs(&runs).last().unwrap();
+    assert_eq!(
+        third,
+        waiting_since.as_second(),
+        "the waiting tick keeps its scheduled time"
+    );
+    let status = eventually(WAIT, "completed run in history", || async {
+        let s = swfs(&env).get("every2s").await.ok()?.status?;
+        (s.workflow_history.completed.len() == 1).then_some(s)
+    })
+    .await;
+    assert_eq!(status.workflow_history.completed[0].phase, "Succeeded");
+    assert_eq!(status.workflow_history.completed[0].index, 1);
+    let events = events_for(&env, "every2s").await;
+    assert!(
+        events.iter().any(|(t, r, _)| t == "Normal" && r == "RunCreated"),
+        "{events:?}"
+    );
+    operator.abort();
+}
+
+#[tokio::test]
+async fn periodic_jobs_respect_start_and_end_window() {
+    let env = common::env("periodic-window").await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let start = Timestamp::now() + jiff::SignedDuration::from_secs(2);
+    let end = start + jiff::SignedDuration::from_secs(7);
+    let swf = create(&env, job_swf("window", json!({"maxConcurrency": 10,
+        "trigger": {"periodicSchedule": {"intervalSecond": 2, "startTime": start.to_string(), "endTime": end.to_string()}}}))).await;
+    // Ticks: start+2, +4, +6 (start+8 is after end).
+    let status = eventually(WAIT, "schedule ended", || async {
+        let s = swfs(&env).get("window").await.ok()?.status?;
+        (s.trigger.last_workflow_index == Some(3) && s.trigger.next_triggered_time.is_none()).then_some(s)
+    })
+    .await;
+    let runs = runs_of(&env, &swf, &job_resource()).await;
+    let want: Vec<i64> = [2, 4, 6].iter().map(|k| start.as_second() + k).collect();
+    assert_eq!(epochs(&runs), want);
+    assert_eq!(status.conditions[0].type_, "Enabled");
+    assert_eq!(status.workflow_history.active.len(), 3);
+    // A Job completing moves it to history.
+    finish_job(&env.client, &env.namespace, &runs[0].name_any()).await;
+    eventually(WAIT, "job in completed history", || async {
+        let s = swfs(&env).get("window").await.ok()?.status?;
+        (s.workflow_history.completed.len() == 1 && s.active_runs == Some(2)).then_some(())
+    })
+    .await;
+    operator.abort();
+}
+
+#[tokio::test]
+async fn catch_up_and_no_catchup_after_the_operator_was_down() {
+    let env = common::env("downtime").await;
+    let mut operator = start_operator(env.client.clone(), &env.namespace);
+    let spec = |no_catchup: bool| json!({"maxConcurrency": 10, "noCatchup": no_catchup, "trigger": {"periodicSchedule": {"intervalSecond": 2}}});
+    let catchup = create(&env, job_swf("catchup", spec(false))).await;
+    let nocatchup = create(&env, job_swf("nocatchup", spec(true))).await;
+    wait_runs(&env, &catchup, &job_resource(), 1).await;
+    wait_runs(&env, &nocatchup, &job_resource(), 1).await;
+    operator.abort();
+    let _ = (&mut operator).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before_c = runs_of(&env, &catchup, &job_resource()).await.len();
+    let before_n = runs_of(&env, &nocatchup, &job_resource()).await.len();
+    let down_at = Timestamp::now();
+    tokio::time::sleep(Duration::from_secs(9)).await; // at least 4 ticks missed
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let up_at = Timestamp::now();
+
+    // Catch-up: every missed tick runs, with its own scheduled time, on the 2 s grid.
+    let runs = wait_runs(&env, &catchup, &job_resource(), before_c + 4).await;
+    let e = epochs(&runs);
+    assert!(e.windows(2).all(|w| w[1] - w[0] == 2), "no tick lost or doubled: {e:?}");
+    let missed = e
+        .iter()
+        .filter(|&&t| t > down_at.as_second() && t < up_at.as_second())
+        .count();
+    assert!(missed >= 4, "missed ticks were run: {e:?}");
+
+    // noCatchup: only the latest missed tick ran for the downtime, then back on the grid.
+    let runs = wait_runs(&env, &nocatchup, &job_resource(), before_n + 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e = epochs(&runs_of(&env, &nocatchup, &job_resource()).await);
+    let in_gap = e
+        .iter()
+        .filter(|&&t| t > down_at.as_second() + 1 && t < up_at.as_second() - 1)
+        .count();
+    assert!(
+        in_gap <= 1,
+        "at most the latest missed tick runs: {e:?} (down {down_at}, up {up_at})"
+    );
+    assert!(e.windows(2).all(|w| (w[1] - w[0]) % 2 == 0), "still on the grid: {e:?}");
+    drop(runs);
+    operator.abort();
+}
+
+#[tokio::test]
+async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
+    let env = common::env("enable-disable").await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let swf = create(
+        &env,
+        job_swf(
+            "toggle",
+            json!({"maxConcurrency": 10, "trigger": {"periodicSchedule": {"intervalSecond": 2}}}),
+        ),
+    )
+    .await;
+    wait_runs(&env, &swf, &job_resource(), 1).await;
+    common::kubectl(
+        env.plane,
+        &[
+            "-n",
+            &env.namespace,
+            "patch",
+            "swf",
+            "toggle",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"enabled":false}}"#,
+        ],
+    );
+    eventually(WAIT, "Disabled condition", || async {
+        (condition(&env, "toggle").await?.0 == "Disabled").then_some(())
+    })
+    .await;
+    let count = runs_of(&env, &swf, &job_resource()).await.len();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        runs_of(&env, &swf, &job_resource()).await.len(),
+        count,
+        "no runs while disabled"
+    );
+
+    let enabled_at = Timestamp::now();
+    common::kubectl(
+        env.plane,
+        &[
+            "-n",
+            &env.namespace,
+            "patch",
+            "swf",
+            "toggle",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"enabled":true}}"#,
+        ],
+    );
+    let runs = wait_runs(&env, &swf, &job_resource(), count + 1).await;
+    let e = epochs(&runs);
+    let new: Vec<i64> = e[count..].to_vec();
+    assert!(
+        new.iter().all(|&t| t > enabled_at.as_second() - 1),
+        "ticks of the pause not backfilled: {e:?}, enabled at {enabled_at}"
+    );
+    assert_eq!(condition(&env, "toggle").await.unwrap().0, "Enabled");
+    // The spec was never rewritten by the operator (GitOps): generation changed only by us.
+    let obj = swfs(&env).get("toggle").await.unwrap();
+    assert_eq!(obj.metadata.generation, Some(3));
+    operator.abort();
+}
+
+#[tokio::test]
+async fn run_now_annotation_creates_one_run_per_new_value() {
+    let env = common::env("run-now").await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let swf = create(
+        &env,
+        job_swf(
+            "manual",
+            json!({"maxConcurrency": 5, "trigger": {"cronSchedule": {"cron": "@yearly"}}}),
+        ),
+    )
+    .await;
+    eventually(WAIT, "Enabled", || async {
+        (condition(&env, "manual").await?.0 == "Enabled").then_some(())
+    })
+    .await;
+    let annotate = |v: &str| {
+        common::kubectl(
+            env.plane,
+            &[
+                "-n",
+                &env.namespace,
+                "annotate",
+                "--overwrite",
+                "swf",
+                "manual",
+                &format!("scheduledworkflows.kubeflow.org/run-now={v}"),
+            ],
+        );
+    };
+    annotate("first");
+    let runs = wait_runs(&env, &swf, &job_resource(), 1).await;
+    assert_eq!(runs[0].name_any(), render::run_now_name("manual", "first"));
+    eventually(WAIT, "request recorded", || async {
+        let s = swfs(&env).get("manual").await.ok()?.status?;
+        (s.trigger.last_run_now.as_deref() == Some("first")).then_some(())
+    })
+    .await;
+    // Re-applying the same value does nothing; a new value runs again.
+    annotate("first");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(runs_of(&env, &swf, &job_resource()).await.len(), 1);
+    annotate("second");
+    let runs = wait_runs(&env, &swf, &job_resource(), 2).await;
+    assert_eq!(runs.len(), 2);
+    let s = swfs(&env).get("manual").await.unwrap().status.unwrap();
+    assert_eq!(
+        s.trigger.last_triggered_time, None,
+        "manual runs do not move the schedule"
+    );
+    operator.abort();
+}
+
+#[tokio::test]
+async fn restarts_and_two_racing_operators_create_no_duplicates() {
+    let env = common::env("no-dupes").await;
+    let swf = create(
+        &env,
+        job_swf(
+            "racy",
+            json!({"maxConcurrency": 10, "trigger": {"periodicSchedule": {"intervalSecond": 1}}}),
+        ),
+    )
+    .await;
+    // A crash between creating a run and writing status: the run for the first tick exists,
+    // status does not know it. It must be adopted, not duplicated.
+    let first_tick = swf.creation_timestamp().unwrap().0 + jiff::SignedDuration::from_secs(1);
+    let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
+    let orphan_name = render::run_name("racy", first_tick);
+    let mut orphan: DynamicObject = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": orphan_name, "labels": {render::LABEL_SWF_NAME: "racy", render::LABEL_EPOCH: first_tick.as_second().to_string(), render::LABEL_INDEX: "1"}},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}})).unwrap();
+    orphan.metadata.owner_references = Some(vec![swf.controller_owner_ref(&()).unwrap()]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    jobs.create(&PostParams::default(), &orphan).await.unwrap();
+
+    // Two operators at once (a failover overlap), then each restarted.
+    let a = start_operator(env.client.clone(), &env.namespace);
+    let b = start_operator(env.plane.admin_client().await, &env.namespace);
+    wait_runs(&env, &swf, &job_resource(), 5).await;
+    a.abort();
+    let c = start_operator(env.client.clone(), &env.namespace);
+    wait_runs(&env, &swf, &job_resource(), 8).await;
+    b.abort();
+    c.abort();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = runs_of(&env, &swf, &job_resource()).await;
+    let e = epochs(&runs);
+    let mut unique = e.clone();
+    unique.dedup();
+    assert_eq!(e, unique, "one run per tick");
+    assert!(e.windows(2).all(|w| w[1] - w[0] == 1), "no tick lost: {e:?}");
+    assert_eq!(e[0], first_tick.as_second(), "the orphan was adopted as the first tick");
+    assert!(runs.iter().any(|r| r.name_any() == orphan_name));
+}
+
+#[tokio::test]
+async fn invalid_specs_get_error_conditions_and_warning_events() {
+    let env = common::env("invalid").await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let cases = [
+        (
+            "bad-cron",
+            json!({"trigger": {"cronSchedule": {"cron": "0 0 12 * * 7"}}}),
+            "End of range (7) above maximum (6)",
+        ),
+        (
+            "bad-tz",
+            json!({"timeZone": "Mars/Base", "trigger": {"cronSchedule": {"cron": "@daily"}}}),
+            "spec.timeZone",
+        ),
+        (
+            "feb-30",
+            json!({"trigger": {"cronSchedule": {"cron": "0 0 0 30 2 *"}}}),
+            "never fires",
+        ),
+        (
+            "window",
+            json!({"trigger": {"periodicSchedule": {"intervalSecond": 5, "startTime": "2030-01-02T00:00:00Z", "endTime": "2030-01-01T00:00:00Z"}}}),
+            "before startTime",
+        ),
+    ];
+    for (name, spec, _) in &cases {
+        create(&env, job_swf(name, spec.clone())).await;
+    }
+    for (name, _, want) in &cases {
+        let (type_, message) = eventually(WAIT, &format!("Error condition on {name}"), || async {
+            condition(&env, name).await.filter(|(t, _)| t == "Error")
+        })
+        .await;
+        assert_eq!(type_, "Error");
+        assert!(message.contains(want), "{name}: {message}");
+        let events = eventually(WAIT, &format!("warning event on {name}"), || async {
+            let ev = events_for(&env, name).await;
+            (!ev.is_empty()).then_some(ev)
+        })
+        .await;
+        assert!(
+            events
+                .iter()
+                .any(|(t, r, n)| t == "Warning" && r == "InvalidSpec" && n.contains(want)),
+            "{events:?}"
+        );
+    }
+    assert!(
+        list_runs(&env.client, &env.namespace, &job_resource()).await.is_empty(),
+        "no runs for invalid specs"
+    );
+    // Fixing the spec clears the error.
+    swfs(&env)
+        .patch(
+            "bad-cron",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"trigger": {"cronSchedule": {"cron": "0 0 12 * * 6"}}}})),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "Enabled after fix", || async {
+        (condition(&env, "bad-cron").await?.0 == "Enabled").then_some(())
+    })
+    .await;
+    operator.abort();
+}
+
+#[tokio::test]
+async fn deleting_a_schedule_deletes_its_runs() {
+    let env = common::env("cascade").await;
+    env.plane.ensure_garbage_collector();
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let swf = create(
+        &env,
+        job_swf(
+            "doomed",
+            json!({"maxConcurrency": 3, "trigger": {"periodicSchedule": {"intervalSecond": 1}}}),
+        ),
+    )
+    .await;
+    wait_runs(&env, &swf, &job_resource(), 2).await;
+    operator.abort();
+    swfs(&env).delete("doomed", &Default::default()).await.unwrap();
+    eventually(Duration::from_secs(120), "runs garbage-collected", || async {
+        list_runs(&env.client, &env.namespace, &job_resource())
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
