@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator (uses $KUBECONFIG, ~/.kube/config, or the in-cluster config).
     Run(RunArgs),
+    /// Serve only the JobService API (no scheduling).
+    Api(ApiArgs),
     /// Print the ScheduledWorkflow CRD (YAML).
     Crd,
     /// Validate ScheduledWorkflow manifests offline (a GitOps CI step) and print next fire times.
@@ -76,6 +78,44 @@ pub struct RunArgs {
     /// Poll interval for active runs of kinds that are not watched.
     #[arg(long, default_value = "15s", value_parser = parse_seconds)]
     poll_interval: Duration,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// The KFP v1beta1 JobService API (served when an address is given).
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// HTTP/JSON address of the JobService API (KFP: 8888), e.g. 0.0.0.0:8888.
+    #[arg(long)]
+    api_addr: Option<std::net::SocketAddr>,
+    /// gRPC address of the JobService API (KFP: 8887), e.g. 0.0.0.0:8887.
+    #[arg(long)]
+    grpc_addr: Option<std::net::SocketAddr>,
+    /// Namespace of jobs created or listed without a NAMESPACE resource reference.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    api_default_namespace: String,
+    /// DANGEROUS, local development only: requests without a bearer token act as the operator.
+    #[arg(long)]
+    api_insecure_anonymous: bool,
+}
+
+impl ApiArgs {
+    fn enabled(&self) -> bool {
+        self.api_addr.is_some() || self.grpc_addr.is_some()
+    }
+
+    async fn serve(self, own: kube::Client) -> anyhow::Result<()> {
+        let base = kube::Config::infer()
+            .await
+            .context("no Kubernetes configuration found")?;
+        let api = Arc::new(crate::api::service::JobApi::new(
+            base,
+            own,
+            self.api_default_namespace,
+            self.api_insecure_anonymous,
+        ));
+        crate::api::serve(api, self.api_addr, self.grpc_addr).await
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -97,6 +137,19 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Run(args) => run_operator(args),
+            Command::Api(args) => {
+                init_tracing();
+                anyhow::ensure!(args.enabled(), "give --api-addr and/or --grpc-addr");
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(async move {
+                        let client = kube::Client::try_default()
+                            .await
+                            .context("no Kubernetes configuration found")?;
+                        args.serve(client).await
+                    })
+            }
             Command::Crd => {
                 print!("{}", ScheduledWorkflow::crd_yaml());
                 Ok(())
@@ -162,12 +215,16 @@ impl Cli {
     }
 }
 
-fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
         )
         .init();
+}
+
+fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+    init_tracing();
     TimeZone::get(&args.default_time_zone).with_context(|| {
         format!(
             "--default-time-zone {:?} is not an IANA time zone",
@@ -193,9 +250,19 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         let metrics = Arc::new(Metrics::default());
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let server = tokio::spawn(crate::server::serve(args.metrics_addr, metrics.clone(), ready.clone()));
+        let api = args.api.clone();
+        let api_client = client.clone();
+        let api_server = async move {
+            if api.enabled() {
+                api.serve(api_client).await
+            } else {
+                futures::future::pending().await
+            }
+        };
         tokio::select! {
             result = controller::run(client, settings, metrics, ready) => result,
             result = server => result?.context("metrics server stopped"),
+            result = api_server => result.context("JobService API stopped"),
         }
     })
 }

@@ -1,4 +1,5 @@
 //! swf-operator: a Kubernetes operator for KFP-compatible `ScheduledWorkflow` resources.
+pub mod api;
 pub mod check;
 pub mod cli;
 pub mod controller;

@@ -583,3 +583,64 @@ pub fn start_operator(client: Client, namespace: &str) -> tokio::task::JoinHandl
         }
     })
 }
+
+// ---- JobService helpers -----------------------------------------------------------------
+
+/// Starts the JobService (HTTP + gRPC) in this process on free ports; returns their URLs.
+pub async fn start_job_api(env: &TestEnv, default_namespace: &str) -> (String, String) {
+    use swf_operator::api;
+    let base = env.plane.admin_config().await;
+    let own = env.plane.admin_client().await;
+    let job_api = std::sync::Arc::new(api::service::JobApi::new(
+        base,
+        own,
+        default_namespace.to_string(),
+        false,
+    ));
+    let (http_port, grpc_port) = (free_port(), free_port());
+    let http: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let grpc: std::net::SocketAddr = format!("127.0.0.1:{grpc_port}").parse().unwrap();
+    tokio::spawn(async move {
+        if let Err(e) = api::serve(job_api, Some(http), Some(grpc)).await {
+            panic!("JobService failed: {e:#}");
+        }
+    });
+    let url = format!("http://{http}");
+    eventually(Duration::from_secs(30), "JobService healthz", || {
+        let url = url.clone();
+        async move {
+            reqwest::get(format!("{url}/healthz"))
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        }
+    })
+    .await;
+    (url, format!("http://{grpc}"))
+}
+
+/// Grants `user` full rights on ScheduledWorkflows in `namespace` (a Role + RoleBinding).
+pub async fn grant_swf_access(client: &Client, namespace: &str, user: &str) {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let role: Role = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("swf-{user}")},
+        "rules": [{"apiGroups": ["kubeflow.org"], "resources": ["scheduledworkflows"],
+                   "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
+    }))
+    .unwrap();
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("swf-{user}")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("swf-{user}")},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,433 @@
+//! Pure mapping between KFP's `Job` message and the `ScheduledWorkflow` resource
+//! (`shared/notes/kfp_swf.md` §7.2-7.4).
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use super::{
+    error::ApiError,
+    proto::{
+        CronSchedule, Job, Parameter, PeriodicSchedule, PipelineSpec, Relationship, ResourceKey, ResourceReference,
+        ResourceType, Trigger, job::Mode, trigger,
+    },
+};
+use crate::{
+    crd::{self, DISPLAY_NAME_ANNOTATION, ScheduledWorkflow, ScheduledWorkflowSpec},
+    cron,
+};
+
+pub fn to_ts(t: Timestamp) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
+fn from_ts(t: &pbjson_types::Timestamp, field: &str) -> Result<Time, ApiError> {
+    Timestamp::new(t.seconds, t.nanos)
+        .map(Time)
+        .map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+}
+
+/// KFP's `toSWFCRDResourceGeneratedName`: lowercase, keep `[a-z0-9-]`, `job-` when empty,
+/// at most 25 characters; we end it with `-` so the generated suffix stays readable.
+pub fn generate_name(display_name: &str) -> String {
+    let mut s: String = display_name
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+        .collect();
+    s = s.trim_start_matches('-').to_string();
+    if s.is_empty() {
+        s = "job".into();
+    }
+    s.truncate(24);
+    format!("{}-", s.trim_end_matches('-'))
+}
+
+/// A Job from a create request, as the namespace and resource to create.
+pub fn job_to_swf(job: &Job, default_namespace: &str) -> Result<(String, ScheduledWorkflow), ApiError> {
+    let pipeline = job.pipeline_spec.clone().unwrap_or_default();
+    let name = if job.name.is_empty() {
+        pipeline.pipeline_name.clone()
+    } else {
+        job.name.clone()
+    };
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid("The job name is empty. Please specify a valid name."));
+    }
+    if !(1..=10).contains(&job.max_concurrency) {
+        return Err(ApiError::invalid(format!(
+            "Max concurrency of a recurring run must be at least 1 and at most 10. Received {}",
+            job.max_concurrency
+        )));
+    }
+    let mut spec = ScheduledWorkflowSpec {
+        description: (!job.description.is_empty()).then(|| job.description.clone()),
+        enabled: job.enabled || job.mode == Mode::Enabled as i32,
+        max_concurrency: Some(job.max_concurrency),
+        no_catchup: job.no_catchup.then_some(true),
+        service_account: (!job.service_account.is_empty()).then(|| job.service_account.clone()),
+        ..Default::default()
+    };
+
+    let mut namespace = default_namespace.to_string();
+    for r in &job.resource_references {
+        let key = r.key.clone().unwrap_or_default();
+        let kind = ResourceType::try_from(key.r#type).unwrap_or(ResourceType::UnknownResourceType);
+        if key.id.is_empty() {
+            return Err(ApiError::invalid(format!(
+                "resource_references: {} reference has an empty id",
+                kind.as_str_name()
+            )));
+        }
+        match kind {
+            ResourceType::Namespace => namespace = key.id,
+            ResourceType::Experiment => spec.experiment_id = Some(key.id),
+            ResourceType::Pipeline => spec.pipeline_id = Some(key.id),
+            ResourceType::PipelineVersion => spec.pipeline_version_id = Some(key.id),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "resource_references: type {} is not supported for jobs (use NAMESPACE, EXPERIMENT, PIPELINE or PIPELINE_VERSION)",
+                    other.as_str_name()
+                )));
+            }
+        }
+    }
+
+    if !pipeline.pipeline_id.is_empty() {
+        spec.pipeline_id = Some(pipeline.pipeline_id.clone());
+    }
+    if !pipeline.pipeline_name.is_empty() {
+        spec.pipeline_name = Some(pipeline.pipeline_name.clone());
+    }
+    if !pipeline.pipeline_manifest.is_empty() || pipeline.runtime_config.is_some() {
+        return Err(ApiError::invalid(
+            "pipeline_spec: pipeline_manifest and runtime_config (KFP v2 pipelines) need KFP's pipeline compiler; give an Argo workflow_manifest",
+        ));
+    }
+    if pipeline.workflow_manifest.trim().is_empty() {
+        let why = if spec.pipeline_id.is_some() || spec.pipeline_version_id.is_some() {
+            "a pipeline id cannot be resolved without KFP's pipeline store: give pipeline_spec.workflow_manifest"
+        } else {
+            "pipeline_spec.workflow_manifest is required (an Argo Workflow, JSON or YAML)"
+        };
+        return Err(ApiError::invalid(why));
+    }
+    let manifest: serde_json::Value = serde_json::from_str(&pipeline.workflow_manifest)
+        .or_else(|_| serde_yaml::from_str(&pipeline.workflow_manifest))
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "pipeline_spec.workflow_manifest is not a JSON or YAML object: {e}"
+            ))
+        })?;
+    if !manifest.is_object() {
+        return Err(ApiError::invalid("pipeline_spec.workflow_manifest must be an object"));
+    }
+    spec.workflow = Some(crd::WorkflowResource {
+        parameters: pipeline
+            .parameters
+            .iter()
+            .map(|p| crd::Parameter {
+                name: p.name.clone(),
+                value: p.value.clone(),
+            })
+            .collect(),
+        // KFP stores the manifest as a JSON string; so do we, so it round-trips.
+        spec: Some(serde_json::Value::String(manifest.to_string())),
+        pipeline_root: None,
+    });
+
+    if let Some(t) = job.trigger.as_ref().and_then(|t| t.trigger.as_ref()) {
+        match t {
+            trigger::Trigger::CronSchedule(c) => {
+                if let Err(e) = cron::parse(&c.cron) {
+                    return Err(ApiError::invalid(format!(
+                        "Schedule cron is not a supported format(https://godoc.org/github.com/robfig/cron). Error: {e}"
+                    )));
+                }
+                spec.trigger.cron_schedule = Some(crd::CronSchedule {
+                    start_time: c
+                        .start_time
+                        .as_ref()
+                        .map(|t| from_ts(t, "cron_schedule.start_time"))
+                        .transpose()?,
+                    end_time: c
+                        .end_time
+                        .as_ref()
+                        .map(|t| from_ts(t, "cron_schedule.end_time"))
+                        .transpose()?,
+                    cron: c.cron.clone(),
+                });
+            }
+            trigger::Trigger::PeriodicSchedule(p) => {
+                if p.interval_second < 1 {
+                    return Err(ApiError::invalid(format!(
+                        "Found invalid period schedule: interval_second must be at least 1, got {}",
+                        p.interval_second
+                    )));
+                }
+                spec.trigger.periodic_schedule = Some(crd::PeriodicSchedule {
+                    start_time: p
+                        .start_time
+                        .as_ref()
+                        .map(|t| from_ts(t, "periodic_schedule.start_time"))
+                        .transpose()?,
+                    end_time: p
+                        .end_time
+                        .as_ref()
+                        .map(|t| from_ts(t, "periodic_schedule.end_time"))
+                        .transpose()?,
+                    interval_second: p.interval_second,
+                });
+            }
+        }
+    }
+    // Everything the operator would reject, rejected here with the same words (end < start, …).
+    crate::validate::validate(&spec, "UTC").map_err(|e| ApiError::invalid(e.to_string()))?;
+
+    let mut swf = ScheduledWorkflow::new("", spec);
+    swf.metadata.name = None;
+    swf.metadata.generate_name = Some(generate_name(&name));
+    swf.metadata.namespace = Some(namespace.clone());
+    swf.metadata.annotations = Some([(DISPLAY_NAME_ANNOTATION.to_string(), name)].into());
+    Ok((namespace, swf))
+}
+
+fn reference(kind: ResourceType, id: &str, relationship: Relationship) -> ResourceReference {
+    ResourceReference {
+        key: Some(ResourceKey {
+            r#type: kind as i32,
+            id: id.to_string(),
+        }),
+        name: String::new(),
+        relationship: relationship as i32,
+    }
+}
+
+/// KFP's status strings (`toApiJobStatus`).
+pub fn status_string(swf: &ScheduledWorkflow) -> &'static str {
+    match swf
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.first())
+        .map(|c| c.type_.as_str())
+    {
+        Some("Enabled" | "Running" | "Succeeded" | "Ready" | "Done") => "ENABLED",
+        Some("Disabled") => "DISABLED",
+        _ => "STATUS_UNSPECIFIED",
+    }
+}
+
+/// The last change of spec: recorded by the operator in status, else the creation time.
+pub fn updated_at(swf: &ScheduledWorkflow) -> Option<Timestamp> {
+    let created = swf.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let changed = swf
+        .status
+        .as_ref()
+        .and_then(|s| s.spec_updated_at.as_ref())
+        .map(|t| t.0);
+    created.max(changed)
+}
+
+pub fn swf_to_job(swf: &ScheduledWorkflow) -> Job {
+    let spec = &swf.spec;
+    let ns = swf.namespace().unwrap_or_default();
+    let mut refs = vec![reference(ResourceType::Namespace, &ns, Relationship::Owner)];
+    if let Some(id) = &spec.experiment_id {
+        refs.push(reference(ResourceType::Experiment, id, Relationship::Owner));
+    }
+    if let Some(id) = &spec.pipeline_version_id {
+        refs.push(reference(ResourceType::PipelineVersion, id, Relationship::Creator));
+    }
+    let manifest = match spec.workflow.as_ref().and_then(|w| w.spec.as_ref()) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => spec
+            .run_template
+            .as_ref()
+            .map(|t| serde_json::to_string(t).unwrap_or_default())
+            .unwrap_or_default(),
+    };
+    let parameters = spec
+        .workflow
+        .as_ref()
+        .map(|w| {
+            w.parameters
+                .iter()
+                .map(|p| Parameter {
+                    name: p.name.clone(),
+                    value: p.value.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let trigger = if let Some(c) = &spec.trigger.cron_schedule {
+        Some(Trigger {
+            trigger: Some(trigger::Trigger::CronSchedule(CronSchedule {
+                start_time: c.start_time.as_ref().map(|t| to_ts(t.0)),
+                end_time: c.end_time.as_ref().map(|t| to_ts(t.0)),
+                cron: c.cron.clone(),
+            })),
+        })
+    } else {
+        spec.trigger.periodic_schedule.as_ref().map(|p| Trigger {
+            trigger: Some(trigger::Trigger::PeriodicSchedule(PeriodicSchedule {
+                start_time: p.start_time.as_ref().map(|t| to_ts(t.0)),
+                end_time: p.end_time.as_ref().map(|t| to_ts(t.0)),
+                interval_second: p.interval_second,
+            })),
+        })
+    };
+    let condition = swf.status.as_ref().and_then(|s| s.conditions.first());
+    Job {
+        id: swf.uid().unwrap_or_default(),
+        name: swf
+            .annotations()
+            .get(DISPLAY_NAME_ANNOTATION)
+            .cloned()
+            .unwrap_or_else(|| swf.name_any()),
+        description: spec.description.clone().unwrap_or_default(),
+        pipeline_spec: Some(PipelineSpec {
+            pipeline_id: spec.pipeline_id.clone().unwrap_or_default(),
+            pipeline_name: spec.pipeline_name.clone().unwrap_or_default(),
+            workflow_manifest: manifest,
+            pipeline_manifest: String::new(),
+            parameters,
+            runtime_config: None,
+        }),
+        resource_references: refs,
+        service_account: spec.service_account.clone().unwrap_or_default(),
+        max_concurrency: spec.max_concurrency.unwrap_or(1),
+        trigger,
+        // KFP never sets mode in responses (§7.3).
+        mode: 0,
+        created_at: swf.metadata.creation_timestamp.as_ref().map(|t| to_ts(t.0)),
+        updated_at: updated_at(swf).map(to_ts),
+        status: status_string(swf).to_string(),
+        error: condition
+            .filter(|c| c.type_ == "Error")
+            .and_then(|c| c.message.clone())
+            .unwrap_or_default(),
+        enabled: spec.enabled,
+        no_catchup: spec.no_catchup.unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> String {
+        serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "p-"},
+            "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}})
+        .to_string()
+    }
+
+    fn job(v: serde_json::Value) -> Job {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({"name": "Nightly ETL!", "max_concurrency": "2", "pipeline_spec": {"workflow_manifest": manifest(),
+            "parameters": [{"name": "d", "value": "[[ScheduledTime]]"}]},
+            "trigger": {"cron_schedule": {"cron": "0 0 2 * * *", "start_time": "2026-01-01T00:00:00Z"}},
+            "resource_references": [{"key": {"type": "NAMESPACE", "id": "team-a"}, "relationship": "OWNER"},
+                                    {"key": {"type": "EXPERIMENT", "id": "exp-1"}, "relationship": "OWNER"}],
+            "mode": "ENABLED", "no_catchup": true, "service_account": "runner", "description": "d"})
+    }
+
+    #[test]
+    fn round_trip() {
+        let (ns, mut swf) = job_to_swf(&job(base()), "kubeflow").unwrap();
+        assert_eq!(ns, "team-a");
+        assert_eq!(swf.metadata.generate_name.as_deref(), Some("nightlyetl-"));
+        assert!(swf.spec.enabled, "mode ENABLED means enabled");
+        swf.metadata.uid = Some("uid-1".into());
+        swf.metadata.creation_timestamp = Some(Time("2026-02-01T00:00:00Z".parse().unwrap()));
+        let back = swf_to_job(&swf);
+        assert_eq!(back.name, "Nightly ETL!");
+        assert_eq!(back.id, "uid-1");
+        assert_eq!(back.max_concurrency, 2);
+        assert!(back.enabled && back.no_catchup);
+        assert_eq!(back.pipeline_spec.as_ref().unwrap().workflow_manifest, manifest());
+        assert_eq!(
+            back.pipeline_spec.as_ref().unwrap().parameters[0].value,
+            "[[ScheduledTime]]"
+        );
+        assert_eq!(back.status, "STATUS_UNSPECIFIED");
+        let types: Vec<i32> = back
+            .resource_references
+            .iter()
+            .map(|r| r.key.as_ref().unwrap().r#type)
+            .collect();
+        assert_eq!(
+            types,
+            vec![ResourceType::Namespace as i32, ResourceType::Experiment as i32]
+        );
+        let json = serde_json::to_value(&back).unwrap();
+        assert_eq!(json["max_concurrency"], "2", "int64 as a JSON string");
+        assert_eq!(
+            json["resource_references"][0]["key"]["type"], "NAMESPACE",
+            "enums by name"
+        );
+        let start = json["trigger"]["cron_schedule"]["start_time"].as_str().unwrap();
+        assert_eq!(
+            start.parse::<Timestamp>().unwrap(),
+            "2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap(),
+            "RFC 3339"
+        );
+        assert!(
+            json.get("mode").is_none() && json.get("error").is_none(),
+            "zero fields omitted: {json}"
+        );
+    }
+
+    #[test]
+    fn validation_errors() {
+        let cases: Vec<(serde_json::Value, &str)> = vec![
+            (serde_json::json!({"name": ""}), "name is empty"),
+            (serde_json::json!({"max_concurrency": "0"}), "at least 1 and at most 10"),
+            (
+                serde_json::json!({"max_concurrency": "11"}),
+                "at least 1 and at most 10",
+            ),
+            (
+                serde_json::json!({"trigger": {"cron_schedule": {"cron": "0 0 * * * 9"}}}),
+                "Schedule cron is not a supported format",
+            ),
+            (
+                serde_json::json!({"trigger": {"periodic_schedule": {"interval_second": "0"}}}),
+                "interval_second must be at least 1",
+            ),
+            (
+                serde_json::json!({"trigger": {"cron_schedule": {"cron": "@daily", "start_time": "2026-02-01T00:00:00Z", "end_time": "2026-01-01T00:00:00Z"}}}),
+                "before startTime",
+            ),
+            (
+                serde_json::json!({"pipeline_spec": {"pipeline_id": "p1"}}),
+                "cannot be resolved without KFP's pipeline store",
+            ),
+            (
+                serde_json::json!({"resource_references": [{"key": {"type": "JOB", "id": "x"}}]}),
+                "not supported for jobs",
+            ),
+        ];
+        for (patch, want) in cases {
+            let mut v = base();
+            for (k, val) in patch.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            let err = job_to_swf(&job(v), "kubeflow").unwrap_err();
+            assert!(err.message.contains(want), "{want}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_json_fields_are_rejected() {
+        let mut v = base();
+        v["colour"] = "blue".into();
+        assert!(serde_json::from_value::<Job>(v).is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! The gRPC front end (`api.JobService`), over the same operations as HTTP.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{
+    proto::{
+        CreateJobRequest, DeleteJobRequest, DisableJobRequest, EnableJobRequest, GetJobRequest, Job, ListJobsRequest,
+        ListJobsResponse, job_service_server,
+    },
+    service::{Caller, JobApi},
+};
+
+pub struct Grpc(pub Arc<JobApi>);
+
+fn caller<T>(req: &Request<T>) -> Caller {
+    Caller::from_header(req.metadata().get("authorization").and_then(|v| v.to_str().ok()))
+}
+
+type Empty = pbjson_types::Empty;
+
+#[tonic::async_trait]
+impl job_service_server::JobService for Grpc {
+    async fn create_job(&self, req: Request<CreateJobRequest>) -> Result<Response<Job>, Status> {
+        let who = caller(&req);
+        let job = req
+            .into_inner()
+            .job
+            .ok_or_else(|| Status::invalid_argument("job is required"))?;
+        self.0
+            .create_job(&who, job)
+            .await
+            .map(Response::new)
+            .map_err(|e| e.to_grpc())
+    }
+
+    async fn get_job(&self, req: Request<GetJobRequest>) -> Result<Response<Job>, Status> {
+        let who = caller(&req);
+        self.0
+            .get_job(&who, &req.into_inner().id)
+            .await
+            .map(Response::new)
+            .map_err(|e| e.to_grpc())
+    }
+
+    async fn list_jobs(&self, req: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {
+        let who = caller(&req);
+        self.0
+            .list_jobs(&who, &req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|e| e.to_grpc())
+    }
+
+    async fn enable_job(&self, req: Request<EnableJobRequest>) -> Result<Response<Empty>, Status> {
+        let who = caller(&req);
+        self.0
+            .set_enabled(&who, &req.into_inner().id, true)
+            .await
+            .map(|()| Response::new(Empty {}))
+            .map_err(|e| e.to_grpc())
+    }
+
+    async fn disable_job(&self, req: Request<DisableJobRequest>) -> Result<Response<Empty>, Status> {
+        let who = caller(&req);
+        self.0
+            .set_enabled(&who, &req.into_inner().id, false)
+            .await
+            .map(|()| Response::new(Empty {}))
+            .map_err(|e| e.to_grpc())
+    }
+
+    async fn delete_job(&self, req: Request<DeleteJobRequest>) -> Result<Response<Empty>, Status> {
+        let who = caller(&req);
+        self.0
+            .delete_job(&who, &req.into_inner().id)
+            .await
+            .map(|()| Response::new(Empty {}))
+            .map_err(|e| e.to_grpc())
+    }
+}
+
+pub fn service(api: Arc<JobApi>) -> job_service_server::JobServiceServer<Grpc> {
+    job_service_server::JobServiceServer::new(Grpc(api))
+}
