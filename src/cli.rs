@@ -97,6 +97,12 @@ pub struct ApiArgs {
     /// DANGEROUS, local development only: requests without a bearer token act as the operator.
     #[arg(long)]
     api_insecure_anonymous: bool,
+    /// Serve the API over TLS with this certificate (PEM); needs --api-tls-key.
+    #[arg(long, requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --api-tls-cert.
+    #[arg(long, requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
 }
 
 impl ApiArgs {
@@ -108,13 +114,20 @@ impl ApiArgs {
         let base = kube::Config::infer()
             .await
             .context("no Kubernetes configuration found")?;
+        let tls = match (&self.api_tls_cert, &self.api_tls_key) {
+            (Some(cert), Some(key)) => Some(crate::api::Tls {
+                cert_pem: std::fs::read(cert).with_context(|| format!("read {}", cert.display()))?,
+                key_pem: std::fs::read(key).with_context(|| format!("read {}", key.display()))?,
+            }),
+            _ => None,
+        };
         let api = Arc::new(crate::api::service::JobApi::new(
             base,
             own,
             self.api_default_namespace,
             self.api_insecure_anonymous,
         ));
-        crate::api::serve(api, self.api_addr, self.grpc_addr).await
+        crate::api::serve(api, self.api_addr, self.grpc_addr, tls).await
     }
 }
 

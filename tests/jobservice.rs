@@ -555,3 +555,49 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
     .await;
     operator.abort();
 }
+
+#[tokio::test]
+async fn serves_tls_when_given_a_certificate() {
+    let env = common::env("api-tls").await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let tls = swf_operator::api::Tls {
+        cert_pem: cert.pem().into_bytes(),
+        key_pem: key.serialize_pem().into_bytes(),
+    };
+    let (url, grpc_url) = common::start_job_api_with(&env, &env.namespace, Some(tls)).await;
+    assert!(url.starts_with("https://"));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let api = Http {
+        base: url.clone(),
+        token: Some(ADMIN_TOKEN.into()),
+        client,
+    };
+    let (status, body) = api.get("/apis/v1beta1/jobs").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Plain HTTP is not served on the TLS port.
+    let plain = reqwest::get(url.replace("https://", "http://") + "/healthz").await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    // gRPC over TLS.
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(cert.pem()))
+        .domain_name("localhost");
+    let channel = tonic::transport::Channel::from_shared(grpc_url)
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let listed = JobServiceClient::new(channel)
+        .list_jobs(auth(proto::ListJobsRequest::default()))
+        .await
+        .unwrap();
+    assert_eq!(listed.into_inner().total_size, 0);
+}

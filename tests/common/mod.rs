@@ -588,6 +588,15 @@ pub fn start_operator(client: Client, namespace: &str) -> tokio::task::JoinHandl
 
 /// Starts the JobService (HTTP + gRPC) in this process on free ports; returns their URLs.
 pub async fn start_job_api(env: &TestEnv, default_namespace: &str) -> (String, String) {
+    start_job_api_with(env, default_namespace, None).await
+}
+
+/// As `start_job_api`, optionally over TLS (then the URLs are https).
+pub async fn start_job_api_with(
+    env: &TestEnv,
+    default_namespace: &str,
+    tls: Option<swf_operator::api::Tls>,
+) -> (String, String) {
     use swf_operator::api;
     let base = env.plane.admin_config().await;
     let own = env.plane.admin_client().await;
@@ -600,24 +609,19 @@ pub async fn start_job_api(env: &TestEnv, default_namespace: &str) -> (String, S
     let (http_port, grpc_port) = (free_port(), free_port());
     let http: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
     let grpc: std::net::SocketAddr = format!("127.0.0.1:{grpc_port}").parse().unwrap();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tokio::spawn(async move {
-        if let Err(e) = api::serve(job_api, Some(http), Some(grpc)).await {
+        if let Err(e) = api::serve(job_api, Some(http), Some(grpc), tls).await {
             panic!("JobService failed: {e:#}");
         }
     });
-    let url = format!("http://{http}");
-    eventually(Duration::from_secs(30), "JobService healthz", || {
-        let url = url.clone();
-        async move {
-            reqwest::get(format!("{url}/healthz"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        }
+    eventually(Duration::from_secs(30), "JobService listening", || async move {
+        let http_up = tokio::net::TcpStream::connect(http).await.is_ok();
+        let grpc_up = tokio::net::TcpStream::connect(grpc).await.is_ok();
+        (http_up && grpc_up).then_some(())
     })
     .await;
-    (url, format!("http://{grpc}"))
+    (format!("{scheme}://{http}"), format!("{scheme}://{grpc}"))
 }
 
 /// Grants `user` full rights on ScheduledWorkflows in `namespace` (a Role + RoleBinding).
