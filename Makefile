@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD_FILE := crds/scheduledworkflows.kubeflow.org.yaml
 
-.PHONY: run test assets cluster-up cluster-down crds check-crds lint fmt bench
+.PHONY: run test assets test-deps cluster-up cluster-down crds check-crds lint fmt
 
 ## Run the operator in the foreground: on $KUBECONFIG when set, else on a local control plane.
 run: assets
@@ -11,11 +11,15 @@ run: assets
 	  echo "run: using KUBECONFIG=$$KUBECONFIG"; \
 	  kubectl apply -f crds/ && \
 	  kubectl apply -f examples/quickstart.yaml && \
-	  $(CARGO) run --release -- run
+	  $(CARGO) run -- run --api-addr 127.0.0.1:8888 --grpc-addr 127.0.0.1:8887
 
 ## Run every test (unit + integration on a real kube-apiserver).
-test: assets check-crds
+test: assets test-deps check-crds
 	$(CARGO) test --locked --all-targets
+
+## KFP's Python client, used by a test that runs examples/kfp_server_api_client.py.
+test-deps:
+	@python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
 
 ## Build or reuse kube-apiserver/etcd/kube-controller-manager (see hack/kube-assets.sh).
 assets:

@@ -85,6 +85,45 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The clock; tests and the pure modules never read the system time themselves.
     pub now: fn() -> Timestamp,
+    /// Our last status write per object, so a pass woken before the watch delivers that write
+    /// plans from it instead of from the stale cached copy (see `fresh`).
+    pub written: WrittenStatus,
+}
+
+/// uid → (resourceVersion we wrote over, resourceVersion and status we wrote).
+#[derive(Default)]
+pub struct WrittenStatus(std::sync::Mutex<HashMap<String, (String, String, ScheduledWorkflowStatus)>>);
+
+impl WrittenStatus {
+    /// The object with our latest status when the cache still holds the version we replaced.
+    /// Without this, the run-creation event would wake a pass on the old status: it would
+    /// adopt the run it just created and fail its status write with a conflict.
+    fn fresh(&self, swf: Arc<ScheduledWorkflow>) -> Arc<ScheduledWorkflow> {
+        let map = self.0.lock().expect("not poisoned");
+        match (swf.uid(), swf.resource_version()) {
+            (Some(uid), Some(rv)) => match map.get(&uid) {
+                Some((stale, fresh_rv, status)) if *stale == rv => {
+                    let mut obj = (*swf).clone();
+                    obj.metadata.resource_version = Some(fresh_rv.clone());
+                    obj.status = Some(status.clone());
+                    Arc::new(obj)
+                }
+                _ => swf,
+            },
+            _ => swf,
+        }
+    }
+
+    fn record(&self, before: &ScheduledWorkflow, after: &ScheduledWorkflow) {
+        if let (Some(uid), Some(old), Some(new), Some(status)) = (
+            before.uid(),
+            before.resource_version(),
+            after.resource_version(),
+            after.status.clone(),
+        ) {
+            self.0.lock().expect("not poisoned").insert(uid, (old, new, status));
+        }
+    }
 }
 
 impl Context {
@@ -113,6 +152,7 @@ fn owned_by(obj: &DynamicObject, uid: &str) -> bool {
 /// Writes `new` through the status subresource, only when it differs from what we read.
 /// A PUT with the read resourceVersion: a stale read fails with 409 and the pass is retried.
 async fn write_status(
+    ctx: &Context,
     api: &Api<ScheduledWorkflow>,
     swf: &ScheduledWorkflow,
     new: ScheduledWorkflowStatus,
@@ -123,8 +163,10 @@ async fn write_status(
     let mut obj = swf.clone();
     obj.status = Some(new);
     obj.metadata.managed_fields = None;
-    api.replace_status(&swf.name_any(), &PostParams::default(), &obj)
+    let written = api
+        .replace_status(&swf.name_any(), &PostParams::default(), &obj)
         .await?;
+    ctx.written.record(swf, &written);
     Ok(())
 }
 
@@ -147,6 +189,7 @@ async fn create_or_adopt(api: &Api<DynamicObject>, obj: Value, uid: &str) -> Res
 }
 
 pub async fn reconcile(swf: Arc<ScheduledWorkflow>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let swf = ctx.written.fresh(swf);
     let now = (ctx.now)();
     let ns = swf.namespace().unwrap_or_default();
     let name = swf.name_any();
@@ -166,7 +209,7 @@ pub async fn reconcile(swf: Arc<ScheduledWorkflow>, ctx: Arc<Context>) -> Result
                     .await;
                 warn!(%ns, %name, %message, "invalid spec");
             }
-            write_status(&api, &swf, status).await?;
+            write_status(&ctx, &api, &swf, status).await?;
             // Nothing will change until the spec does.
             return Ok(Action::await_change());
         }
@@ -187,7 +230,7 @@ pub async fn reconcile(swf: Arc<ScheduledWorkflow>, ctx: Arc<Context>) -> Result
             if Some(&status) != swf.status.as_ref() {
                 ctx.event(&swf, EventType::Warning, "UnknownRunKind", message).await;
             }
-            write_status(&api, &swf, status).await?;
+            write_status(&ctx, &api, &swf, status).await?;
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
     };
@@ -331,7 +374,7 @@ pub async fn reconcile(swf: Arc<ScheduledWorkflow>, ctx: Arc<Context>) -> Result
             info!(%ns, swf = %name, run = %req.name, scheduled = %req.scheduled, "created run");
         } else {
             // A previous pass created it and crashed (or its status write was lost): adopt.
-            info!(%ns, swf = %name, run = %req.name, "adopted existing run");
+            info!(%ns, swf = %name, run = %req.name, "adopted a run an earlier pass created");
         }
         // Keep the index the run really has (it may come from an earlier pass).
         if observed.status.index > final_state.last_index {
@@ -360,7 +403,7 @@ pub async fn reconcile(swf: Arc<ScheduledWorkflow>, ctx: Arc<Context>) -> Result
         },
         now,
     );
-    write_status(&api, &swf, new_status).await?;
+    write_status(&ctx, &api, &swf, new_status).await?;
 
     Ok(next_action(&ctx, &v, &plan, active_now, now).await)
 }
@@ -393,12 +436,16 @@ async fn next_action(ctx: &Context, v: &Validated, plan: &schedule::Plan, active
 }
 
 pub fn error_policy(swf: Arc<ScheduledWorkflow>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed();
-    warn!(ns = ?swf.namespace(), name = %swf.name_any(), %error, "reconcile failed; retrying");
-    match error {
-        Error::Kube(kube::Error::Api(s)) if s.code == 409 => Action::requeue(Duration::from_millis(200)),
-        _ => Action::requeue(Duration::from_secs(5)),
+    if let Error::Kube(kube::Error::Api(s)) = error
+        && s.code == 409
+    {
+        // Someone wrote the object since we read it: retry on the newer version.
+        tracing::debug!(ns = ?swf.namespace(), name = %swf.name_any(), "status write conflict; retrying");
+        return Action::requeue(Duration::from_millis(200));
     }
+    ctx.metrics.reconcile_failed();
+    warn!(ns = ?swf.namespace(), name = %swf.name_any(), %error, "reconcile failed; retrying in 5s");
+    Action::requeue(Duration::from_secs(5))
 }
 
 /// Runs the controller until SIGTERM/SIGINT.
@@ -428,6 +475,7 @@ pub async fn run(
         kinds: RunKinds::default(),
         metrics,
         now: Timestamp::now,
+        written: WrittenStatus::default(),
     });
 
     let mut controller = Controller::new(swfs, watcher::Config::default().any_semantic());

@@ -601,3 +601,32 @@ async fn serves_tls_when_given_a_certificate() {
         .unwrap();
     assert_eq!(listed.into_inner().total_size, 0);
 }
+
+/// KFP's own Python client (kfp-server-api 1.8.x, installed by `make test` from
+/// tests/requirements.txt) works unchanged: the README's example script, run for real.
+#[tokio::test]
+async fn kfp_server_api_python_client_works_unchanged() {
+    let env = common::env("api-python").await;
+    let (url, _) = common::start_job_api(&env, &env.namespace).await;
+    let script = common::repo_root().join("examples/kfp_server_api_client.py");
+    let ns = env.namespace.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args([&url, ADMIN_TOKEN, &ns])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the kfp-server-api example failed (pip install -r tests/requirements.txt?)\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for step in ["created", "listed 1", "rejected 400", "deleted"] {
+        assert!(stdout.contains(step), "{step}: {stdout}");
+    }
+    assert!(swfs(&env).list(&Default::default()).await.unwrap().items.is_empty());
+}
