@@ -56,7 +56,8 @@ pub fn check_files(files: &[PathBuf], default_tz: &str, count: usize, now: Times
                 Err(e) => {
                     output.push_str(&format!("{} (document {}): not YAML: {e}\n", file.display(), i + 1));
                     errors += 1;
-                    continue;
+                    // The document stream cannot resume after a syntax error.
+                    break;
                 }
                 Ok(Err(e)) => {
                     output.push_str(&format!("{} (document {}): {e}\n", file.display(), i + 1));
@@ -148,6 +149,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_file_that_is_not_yaml_is_one_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.yaml");
+        std::fs::write(&path, "kind: [unclosed\n  - : :\n").unwrap();
+        let r = check_files(&[path], "UTC", 1, "2026-01-01T00:00:00Z".parse().unwrap());
+        assert_eq!(r.errors, 1, "{}", r.output);
+        assert!(r.output.contains("not YAML"), "{}", r.output);
+    }
+
+    #[test]
     fn reports_errors_with_file_and_field_and_next_times() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("swf.yaml");
@@ -179,7 +190,11 @@ mod example_tests {
     #[test]
     fn examples_are_valid() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-        let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
         assert!(files.len() >= 7);
         let r = super::check_files(&files, "UTC", 1, "2026-01-01T00:30:00Z".parse().unwrap());
         assert_eq!(r.errors, 0, "{}", r.output);

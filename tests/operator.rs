@@ -278,7 +278,7 @@ async fn catch_up_and_no_catchup_after_the_operator_was_down() {
     assert!(missed >= 4, "missed ticks were run: {e:?}");
 
     // noCatchup: only the latest missed tick ran for the downtime, then back on the grid.
-    let runs = wait_runs(&env, &nocatchup, &job_resource(), before_n + 1).await;
+    wait_runs(&env, &nocatchup, &job_resource(), before_n + 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let e = epochs(&runs_of(&env, &nocatchup, &job_resource()).await);
     let in_gap = e
@@ -290,7 +290,6 @@ async fn catch_up_and_no_catchup_after_the_operator_was_down() {
         "at most the latest missed tick runs: {e:?} (down {down_at}, up {up_at})"
     );
     assert!(e.windows(2).all(|w| (w[1] - w[0]) % 2 == 0), "still on the grid: {e:?}");
-    drop(runs);
     operator.abort();
 }
 
