@@ -445,6 +445,13 @@ pub fn error_policy(swf: Arc<ScheduledWorkflow>, error: &Error, ctx: Arc<Context
     }
     ctx.metrics.reconcile_failed();
     warn!(ns = ?swf.namespace(), name = %swf.name_any(), %error, "reconcile failed; retrying in 5s");
+    // Tell the owner too (repeats are aggregated into one EventSeries by the Recorder).
+    let reason = match error {
+        Error::NameConflict { .. } => "RunNameConflict",
+        Error::Kube(_) => "ReconcileFailed",
+    };
+    let note = format!("{error}; retrying in 5s");
+    tokio::spawn(async move { ctx.event(&swf, EventType::Warning, reason, note).await });
     Action::requeue(Duration::from_secs(5))
 }
 
