@@ -79,7 +79,10 @@ async fn crd_create_watch_status_and_rbac() {
     assert!(err.to_string().contains("maxConcurrency"), "{err}");
 
     // RBAC: a user with no role is forbidden; a bad token is unauthenticated.
-    let alice = env.plane.client_with_token(&common::token_for("alice")).await;
+    let alice = env
+        .plane
+        .client_with_token(&common::user_token(&env, "alice").await)
+        .await;
     let as_alice: Api<ScheduledWorkflow> = Api::namespaced(alice, &env.namespace);
     match as_alice.list(&Default::default()).await {
         Err(kube::Error::Api(status)) => assert!(status.is_forbidden(), "{status:?}"),

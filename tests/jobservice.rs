@@ -3,7 +3,7 @@ mod common;
 
 use std::{collections::HashSet, time::Duration};
 
-use common::{ADMIN_TOKEN, TestEnv, eventually, list_runs, start_operator};
+use common::{TestEnv, eventually, list_runs, start_operator};
 use kube::{Api, ResourceExt, api::PostParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -80,7 +80,7 @@ fn swfs(env: &TestEnv) -> Api<ScheduledWorkflow> {
 async fn http_endpoints_json_shape_and_kubectl_round_trip() {
     let env = common::env("api-crud").await;
     let (url, _) = common::start_job_api(&env, "default").await;
-    let api = Http::new(&url, Some(ADMIN_TOKEN));
+    let api = Http::new(&url, Some(&common::admin_token(&env).await));
 
     let (status, created) = api.post("/apis/v1beta1/jobs", job("Nightly ETL", &env.namespace)).await;
     assert_eq!(status, StatusCode::OK, "{created}");
@@ -180,7 +180,7 @@ async fn http_endpoints_json_shape_and_kubectl_round_trip() {
 async fn validation_and_authentication_errors() {
     let env = common::env("api-errors").await;
     let (url, _) = common::start_job_api(&env, &env.namespace).await;
-    let api = Http::new(&url, Some(ADMIN_TOKEN));
+    let api = Http::new(&url, Some(&common::admin_token(&env).await));
     let bad = |patch: Value| {
         let mut j = job("x", &env.namespace);
         for (k, v) in patch.as_object().unwrap() {
@@ -247,7 +247,7 @@ async fn validation_and_authentication_errors() {
 async fn paging_450_jobs_in_several_orders_with_concurrent_deletes() {
     let env = common::env("api-paging").await;
     let (url, _) = common::start_job_api(&env, &env.namespace).await;
-    let api = Http::new(&url, Some(ADMIN_TOKEN));
+    let api = Http::new(&url, Some(&common::admin_token(&env).await));
     // 450 resources, created concurrently; names and descriptions make the orders differ.
     let creations = (0..450).map(|i| {
         let swfs = swfs(&env);
@@ -336,7 +336,7 @@ async fn paging_450_jobs_in_several_orders_with_concurrent_deletes() {
 async fn filters_over_http() {
     let env = common::env("api-filter").await;
     let (url, _) = common::start_job_api(&env, &env.namespace).await;
-    let api = Http::new(&url, Some(ADMIN_TOKEN));
+    let api = Http::new(&url, Some(&common::admin_token(&env).await));
     for (name, exp) in [("alpha", "e1"), ("beta", "e1"), ("gamma", "e2")] {
         let mut j = job(name, &env.namespace);
         j["resource_references"]
@@ -382,8 +382,8 @@ async fn real_rbac_decides_for_two_users_in_two_namespaces() {
     common::grant_swf_access(&env_a.client, &env_a.namespace, "alice").await;
     common::grant_swf_access(&env_b.client, &env_b.namespace, "bob").await;
     let (url, _) = common::start_job_api(&env_a, &env_a.namespace).await;
-    let alice = Http::new(&url, Some(&common::token_for("alice")));
-    let bob = Http::new(&url, Some(&common::token_for("bob")));
+    let alice = Http::new(&url, Some(&common::user_token(&env_a, "alice").await));
+    let bob = Http::new(&url, Some(&common::user_token(&env_a, "bob").await));
 
     let (status, a_job) = alice.post("/apis/v1beta1/jobs", job("alices", &env_a.namespace)).await;
     assert_eq!(status, StatusCode::OK, "{a_job}");
@@ -438,10 +438,10 @@ async fn real_rbac_decides_for_two_users_in_two_namespaces() {
     assert_eq!(Http::new(&url, None).get(&list_b).await.0, StatusCode::UNAUTHORIZED);
 }
 
-fn auth<T>(msg: T) -> tonic::Request<T> {
+fn with_token<T>(token: &str, msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     r.metadata_mut()
-        .insert("authorization", format!("Bearer {ADMIN_TOKEN}").parse().unwrap());
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     r
 }
 
@@ -450,6 +450,7 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
     let env = common::env("api-grpc").await;
     env.plane.ensure_garbage_collector();
     common::install_argo_crd(&env.client).await;
+    let token = common::admin_token(&env).await;
     let (_, grpc_url) = common::start_job_api(&env, &env.namespace).await;
     let operator = start_operator(env.client.clone(), &env.namespace);
     let mut client = JobServiceClient::connect(grpc_url.clone()).await.unwrap();
@@ -457,19 +458,19 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
     job.enabled = false;
     job.trigger = serde_json::from_value(json!({"periodic_schedule": {"interval_second": "1"}})).unwrap();
     let created = client
-        .create_job(auth(proto::CreateJobRequest { job: Some(job) }))
+        .create_job(with_token(&token, proto::CreateJobRequest { job: Some(job) }))
         .await
         .unwrap()
         .into_inner();
     let id = created.id.clone();
     let got = client
-        .get_job(auth(proto::GetJobRequest { id: id.clone() }))
+        .get_job(with_token(&token, proto::GetJobRequest { id: id.clone() }))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(got.name, "grpc job");
     let listed = client
-        .list_jobs(auth(proto::ListJobsRequest::default()))
+        .list_jobs(with_token(&token, proto::ListJobsRequest::default()))
         .await
         .unwrap()
         .into_inner();
@@ -483,7 +484,7 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
             .is_empty()
     );
     client
-        .enable_job(auth(proto::EnableJobRequest { id: id.clone() }))
+        .enable_job(with_token(&token, proto::EnableJobRequest { id: id.clone() }))
         .await
         .unwrap();
     eventually(WAIT, "runs after enable", || async {
@@ -494,13 +495,13 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
     })
     .await;
     client
-        .disable_job(auth(proto::DisableJobRequest { id: id.clone() }))
+        .disable_job(with_token(&token, proto::DisableJobRequest { id: id.clone() }))
         .await
         .unwrap();
     eventually(WAIT, "DISABLED status", || async {
         let j = client
             .clone()
-            .get_job(auth(proto::GetJobRequest { id: id.clone() }))
+            .get_job(with_token(&token, proto::GetJobRequest { id: id.clone() }))
             .await
             .ok()?
             .into_inner();
@@ -521,17 +522,20 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
 
     // Errors carry gRPC codes.
     let err = client
-        .get_job(auth(proto::GetJobRequest { id: "nope".into() }))
+        .get_job(with_token(&token, proto::GetJobRequest { id: "nope".into() }))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     let err = client
-        .create_job(auth(proto::CreateJobRequest {
-            job: Some(proto::Job {
-                name: "x".into(),
-                ..Default::default()
-            }),
-        }))
+        .create_job(with_token(
+            &token,
+            proto::CreateJobRequest {
+                job: Some(proto::Job {
+                    name: "x".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -543,7 +547,7 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
 
     // Delete cascades to the runs.
     client
-        .delete_job(auth(proto::DeleteJobRequest { id: id.clone() }))
+        .delete_job(with_token(&token, proto::DeleteJobRequest { id: id.clone() }))
         .await
         .unwrap();
     eventually(Duration::from_secs(120), "runs deleted with the job", || async {
@@ -574,9 +578,10 @@ async fn serves_tls_when_given_a_certificate() {
         .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
         .build()
         .unwrap();
+    let token = common::admin_token(&env).await;
     let api = Http {
         base: url.clone(),
-        token: Some(ADMIN_TOKEN.into()),
+        token: Some(token.clone()),
         client,
     };
     let (status, body) = api.get("/apis/v1beta1/jobs").await;
@@ -596,7 +601,7 @@ async fn serves_tls_when_given_a_certificate() {
         .await
         .unwrap();
     let listed = JobServiceClient::new(channel)
-        .list_jobs(auth(proto::ListJobsRequest::default()))
+        .list_jobs(with_token(&token, proto::ListJobsRequest::default()))
         .await
         .unwrap();
     assert_eq!(listed.into_inner().total_size, 0);
@@ -610,10 +615,11 @@ async fn kfp_server_api_python_client_works_unchanged() {
     let (url, _) = common::start_job_api(&env, &env.namespace).await;
     let script = common::repo_root().join("examples/kfp_server_api_client.py");
     let ns = env.namespace.clone();
+    let token = common::admin_token(&env).await;
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")
             .arg(script)
-            .args([&url, ADMIN_TOKEN, &ns])
+            .args([&url, &token, &ns])
             .output()
             .expect("python3 runs")
     })

@@ -37,8 +37,64 @@ use kube::{
 pub const ADMIN_TOKEN: &str = "swf-admin-token";
 pub const USERS: &[&str] = &["alice", "bob", "carol"];
 
+/// The static token of a local-plane user (see `user_token` for a portable one).
 pub fn token_for(user: &str) -> String {
     format!("{user}-token")
+}
+
+/// Namespace of the ServiceAccounts that stand in for users on an existing cluster.
+const TEST_USERS_NAMESPACE: &str = "swf-operator-test-users";
+
+/// The name RBAC knows `user` by: the static user on a local plane, a ServiceAccount's user
+/// name on an existing cluster (which has no token file of ours).
+pub fn user_name(user: &str) -> String {
+    if use_existing_cluster() {
+        format!("system:serviceaccount:{TEST_USERS_NAMESPACE}:{user}")
+    } else {
+        user.to_string()
+    }
+}
+
+/// A bearer token with cluster-admin rights on either kind of control plane (on an existing
+/// cluster: a ServiceAccount bound to `cluster-admin`, since its kubeconfig may hold no token).
+pub async fn admin_token(env: &TestEnv) -> String {
+    if !use_existing_cluster() {
+        return ADMIN_TOKEN.to_string();
+    }
+    let token = user_token(env, "swf-test-admin").await;
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "swf-operator-test-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "swf-test-admin", "namespace": TEST_USERS_NAMESPACE}]
+    }))
+    .unwrap();
+    let _ = Api::all(env.client.clone())
+        .create(&PostParams::default(), &binding)
+        .await;
+    token
+}
+
+/// A bearer token for `user`, with no RBAC of its own, on either kind of control plane.
+pub async fn user_token(env: &TestEnv, user: &str) -> String {
+    if !use_existing_cluster() {
+        return token_for(user);
+    }
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": TEST_USERS_NAMESPACE}})).unwrap();
+    let _ = Api::<Namespace>::all(env.client.clone())
+        .create(&PostParams::default(), &ns)
+        .await;
+    let sas: Api<ServiceAccount> = Api::namespaced(env.client.clone(), TEST_USERS_NAMESPACE);
+    let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": user}})).unwrap();
+    let _ = sas.create(&PostParams::default(), &sa).await;
+    let request: TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+    sas.create_token_request(user, &PostParams::default(), &request)
+        .await
+        .expect("token request")
+        .status
+        .unwrap()
+        .token
 }
 
 pub fn repo_root() -> PathBuf {
@@ -467,7 +523,8 @@ impl Drop for TestEnv {
         if !use_existing_cluster() {
             return;
         }
-        let client = self.client.clone();
+        // A client of its own: `self.client` lives on the test's runtime, which is blocked here.
+        let plane = self.plane;
         let ns = self.namespace.clone();
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -475,6 +532,7 @@ impl Drop for TestEnv {
                 .build()
                 .unwrap();
             rt.block_on(async move {
+                let client = plane.admin_client().await;
                 let _ = Api::<Namespace>::all(client).delete(&ns, &Default::default()).await;
             });
         })
@@ -636,7 +694,7 @@ pub async fn grant_swf_access(client: &Client, namespace: &str, user: &str) {
     let binding: RoleBinding = serde_json::from_value(serde_json::json!({
         "metadata": {"name": format!("swf-{user}")},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("swf-{user}")},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user_name(user)}]
     }))
     .unwrap();
     Api::<Role>::namespaced(client.clone(), namespace)
