@@ -95,3 +95,34 @@ async fn crd_create_watch_status_and_rbac() {
         other => panic!("expected 401 for a bad token, got {other:?}"),
     }
 }
+
+/// The install manifests are accepted by a real API server (server-side dry run).
+#[tokio::test]
+async fn deploy_manifests_and_examples_are_accepted_by_the_api_server() {
+    let env = common::env("deploy").await;
+    let deploy = common::repo_root().join("deploy");
+    // Namespaced objects can only be dry-run into a namespace that exists.
+    common::kubectl(
+        env.plane,
+        &["apply", "-f", deploy.join("namespace.yaml").to_str().unwrap()],
+    );
+    let out = common::kubectl(
+        env.plane,
+        &["apply", "--dry-run=server", "-k", deploy.to_str().unwrap()],
+    );
+    for kind in [
+        "namespace/swf-system",
+        "clusterrole",
+        "deployment.apps/swf-operator",
+        "service/swf-operator-api",
+    ] {
+        assert!(out.contains(kind), "{kind} missing from:\n{out}");
+    }
+    // Every example is a valid object for the installed CRD's schema.
+    for entry in std::fs::read_dir(common::repo_root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            common::kubectl(env.plane, &["apply", "--dry-run=server", "-f", path.to_str().unwrap()]);
+        }
+    }
+}
