@@ -582,3 +582,95 @@ async fn a_foreign_object_with_the_run_name_is_not_adopted() {
     );
     operator.abort();
 }
+
+#[tokio::test]
+async fn concurrency_policies_and_history_limits() {
+    let env = common::env("policies").await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let every = |policy: &str, extra: Value| {
+        let mut spec = json!({"maxConcurrency": 1, "concurrencyPolicy": policy, "trigger": {"periodicSchedule": {"intervalSecond": 1}}});
+        merge(&mut spec, extra);
+        spec
+    };
+    let replace = create(&env, job_swf("replace", every("Replace", json!({})))).await;
+    let skip = create(&env, job_swf("skip", every("Skip", json!({})))).await;
+    let limited = create(
+        &env,
+        job_swf("limited", every("Wait", json!({"successfulRunsHistoryLimit": 1}))),
+    )
+    .await;
+
+    // Replace: each new tick deletes the active run, so exactly one run exists and it moves on.
+    let first = wait_runs(&env, &replace, &job_resource(), 1).await;
+    let first_epoch = epochs(&first)[0];
+    let moved = eventually(WAIT, "Replace moved to a newer run", || async {
+        let runs = runs_of(&env, &replace, &job_resource()).await;
+        (runs.len() == 1 && epochs(&runs)[0] >= first_epoch + 2).then_some(runs)
+    })
+    .await;
+    assert!(
+        !moved.iter().any(|r| epochs(std::slice::from_ref(r))[0] == first_epoch),
+        "the first run was deleted"
+    );
+
+    // Skip: while the run is active, due ticks are dropped (with an event), not queued.
+    let runs = wait_runs(&env, &skip, &job_resource(), 1).await;
+    eventually(WAIT, "TickSkipped event", || async {
+        events_for(&env, "skip")
+            .await
+            .iter()
+            .any(|(_, r, _)| r == "TickSkipped")
+            .then_some(())
+    })
+    .await;
+    let skipped_through = eventually(WAIT, "skipThrough recorded", || async {
+        swfs(&env)
+            .get("skip")
+            .await
+            .ok()?
+            .status?
+            .trigger
+            .skip_through
+            .map(|t| t.0.as_second())
+    })
+    .await;
+    finish_job(&env.client, &env.namespace, &runs[0].name_any()).await;
+    let after = epochs(&wait_runs(&env, &skip, &job_resource(), 2).await);
+    assert!(
+        after[1] > skipped_through,
+        "skipped ticks were not run late: {after:?}, skipped through {skipped_through}"
+    );
+
+    // History limit: only the newest succeeded run is kept.
+    for n in 1..=3 {
+        let runs = wait_runs(&env, &limited, &job_resource(), 1).await;
+        let active = runs
+            .iter()
+            .find(|r| r.data["status"].get("conditions").is_none())
+            .cloned();
+        if let Some(active) = active {
+            finish_job(&env.client, &env.namespace, &active.name_any()).await;
+        }
+        eventually(WAIT, &format!("run {n} finished and a new one started"), || async {
+            let runs = runs_of(&env, &limited, &job_resource()).await;
+            runs.iter()
+                .any(|r| r.data["status"].get("conditions").is_none())
+                .then_some(())
+        })
+        .await;
+    }
+    let kept = eventually(WAIT, "one succeeded run kept", || async {
+        let runs = runs_of(&env, &limited, &job_resource()).await;
+        let done: Vec<_> = runs
+            .into_iter()
+            .filter(|r| r.data["status"].get("conditions").is_some())
+            .collect();
+        (done.len() == 1).then_some(done)
+    })
+    .await;
+    let status = swfs(&env).get("limited").await.unwrap().status.unwrap();
+    assert_eq!(status.workflow_history.completed.len(), 1);
+    assert_eq!(status.workflow_history.completed[0].name, kept[0].name_any());
+    assert!(status.trigger.last_workflow_index.unwrap() >= 4);
+    operator.abort();
+}
