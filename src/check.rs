@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use crate::{
     crd::ScheduledWorkflowSpec,
@@ -50,16 +49,15 @@ pub fn check_files(files: &[PathBuf], default_tz: &str, count: usize, now: Times
                 continue;
             }
         };
-        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let value = match serde_yaml::Value::deserialize(doc).map(serde_json::to_value) {
-                Ok(Ok(v)) => v,
-                Err(e) => {
+        for (i, doc) in crate::manifest::parse_yaml_documents(&text).into_iter().enumerate() {
+            let value = match doc {
+                Ok(v) => v,
+                Err(crate::manifest::ManifestError::Syntax(e)) => {
                     output.push_str(&format!("{} (document {}): not YAML: {e}\n", file.display(), i + 1));
                     errors += 1;
-                    // The document stream cannot resume after a syntax error.
-                    break;
+                    continue;
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     output.push_str(&format!("{} (document {}): {e}\n", file.display(), i + 1));
                     errors += 1;
                     continue;

@@ -7,11 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
-    controller::{self, Settings},
+    controller::{self, Settings, leader::LeaseConfig},
     crd::ScheduledWorkflow,
     cron::{self, CronExpr},
     metrics::Metrics,
-    validate::RunKind,
+    runkind::{self, RunKind},
 };
 
 #[derive(Parser, Debug)]
@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator (uses $KUBECONFIG, ~/.kube/config, or the in-cluster config).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve only the JobService API (no scheduling).
     Api(ApiArgs),
     /// Print the ScheduledWorkflow CRD (YAML).
@@ -68,18 +68,54 @@ pub struct RunArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: std::net::SocketAddr,
-    /// Run kinds to watch for completion, as apiVersion/Kind (others are polled).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "argoproj.io/v1alpha1/Workflow,batch/v1/Job,tekton.dev/v1/PipelineRun"
-    )]
+    /// Run kinds whose caches start with the process, as apiVersion/Kind (any other kind is
+    /// watched from the first time a schedule uses it).
+    #[arg(long, value_delimiter = ',', default_value = runkind::DEFAULT_WATCH_KINDS)]
     watch_kinds: Vec<String>,
-    /// Poll interval for active runs of kinds that are not watched.
-    #[arg(long, default_value = "15s", value_parser = parse_seconds)]
-    poll_interval: Duration,
+    #[command(flatten)]
+    election: ElectionArgs,
     #[command(flatten)]
     api: ApiArgs,
+}
+
+/// Leader election: with two or more replicas, only the holder of a Lease creates runs.
+#[derive(Args, Debug, Clone)]
+pub struct ElectionArgs {
+    /// Elect a leader through a coordination.k8s.io/v1 Lease (turn off only for one replica).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    #[arg(long, default_value = "swf-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (default: the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// How long a lease lasts without renewal before another replica may take it.
+    #[arg(long, default_value = "15s", value_parser = parse_seconds)]
+    lease_duration: Duration,
+    /// The leader stops creating runs when it has not renewed for this long.
+    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    renew_deadline: Duration,
+    /// How often the leader renews (and others try to acquire).
+    #[arg(long, default_value = "2s", value_parser = parse_seconds)]
+    retry_period: Duration,
+}
+
+impl ElectionArgs {
+    fn lease(&self, identity: &str) -> anyhow::Result<Option<LeaseConfig>> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        let config = LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace: self.lease_namespace.clone(),
+            identity: identity.to_string(),
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        };
+        config.validate().map_err(|e| anyhow::anyhow!("leader election: {e}"))?;
+        Ok(Some(config))
+    }
 }
 
 /// The KFP v1beta1 JobService API (served when an address is given).
@@ -140,16 +176,13 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_kind(s: &str) -> anyhow::Result<RunKind> {
-    let (api_version, kind) = s
-        .rsplit_once('/')
-        .with_context(|| format!("{s:?} is not apiVersion/Kind"))?;
-    Ok(RunKind::parse(api_version, kind))
+    RunKind::parse_slashed(s).with_context(|| format!("{s:?} is not apiVersion/Kind"))
 }
 
 impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Run(args) => run_operator(args),
+            Command::Run(args) => run_operator(*args),
             Command::Api(args) => {
                 init_tracing();
                 anyhow::ensure!(args.enabled(), "give --api-addr and/or --grpc-addr");
@@ -236,6 +269,31 @@ fn init_tracing() {
         .init();
 }
 
+/// This replica's name: the pod's, else the host's plus the process id.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
+
 fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     init_tracing();
     TimeZone::get(&args.default_time_zone).with_context(|| {
@@ -249,20 +307,17 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| parse_kind(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let settings = Settings {
-        namespace: args.namespace,
-        default_time_zone: args.default_time_zone,
-        watch_kinds,
-        poll_interval: args.poll_interval,
-    };
+    let identity = identity();
+    let lease = args.election.lease(&identity)?;
+    let settings = Settings::new(args.namespace, &args.default_time_zone, watch_kinds);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let client = kube::Client::try_default()
             .await
             .context("no Kubernetes configuration found")?;
         let metrics = Arc::new(Metrics::default());
-        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let server = tokio::spawn(crate::server::serve(args.metrics_addr, metrics.clone(), ready.clone()));
+        let health = crate::server::Health::default();
+        let server = tokio::spawn(crate::server::serve(args.metrics_addr, metrics.clone(), health.clone()));
         let api = args.api.clone();
         let api_client = client.clone();
         let api_server = async move {
@@ -272,8 +327,16 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
                 futures::future::pending().await
             }
         };
+        let parts = controller::Parts {
+            client,
+            settings,
+            metrics,
+            health,
+            lease,
+            identity,
+        };
         tokio::select! {
-            result = controller::run(client, settings, metrics, ready) => result,
+            result = controller::run(parts, shutdown_signal()) => result,
             result = server => result?.context("metrics server stopped"),
             result = api_server => result.context("JobService API stopped"),
         }

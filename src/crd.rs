@@ -1,7 +1,7 @@
 //! The `ScheduledWorkflow` custom resource (`kubeflow.org/v1beta1`).
 //!
 //! Field names and meanings follow KFP's `backend/src/crd/pkg/apis/scheduledworkflow/v1beta1/types.go`
-//! (see `shared/notes/kfp_swf.md` §1), so objects written by KFP keep working. Fields marked
+//! (docs/kfp-compatibility.md, "The resource"), so objects written by KFP keep working. Fields marked
 //! *extension* are ours; KFP ignores them.
 
 use std::collections::BTreeMap;
@@ -299,6 +299,8 @@ fn any_object_map(_: &mut SchemaGenerator) -> Schema {
 impl ScheduledWorkflow {
     /// The CRD as installed: the derived one, minus empty-string defaults, which
     /// kube-apiserver 1.20 reads as `null` and rejects (serde's `default` adds nothing there).
+    // Serialising our own static types to JSON cannot fail (tested by `make check-crds`).
+    #[allow(clippy::expect_used)]
     pub fn crd_manifest() -> serde_json::Value {
         use kube::CustomResourceExt;
         let mut crd = serde_json::to_value(Self::crd()).expect("CRD serialises");
@@ -307,6 +309,7 @@ impl ScheduledWorkflow {
     }
 
     /// The CRD as YAML, as committed in `crds/`.
+    #[allow(clippy::expect_used)]
     pub fn crd_yaml() -> String {
         serde_yaml::to_string(&Self::crd_manifest()).expect("CRD serialises")
     }

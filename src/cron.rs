@@ -1,5 +1,6 @@
 //! KFP's cron grammar: robfig/cron v1.2.0 `cron.Parse`, which KFP's controller calls
-//! (`shared/notes/kfp_swf.md` §2.1, `shared/notes/cron_crates.md`).
+//! (`backend/src/crd/controller/scheduledworkflow/util/cron_schedule.go`; see
+//! docs/kfp-compatibility.md, "Cron", and docs/architecture.md for why croner).
 //!
 //! We parse and validate the grammar ourselves (so we accept and reject exactly what robfig
 //! does, with its reasons), then hand croner a normalised pattern of plain numbers. croner
@@ -417,47 +418,74 @@ mod tests {
             .collect()
     }
 
-    /// Every spec of the robfig v1.2.0 golden file: same verdict, same 20 fire times.
-    #[test]
-    fn matches_robfig_v1_golden_data() {
+    /// The golden file (tests/fixtures/robfig-v1/): one line per spec, `spec`, then `OK` and
+    /// 20 fire times strictly after 2026-01-01T00:00:00Z (UTC), or `ERR` and robfig's message.
+    fn golden() -> Vec<(String, Result<Vec<i64>, String>)> {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/testdata/robfig-v1/kfp-utc-2026-01-01.tsv"
+            "/tests/fixtures/robfig-v1/kfp-utc-2026-01-01.tsv"
         );
-        let data = std::fs::read_to_string(path).expect("shared/testdata is next to the repo");
-        let start = Timestamp::from_second(1_767_225_600).unwrap(); // 2026-01-01T00:00:00Z
-        let (mut ok, mut rejected) = (0, 0);
+        let data = std::fs::read_to_string(path).expect("tests/fixtures/robfig-v1 is in the repository");
+        data.lines()
+            .map(|line| {
+                let cols: Vec<&str> = line.split('\t').collect();
+                let verdict = match cols[1] {
+                    "OK" => Ok(cols[2].split(' ').map(|s| s.parse().unwrap()).collect()),
+                    "ERR" => Err(cols[2].to_string()),
+                    other => panic!("bad verdict {other}"),
+                };
+                (cols[0].to_string(), verdict)
+            })
+            .collect()
+    }
+
+    const GOLDEN_START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    /// Every spec of the robfig v1.2.0 golden file: same verdict, same 20 fire times, through
+    /// the planner (`schedule::plan`, which is what runs in the operator) for every spec.
+    #[test]
+    fn matches_robfig_v1_golden_data() {
+        use crate::schedule::{PlanInput, Schedule, TriggerState, plan};
+        let golden = golden();
+        let ok = golden.iter().filter(|(_, v)| v.is_ok()).count();
+        let rejected = golden.iter().filter(|(_, v)| v.is_err()).count();
+        assert_eq!((ok, rejected), (2695, 14), "the whole file is read");
+        let start = Timestamp::from_second(GOLDEN_START).unwrap();
         let mut failures = Vec::new();
-        for line in data.lines() {
-            let cols: Vec<&str> = line.split('\t').collect();
-            let (spec, verdict) = (cols[0], cols[1]);
+        for (spec, verdict) in &golden {
             match (verdict, parse(spec)) {
-                ("OK", Ok(expr)) => {
-                    let want: Vec<i64> = cols[2].split(' ').map(|s| s.parse().unwrap()).collect();
-                    let mut t = start;
-                    let got: Vec<i64> = (0..want.len())
-                        .map(|_| {
-                            t = match &expr {
-                                CronExpr::Calendar(c) => c.next_after(t, &TimeZone::UTC).unwrap(),
-                                CronExpr::Every { seconds } => t + jiff::SignedDuration::from_secs(*seconds),
-                            };
-                            t.as_second()
-                        })
-                        .collect();
-                    if got != want {
+                (Ok(want), Ok(expr)) => {
+                    assert_eq!(want.len(), 20, "{spec}");
+                    let schedule = Schedule::cron(expr, None, None, TimeZone::UTC);
+                    let mut state = TriggerState::default();
+                    let mut got = Vec::new();
+                    for &expected in want {
+                        let p = plan(&PlanInput {
+                            schedule: &schedule,
+                            enabled: true,
+                            no_catchup: false,
+                            max_concurrency: 1,
+                            policy: Default::default(),
+                            created: start,
+                            state: state.clone(),
+                            active: 0,
+                            now: Timestamp::from_second(expected).unwrap(),
+                        });
+                        got.push(p.runs.first().map_or(0, |r| r.scheduled.as_second()));
+                        state = p.state;
+                    }
+                    if &got != want {
                         failures.push(format!("{spec:?}: got {got:?}, want {want:?}"));
                     }
-                    ok += 1;
                 }
-                ("ERR", Err(e)) => {
+                (Err(why), Err(e)) => {
                     // Same reason as robfig: compare the message up to its first colon.
-                    let want = cols[2].split(':').next().unwrap();
+                    let want = why.split(':').next().unwrap();
                     if !e.0.starts_with(want) {
-                        failures.push(format!("{spec:?}: error {e:?}, robfig said {:?}", cols[2]));
+                        failures.push(format!("{spec:?}: error {e:?}, robfig said {why:?}"));
                     }
-                    rejected += 1;
                 }
-                (v, got) => failures.push(format!("{spec:?}: robfig {v}, we {got:?}")),
+                (v, got) => failures.push(format!("{spec:?}: robfig {v:?}, we {got:?}")),
             }
         }
         assert!(
@@ -466,7 +494,33 @@ mod tests {
             failures.len(),
             &failures[..failures.len().min(10)]
         );
-        assert!(ok > 2600 && rejected > 10, "ok={ok} rejected={rejected}");
+    }
+
+    /// `latest_at_or_before` (used by noCatchup, Replace and Skip) against the same data: at
+    /// each fire time it finds that time, one second earlier it finds the previous one.
+    #[test]
+    fn latest_at_or_before_matches_robfig_v1_golden_data() {
+        let mut checked = 0;
+        for (spec, verdict) in golden() {
+            let (Ok(times), Ok(CronExpr::Calendar(c))) = (verdict, parse(&spec)) else {
+                continue;
+            };
+            let at = |s: i64| Timestamp::from_second(s).unwrap();
+            for (k, &t) in times.iter().enumerate() {
+                assert_eq!(
+                    c.latest_at_or_before(at(t), &TimeZone::UTC),
+                    Some(at(t)),
+                    "{spec} at {t}"
+                );
+                let before = c.latest_at_or_before(at(t - 1), &TimeZone::UTC);
+                match k {
+                    0 => assert!(before.is_none_or(|b| b.as_second() <= GOLDEN_START), "{spec}"),
+                    _ => assert_eq!(before, Some(at(times[k - 1])), "{spec} before {t}"),
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2600 * 20, "checked {checked}");
     }
 
     #[test]

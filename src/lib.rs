@@ -1,4 +1,5 @@
 //! swf-operator: a Kubernetes operator for KFP-compatible `ScheduledWorkflow` resources.
+//! docs/architecture.md says which module owns what.
 pub mod api;
 pub mod check;
 pub mod cli;
@@ -7,10 +8,13 @@ pub mod crd;
 pub mod cron;
 pub mod go_duration;
 pub mod macros;
+pub mod manifest;
 pub mod metrics;
 pub mod render;
+pub mod runkind;
 pub mod runstate;
 pub mod schedule;
 pub mod server;
 pub mod status;
+pub mod stored;
 pub mod validate;

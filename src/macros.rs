@@ -1,5 +1,5 @@
-//! KFP's parameter macros (`backend/src/common/util/parameter_formatter.go`, see
-//! `shared/notes/kfp_swf.md` §3.4): `[[ScheduledTime]]`, `[[ScheduledTime.<Go layout>]]`,
+//! KFP's parameter macros (`backend/src/common/util/parameter_formatter.go`; see
+//! docs/kfp-compatibility.md, "Macros"): `[[ScheduledTime]]`, `[[ScheduledTime.<Go layout>]]`,
 //! `[[CurrentTime]]`, `[[CurrentTime.<Go layout>]]`, `[[Index]]`, `[[RunUUID]]`,
 //! `{{$.scheduledTime.strftime('…')}}`, `{{$.currentTime.strftime('…')}}`. Times are UTC, the
 //! default layout is `20060102150405`; unknown tokens are left as they are.
@@ -18,7 +18,10 @@ pub struct MacroContext {
     pub run_uuid: String,
 }
 
+// Constant patterns, exercised by every test below: they cannot fail at run time.
+#[allow(clippy::unwrap_used)]
 static TOKEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[\[(.*?)\]\]|\{\{\$\.(.*?)\}\}").unwrap());
+#[allow(clippy::unwrap_used)]
 static STRFTIME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"^(scheduledTime|currentTime)\.strftime\(['"](.*)['"]\)$"#).unwrap());
 
@@ -186,7 +189,7 @@ pub fn go_format(t: &Zoned, layout: &str) -> String {
     ];
     let mut out = String::new();
     let mut rest = layout;
-    'outer: while !rest.is_empty() {
+    'outer: while let Some(c) = rest.chars().next() {
         for (token, value) in &tokens {
             if rest.starts_with(token) {
                 out.push_str(value);
@@ -194,7 +197,6 @@ pub fn go_format(t: &Zoned, layout: &str) -> String {
                 continue 'outer;
             }
         }
-        let c = rest.chars().next().unwrap();
         out.push(c);
         rest = &rest[c.len_utf8()..];
     }

@@ -1,65 +1,266 @@
-//! Prometheus metrics, served on `/metrics`.
+//! Prometheus metrics, served on `/metrics`. Every metric is listed, with what it is for, in
+//! the README's "Operations" section.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicI64, AtomicU64},
+    },
+};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
     registry::Registry,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NamespaceLabel {
+pub struct RunLabels {
     pub namespace: String,
+    /// created, adopted (an earlier pass created it), conflict (a foreign object holds the
+    /// name), failed.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabel {
+    pub condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabel {
+    pub cache: String,
+}
+
+/// What one schedule contributes to the gauges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ScheduleGauge {
+    condition: String,
+    active: i64,
 }
 
 pub struct Metrics {
     registry: Registry,
-    runs_created: Family<NamespaceLabel, Counter>,
-    reconcile_errors: Counter,
+    runs: Family<RunLabels, Counter>,
     trigger_lag: Histogram,
+    reconciles: Counter,
+    reconcile_duration: Histogram,
+    reconcile_errors: Family<ReasonLabel, Counter>,
+    events_dropped: Family<ReasonLabel, Counter>,
+    schedules: Family<ConditionLabel, Gauge>,
+    active_runs: Gauge,
+    leader: Gauge,
+    cache_objects: Family<CacheLabel, Gauge>,
+    undecodable: Gauge<i64, AtomicI64>,
+    status_writes: Counter<u64, AtomicU64>,
+    per_schedule: Mutex<HashMap<String, ScheduleGauge>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("swf");
-        let runs_created = Family::<NamespaceLabel, Counter>::default();
-        let reconcile_errors = Counter::default();
-        // From 10 ms to ~3 h: catch-up runs are late by design.
-        let trigger_lag = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-            0.01, 2.5, 14,
-        ));
-        registry.register("runs_created", "Runs created", runs_created.clone());
-        registry.register("reconcile_errors", "Failed reconcile passes", reconcile_errors.clone());
+        let m = Metrics {
+            runs: Family::default(),
+            // From 10 ms to ~3 h: catch-up runs are late by design.
+            trigger_lag: Histogram::new(exponential_buckets(0.01, 2.5, 14)),
+            reconciles: Counter::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            reconcile_errors: Family::default(),
+            events_dropped: Family::default(),
+            schedules: Family::default(),
+            active_runs: Gauge::default(),
+            leader: Gauge::default(),
+            cache_objects: Family::default(),
+            undecodable: Gauge::default(),
+            status_writes: Counter::default(),
+            per_schedule: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "runs",
+            "Runs the operator tried to create, by namespace and outcome (created, adopted, conflict, failed)",
+            m.runs.clone(),
+        );
         registry.register(
             "trigger_lag_seconds",
-            "Run creation time minus its scheduled time",
-            trigger_lag.clone(),
+            "Run creation instant minus its scheduled instant",
+            m.trigger_lag.clone(),
         );
-        Metrics {
-            registry,
-            runs_created,
-            reconcile_errors,
-            trigger_lag,
-        }
+        registry.register("reconciles", "Reconcile passes", m.reconciles.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile pass",
+            m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed reconcile passes, by reason",
+            m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Events not published, by reason (queue_full, per_object_rate, total_rate, api_error)",
+            m.events_dropped.clone(),
+        );
+        registry.register(
+            "schedules",
+            "ScheduledWorkflows by summary condition (Enabled, Disabled, Running, Succeeded, Error)",
+            m.schedules.clone(),
+        );
+        registry.register(
+            "active_runs",
+            "Runs counted against maxConcurrency",
+            m.active_runs.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            m.leader.clone(),
+        );
+        registry.register(
+            "cache_objects",
+            "Objects in the operator's watch caches, by cache",
+            m.cache_objects.clone(),
+        );
+        registry.register(
+            "undecodable_objects",
+            "ScheduledWorkflows whose stored spec cannot be decoded (each has an Error condition)",
+            m.undecodable.clone(),
+        );
+        registry.register("status_writes", "Status patches sent", m.status_writes.clone());
+        Metrics { registry, ..m }
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Metrics {
-    pub fn run_created(&self, namespace: &str, lag_seconds: f64) {
-        self.runs_created
-            .get_or_create(&NamespaceLabel {
+    pub fn run(&self, namespace: &str, outcome: &str) {
+        self.runs
+            .get_or_create(&RunLabels {
                 namespace: namespace.into(),
+                outcome: outcome.into(),
             })
             .inc();
-        self.trigger_lag.observe(lag_seconds.max(0.0));
     }
 
-    pub fn reconcile_failed(&self) {
-        self.reconcile_errors.inc();
+    pub fn trigger_lag(&self, seconds: f64) {
+        self.trigger_lag.observe(seconds.max(0.0));
+    }
+
+    pub fn reconciled(&self, seconds: f64) {
+        self.reconciles.inc();
+        self.reconcile_duration.observe(seconds);
+    }
+
+    pub fn reconcile_failed(&self, reason: &str) {
+        self.reconcile_errors
+            .get_or_create(&ReasonLabel { reason: reason.into() })
+            .inc();
+    }
+
+    pub fn event_dropped(&self, reason: &str) {
+        self.events_dropped
+            .get_or_create(&ReasonLabel { reason: reason.into() })
+            .inc();
+    }
+
+    pub fn status_written(&self) {
+        self.status_writes.inc();
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    pub fn set_cache_size(&self, cache: &str, objects: usize) {
+        self.cache_objects
+            .get_or_create(&CacheLabel { cache: cache.into() })
+            .set(i64::try_from(objects).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_undecodable(&self, objects: usize) {
+        self.undecodable.set(i64::try_from(objects).unwrap_or(i64::MAX));
+    }
+
+    /// Records one schedule's summary condition and active runs (replacing what it had).
+    pub fn schedule(&self, uid: &str, condition: &str, active: usize) {
+        let entry = ScheduleGauge {
+            condition: condition.to_string(),
+            active: i64::try_from(active).unwrap_or(i64::MAX),
+        };
+        lock(&self.per_schedule).insert(uid.to_string(), entry);
+    }
+
+    /// Forgets schedules that no longer exist.
+    pub fn retain_schedules(&self, exists: impl Fn(&str) -> bool) {
+        lock(&self.per_schedule).retain(|uid, _| exists(uid));
+    }
+
+    fn refresh_gauges(&self) {
+        let per = lock(&self.per_schedule);
+        let mut by_condition: HashMap<&str, i64> = HashMap::new();
+        for c in ["Enabled", "Disabled", "Running", "Succeeded", "Error"] {
+            by_condition.insert(c, 0);
+        }
+        let mut active = 0;
+        for s in per.values() {
+            *by_condition.entry(s.condition.as_str()).or_default() += 1;
+            active += s.active;
+        }
+        for (condition, n) in by_condition {
+            self.schedules
+                .get_or_create(&ConditionLabel {
+                    condition: condition.to_string(),
+                })
+                .set(n);
+        }
+        self.active_runs.set(active);
     }
 
     pub fn render(&self) -> String {
+        self.refresh_gauges();
         let mut out = String::new();
-        encode(&mut out, &self.registry).expect("text encoding");
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_follow_the_latest_report_per_schedule() {
+        let m = Metrics::default();
+        m.schedule("a", "Enabled", 2);
+        m.schedule("b", "Error", 0);
+        m.schedule("a", "Enabled", 1);
+        m.reconcile_failed("RunCreateFailed");
+        let text = m.render();
+        assert!(text.contains("swf_schedules{condition=\"Enabled\"} 1"), "{text}");
+        assert!(text.contains("swf_schedules{condition=\"Error\"} 1"), "{text}");
+        assert!(text.contains("swf_active_runs 1"), "{text}");
+        assert!(
+            text.contains("swf_reconcile_errors_total{reason=\"RunCreateFailed\"} 1"),
+            "{text}"
+        );
+        m.retain_schedules(|uid| uid == "b");
+        assert!(m.render().contains("swf_schedules{condition=\"Enabled\"} 0"));
     }
 }

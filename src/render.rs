@@ -1,16 +1,17 @@
 //! Pure construction of run objects: deterministic names, KFP labels, owner reference,
-//! parameters and macros. See `shared/notes/kfp_swf.md` §3.1 for KFP's labels.
+//! parameters and macros. KFP's labels are those of its `util/scheduled_workflow.go`
+//! `NewWorkflow` (docs/kfp-compatibility.md, "Runs").
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use kube::{Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 
 use crate::{
-    crd::ScheduledWorkflow,
+    crd::{Parameter, RunTemplate},
     macros::MacroContext,
-    validate::{RunKind, RunSource, Validated},
+    validate::{RunSource, Validated},
 };
 
 pub const LABEL_SWF_NAME: &str = "scheduledworkflows.kubeflow.org/scheduledWorkflowName";
@@ -67,30 +68,60 @@ pub fn swf_label_value(swf_name: &str) -> String {
     }
 }
 
-/// Path (inside `spec`) of the service account field of known run kinds.
-pub fn service_account_path(kind: &RunKind) -> Option<&'static [&'static str]> {
-    match (kind.group.as_str(), kind.version.as_str(), kind.kind.as_str()) {
-        ("argoproj.io", _, "Workflow") => Some(&["serviceAccountName"]),
-        ("batch", _, "Job") => Some(&["template", "spec", "serviceAccountName"]),
-        ("tekton.dev", "v1", "PipelineRun") => Some(&["taskRunTemplate", "serviceAccountName"]),
-        ("tekton.dev", _, "PipelineRun") => Some(&["serviceAccountName"]),
-        _ => None,
+/// Sets `value` at `path`, turning whatever is in the way into objects.
+fn set_path(root: &mut Value, path: &[&str], value: Value) {
+    match path.split_first() {
+        None => *root = value,
+        Some((first, rest)) => {
+            if !root.is_object() {
+                *root = json!({});
+            }
+            if let Value::Object(map) = root {
+                set_path(map.entry(first.to_string()).or_insert(Value::Null), rest, value);
+            }
+        }
     }
 }
 
-fn set_path(root: &mut Value, path: &[&str], value: Value) {
-    let mut cur = root;
-    for part in path {
-        if !cur.is_object() {
-            *cur = json!({});
+/// KFP's `ReplaceUID`: `{{workflow.uid}}` becomes the run's UUID, in every key and string.
+fn replace_workflow_uid(v: &mut Value, uuid: &str) {
+    const PLACEHOLDER: &str = "{{workflow.uid}}";
+    match v {
+        Value::String(s) if s.contains(PLACEHOLDER) => *s = s.replace(PLACEHOLDER, uuid),
+        Value::Array(items) => items.iter_mut().for_each(|i| replace_workflow_uid(i, uuid)),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains(PLACEHOLDER)) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (k.replace(PLACEHOLDER, uuid), v))
+                    .collect();
+            }
+            map.values_mut().for_each(|i| replace_workflow_uid(i, uuid));
         }
-        cur = cur
-            .as_object_mut()
-            .unwrap()
-            .entry(part.to_string())
-            .or_insert(Value::Null);
+        _ => {}
     }
-    *cur = value;
+}
+
+/// The ScheduledWorkflow a run belongs to.
+#[derive(Clone, Debug)]
+pub struct Owner {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+}
+
+impl Owner {
+    /// A controller reference, as KFP sets it (so deleting the schedule deletes its runs).
+    pub fn reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: "kubeflow.org/v1beta1".into(),
+            kind: "ScheduledWorkflow".into(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
 }
 
 /// One run to build.
@@ -103,8 +134,15 @@ pub struct RunRequest {
     pub run_now: Option<String>,
 }
 
+/// A run's body before KFP's labels and the owner are added.
+struct Body {
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    spec: Value,
+}
+
 /// Builds the full object for one run.
-pub fn render(swf: &ScheduledWorkflow, v: &Validated, req: &RunRequest, now: Timestamp) -> Value {
+pub fn render(owner: &Owner, service_account: Option<&str>, v: &Validated, req: &RunRequest, now: Timestamp) -> Value {
     let macros = MacroContext {
         scheduled: req.scheduled,
         current: now,
@@ -112,79 +150,97 @@ pub fn render(swf: &ScheduledWorkflow, v: &Validated, req: &RunRequest, now: Tim
         run_uuid: req.run_uuid.clone(),
     };
     let kind = v.source.kind();
-    let mut labels: BTreeMap<String, String> = BTreeMap::new();
-    let mut annotations: BTreeMap<String, String> = BTreeMap::new();
-    let mut spec = match &v.source {
+    let mut body = match &v.source {
         RunSource::Workflow {
             spec,
             metadata,
             parameters,
-        } => {
-            if let Some(meta) = metadata {
-                for (key, target) in [("labels", &mut labels), ("annotations", &mut annotations)] {
-                    if let Some(map) = meta.get(key).and_then(Value::as_object) {
-                        for (k, val) in map {
-                            if let Some(s) = val.as_str() {
-                                target.insert(k.clone(), s.to_string());
-                            }
-                        }
-                    }
-                }
-            }
-            let mut spec = spec.clone();
-            override_parameters(&mut spec, parameters, &macros);
-            // KFP's ReplaceUID: `{{workflow.uid}}` becomes the run's UUID.
-            let text = spec.to_string().replace("{{workflow.uid}}", &req.run_uuid);
-            let mut spec: Value = serde_json::from_str(&text).expect("re-parse of our own JSON");
-            set_path(
-                &mut spec,
-                &["podMetadata", "labels", LABEL_RUN_ID],
-                Value::String(req.run_uuid.clone()),
-            );
-            spec
-        }
-        RunSource::Template(t) => {
-            if let Some(meta) = &t.metadata {
-                labels.extend(meta.labels.iter().map(|(k, v)| (k.clone(), macros.expand(v))));
-                annotations.extend(meta.annotations.iter().map(|(k, v)| (k.clone(), macros.expand(v))));
-            }
-            let mut spec = t.spec.clone().unwrap_or_else(|| json!({}));
-            macros.expand_json(&mut spec);
-            spec
-        }
+        } => workflow_body(spec, metadata.as_ref(), parameters, &macros),
+        RunSource::Template(t) => template_body(t, &macros),
     };
-    if let (Some(sa), Some(path)) = (&swf.spec.service_account, service_account_path(&kind)) {
-        set_path(&mut spec, path, Value::String(sa.clone()));
+    if let (Some(sa), Some(path)) = (service_account, kind.service_account_path()) {
+        set_path(&mut body.spec, path, Value::String(sa.to_string()));
     }
-    labels.insert(LABEL_SWF_NAME.into(), swf_label_value(&swf.name_any()));
-    labels.insert(LABEL_EPOCH.into(), req.scheduled.as_second().to_string());
-    labels.insert(LABEL_INDEX.into(), req.index.to_string());
-    labels.insert(LABEL_OWNED.into(), "true".into());
-    labels.insert(LABEL_RUN_ID.into(), req.run_uuid.clone());
+    body.labels.extend(kfp_labels(owner, req));
     if let Some(request) = &req.run_now {
-        annotations.insert(ANNOTATION_RUN_NOW.into(), request.clone());
+        body.annotations.insert(ANNOTATION_RUN_NOW.into(), request.clone());
     }
-    let owner = swf
-        .controller_owner_ref(&())
-        .expect("a stored ScheduledWorkflow has a uid");
     json!({
         "apiVersion": kind.api_version(),
         "kind": kind.kind,
         "metadata": {
             "name": req.name,
-            "namespace": swf.namespace(),
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [owner],
+            "namespace": owner.namespace,
+            "labels": body.labels,
+            "annotations": body.annotations,
+            "ownerReferences": [owner.reference()],
         },
-        "spec": spec,
+        "spec": body.spec,
     })
+}
+
+/// KFP's labels on every run (`SetCannonicalLabels`).
+fn kfp_labels(owner: &Owner, req: &RunRequest) -> [(String, String); 5] {
+    [
+        (LABEL_SWF_NAME.into(), swf_label_value(&owner.name)),
+        (LABEL_EPOCH.into(), req.scheduled.as_second().to_string()),
+        (LABEL_INDEX.into(), req.index.to_string()),
+        (LABEL_OWNED.into(), "true".into()),
+        (LABEL_RUN_ID.into(), req.run_uuid.clone()),
+    ]
+}
+
+/// An Argo Workflow, KFP's way: the embedded metadata's string labels and annotations, the
+/// parameters (macros expanded), `{{workflow.uid}}` replaced, the run id on every pod.
+fn workflow_body(spec: &Value, metadata: Option<&Value>, parameters: &[Parameter], macros: &MacroContext) -> Body {
+    let mut labels = BTreeMap::new();
+    let mut annotations = BTreeMap::new();
+    if let Some(meta) = metadata {
+        for (key, target) in [("labels", &mut labels), ("annotations", &mut annotations)] {
+            if let Some(map) = meta.get(key).and_then(Value::as_object) {
+                target.extend(
+                    map.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))),
+                );
+            }
+        }
+    }
+    let mut spec = spec.clone();
+    override_parameters(&mut spec, parameters, macros);
+    replace_workflow_uid(&mut spec, &macros.run_uuid);
+    set_path(
+        &mut spec,
+        &["podMetadata", "labels", LABEL_RUN_ID],
+        Value::String(macros.run_uuid.clone()),
+    );
+    Body {
+        labels,
+        annotations,
+        spec,
+    }
+}
+
+/// Any object: macros expanded in its metadata and in every string of its spec.
+fn template_body(t: &RunTemplate, macros: &MacroContext) -> Body {
+    let mut labels = BTreeMap::new();
+    let mut annotations = BTreeMap::new();
+    if let Some(meta) = &t.metadata {
+        labels.extend(meta.labels.iter().map(|(k, v)| (k.clone(), macros.expand(v))));
+        annotations.extend(meta.annotations.iter().map(|(k, v)| (k.clone(), macros.expand(v))));
+    }
+    let mut spec = t.spec.clone().unwrap_or_else(|| json!({}));
+    macros.expand_json(&mut spec);
+    Body {
+        labels,
+        annotations,
+        spec,
+    }
 }
 
 /// Sets `spec.arguments.parameters` values from the SWF's parameters (macros expanded).
 /// KFP only overrides parameters the workflow declares and drops the rest; we also add the
 /// undeclared ones, so no parameter a user wrote is silently lost.
-fn override_parameters(spec: &mut Value, parameters: &[crate::crd::Parameter], macros: &MacroContext) {
+fn override_parameters(spec: &mut Value, parameters: &[Parameter], macros: &MacroContext) {
     if parameters.is_empty() {
         return;
     }
@@ -195,17 +251,16 @@ fn override_parameters(spec: &mut Value, parameters: &[crate::crd::Parameter], m
     {
         set_path(spec, &["arguments", "parameters"], json!([]));
     }
-    let list = spec
-        .pointer_mut("/arguments/parameters")
-        .and_then(Value::as_array_mut)
-        .unwrap();
+    let Some(list) = spec.pointer_mut("/arguments/parameters").and_then(Value::as_array_mut) else {
+        return;
+    };
     for p in parameters {
         let value = Value::String(macros.expand(&p.value));
         match list
             .iter_mut()
             .find(|e| e.get("name").and_then(Value::as_str) == Some(&p.name))
         {
-            Some(existing) => existing["value"] = value,
+            Some(existing) => set_path(existing, &["value"], value),
             None => list.push(json!({"name": p.name, "value": value})),
         }
     }
@@ -216,13 +271,16 @@ mod tests {
     use super::*;
     use crate::validate::validate;
 
-    fn swf(spec: Value) -> ScheduledWorkflow {
-        let mut s: ScheduledWorkflow = serde_json::from_value(json!({
-            "apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
-            "metadata": {"name": "nightly", "namespace": "ns", "uid": "u-1"}, "spec": spec}))
-        .unwrap();
-        s.metadata.uid = Some("u-1".into());
-        s
+    fn owner() -> Owner {
+        Owner {
+            name: "nightly".into(),
+            namespace: "ns".into(),
+            uid: "u-1".into(),
+        }
+    }
+
+    fn spec(v: Value) -> crate::crd::ScheduledWorkflowSpec {
+        serde_json::from_value(v).unwrap()
     }
 
     fn req(t: &str) -> RunRequest {
@@ -239,7 +297,6 @@ mod tests {
     fn names_are_deterministic_dns_labels_within_63_chars() {
         let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         assert_eq!(run_name("nightly", t), "nightly-1767225600");
-        assert_eq!(run_name("nightly", t), run_name("nightly", t));
         let long = "a".repeat(250);
         let other = format!("{}b", "a".repeat(249));
         for n in [run_name(&long, t), run_now_name(&long, "x"), run_name("My.Swf", t)] {
@@ -260,13 +317,14 @@ mod tests {
 
     #[test]
     fn workflow_run_has_kfp_labels_owner_parameters_and_macros() {
-        let s = swf(json!({"enabled": true, "serviceAccount": "runner",
+        let s = spec(json!({"enabled": true, "serviceAccount": "runner",
             "workflow": {"parameters": [{"name": "date", "value": "[[ScheduledTime.2006-01-02]]"}, {"name": "extra", "value": "[[Index]]"}],
                 "spec": {"entrypoint": "main", "arguments": {"parameters": [{"name": "date", "value": "x"}]},
                     "templates": [{"name": "main", "container": {"args": ["{{workflow.uid}}"]}}]}}}));
-        let v = validate(&s.spec, "UTC").unwrap();
+        let v = validate(&s, "UTC").unwrap();
         let obj = render(
-            &s,
+            &owner(),
+            s.service_account.as_deref(),
             &v,
             &req("2026-01-01T00:00:00Z"),
             "2026-01-01T00:00:02Z".parse().unwrap(),
@@ -299,14 +357,15 @@ mod tests {
 
     #[test]
     fn template_run_expands_macros_and_sets_job_service_account() {
-        let s = swf(
+        let s = spec(
             json!({"serviceAccount": "runner", "runTemplate": {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"labels": {"team": "data"}, "annotations": {"when": "[[ScheduledTime]]"}},
             "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "args": ["{{$.scheduledTime.strftime('%Y')}}"]}]}}}}}),
         );
-        let v = validate(&s.spec, "UTC").unwrap();
+        let v = validate(&s, "UTC").unwrap();
         let obj = render(
-            &s,
+            &owner(),
+            s.service_account.as_deref(),
             &v,
             &req("2026-01-01T00:00:00Z"),
             "2026-01-01T00:00:02Z".parse().unwrap(),

@@ -1,12 +1,14 @@
-//! Pure reading of run objects: active or finished, per kind, and KFP's `workflowHistory`.
+//! Pure reading of run objects: active or finished, per kind (the table in `runkind`), and
+//! KFP's `workflowHistory`.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde_json::Value;
 
 use crate::{
     crd::{WorkflowHistory, WorkflowStatus},
-    render::{LABEL_EPOCH, LABEL_INDEX},
+    render::{ANNOTATION_RUN_NOW, LABEL_EPOCH, LABEL_INDEX},
+    runkind::{Completion, RunKind},
+    stored::{ARGO_COMPLETED_LABEL, RunCondition, RunObject},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,118 +23,134 @@ pub enum Outcome {
 pub struct ObservedRun {
     pub status: WorkflowStatus,
     pub outcome: Outcome,
+    /// The tick it was created for (`workflowEpoch` label), if labelled.
+    pub tick: Option<Timestamp>,
+    /// The `run-now` request it served, if any.
+    pub run_now: Option<String>,
+    /// Being deleted: neither active nor a candidate for deletion.
+    pub deleting: bool,
 }
 
-fn time(v: Option<&Value>) -> Option<Time> {
-    v.and_then(Value::as_str)
-        .and_then(|s| s.parse::<Timestamp>().ok())
-        .map(Time)
+impl ObservedRun {
+    /// Counts against `maxConcurrency`.
+    pub fn is_active(&self) -> bool {
+        self.outcome == Outcome::Active && !self.deleting
+    }
 }
 
-fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
-    obj.pointer("/status/conditions")?
-        .as_array()?
+fn condition<'a>(run: &'a RunObject, type_: &str, status: &str) -> Option<&'a RunCondition> {
+    run.status
+        .conditions
         .iter()
-        .find(|c| c["type"] == type_)
+        .find(|c| c.type_.as_deref() == Some(type_) && c.status.as_deref() == Some(status))
 }
 
-fn condition_is(obj: &Value, type_: &str, status: &str) -> bool {
-    condition(obj, type_).is_some_and(|c| c["status"] == status)
-}
-
-/// Classifies a run by its kind's own notion of done.
-pub fn observe(obj: &Value) -> ObservedRun {
-    let api_version = obj["apiVersion"].as_str().unwrap_or_default();
-    let kind = obj["kind"].as_str().unwrap_or_default();
-    let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
-    let meta = &obj["metadata"];
-    let label = |key: &str| meta["labels"][key].as_str().map(str::to_string);
-    let mut status = WorkflowStatus {
-        name: meta["name"].as_str().unwrap_or_default().into(),
-        namespace: meta["namespace"].as_str().unwrap_or_default().into(),
-        uid: meta["uid"].as_str().unwrap_or_default().into(),
-        created_at: time(meta.get("creationTimestamp")),
-        index: label(LABEL_INDEX).and_then(|s| s.parse().ok()).unwrap_or(0),
-        kind: Some(format!("{api_version}/{kind}")),
-        ..Default::default()
-    };
-    // KFP: the scheduled time comes from the epoch label, else the creation time.
-    status.scheduled_at = label(LABEL_EPOCH)
-        .and_then(|s| s.parse::<i64>().ok())
-        .and_then(|s| Timestamp::from_second(s).ok())
-        .map(Time)
-        .or_else(|| status.created_at.clone());
-
-    let outcome = match (group, kind) {
-        ("argoproj.io", "Workflow") => {
-            let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-            status.phase = phase.into();
-            status.message = obj
-                .pointer("/status/message")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .into();
-            status.started_at = time(obj.pointer("/status/startedAt"));
-            status.finished_at = time(obj.pointer("/status/finishedAt"));
-            let completed = meta["labels"]["workflows.argoproj.io/completed"] == "true";
-            match phase {
-                "Succeeded" => Outcome::Succeeded,
-                "Failed" | "Error" => Outcome::Failed,
+/// How the run's kind says it finished: outcome, finish time and message.
+fn finished(kind: &RunKind, run: &RunObject) -> (Outcome, Option<Timestamp>, Option<String>) {
+    let s = &run.status;
+    let done = |outcome, c: &RunCondition| (outcome, s.completion_time.or(c.last_transition_time), c.message.clone());
+    match kind.completion() {
+        Completion::ArgoPhase => {
+            let completed = run
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(ARGO_COMPLETED_LABEL))
+                .is_some_and(|v| v == "true");
+            let outcome = match s.phase.as_deref() {
+                Some("Succeeded") => Outcome::Succeeded,
+                Some("Failed" | "Error") => Outcome::Failed,
                 _ if completed => Outcome::Failed,
                 _ => Outcome::Active,
-            }
-        }
-        ("batch", "Job") => {
-            status.started_at = time(obj.pointer("/status/startTime"));
-            if condition_is(obj, "Complete", "True") {
-                status.finished_at = time(obj.pointer("/status/completionTime"))
-                    .or_else(|| time(condition(obj, "Complete").and_then(|c| c.get("lastTransitionTime"))));
-                Outcome::Succeeded
-            } else if condition_is(obj, "Failed", "True") {
-                let c = condition(obj, "Failed").unwrap();
-                status.finished_at = time(c.get("lastTransitionTime"));
-                status.message = c["message"].as_str().unwrap_or_default().into();
-                Outcome::Failed
-            } else {
-                Outcome::Active
-            }
-        }
-        _ => {
-            // Tekton runs and anything else with a Succeeded/Complete/Failed condition.
-            status.started_at = time(obj.pointer("/status/startTime"));
-            let done = |c: &Value| {
-                (
-                    time(obj.pointer("/status/completionTime")).or_else(|| time(c.get("lastTransitionTime"))),
-                    c["message"].as_str().unwrap_or_default().to_string(),
-                )
             };
-            if let Some(c) = condition(obj, "Succeeded")
-                .filter(|c| c["status"] == "True")
-                .or_else(|| condition(obj, "Complete").filter(|c| c["status"] == "True"))
-            {
-                (status.finished_at, status.message) = done(c);
-                Outcome::Succeeded
-            } else if let Some(c) = condition(obj, "Succeeded")
-                .filter(|c| c["status"] == "False")
-                .or_else(|| condition(obj, "Failed").filter(|c| c["status"] == "True"))
-            {
-                (status.finished_at, status.message) = done(c);
-                Outcome::Failed
+            (outcome, s.finished_at, s.message.clone())
+        }
+        Completion::JobConditions => {
+            if let Some(c) = condition(run, "Complete", "True") {
+                done(Outcome::Succeeded, c)
+            } else if let Some(c) = condition(run, "Failed", "True") {
+                done(Outcome::Failed, c)
             } else {
-                Outcome::Active
+                (Outcome::Active, None, None)
             }
         }
-    };
-    if status.phase.is_empty() {
-        status.phase = match outcome {
-            Outcome::Active if status.started_at.is_some() => "Running",
+        Completion::Conditions => {
+            if let Some(c) = condition(run, "Succeeded", "True").or_else(|| condition(run, "Complete", "True")) {
+                done(Outcome::Succeeded, c)
+            } else if let Some(c) = condition(run, "Succeeded", "False").or_else(|| condition(run, "Failed", "True")) {
+                done(Outcome::Failed, c)
+            } else {
+                (Outcome::Active, None, None)
+            }
+        }
+    }
+}
+
+/// Classifies a run of `kind` by its kind's own notion of done.
+pub fn observe(kind: &RunKind, run: &RunObject) -> ObservedRun {
+    let meta = &run.metadata;
+    let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key));
+    let created_at = meta.creation_timestamp.clone();
+    // KFP: the scheduled time comes from the epoch label, else the creation time.
+    let tick = label(LABEL_EPOCH)
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|s| Timestamp::from_second(s).ok());
+    let (outcome, finished_at, message) = finished(kind, run);
+    let started_at = run.status.started_at.or(run.status.start_time);
+    let phase = match (&run.status.phase, kind.completion()) {
+        (Some(p), Completion::ArgoPhase) if !p.is_empty() => p.clone(),
+        _ => match outcome {
+            Outcome::Active if started_at.is_some() => "Running",
             Outcome::Active => "Pending",
             Outcome::Succeeded => "Succeeded",
             Outcome::Failed => "Failed",
         }
-        .into();
+        .into(),
+    };
+    let status = WorkflowStatus {
+        name: meta.name.clone().unwrap_or_default(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        phase,
+        message: message.unwrap_or_default(),
+        scheduled_at: tick.map(Time).or_else(|| created_at.clone()),
+        created_at,
+        started_at: started_at.map(Time),
+        finished_at: finished_at.map(Time),
+        index: label(LABEL_INDEX).and_then(|s| s.parse().ok()).unwrap_or(0),
+        kind: Some(kind.to_string()),
+        ..Default::default()
+    };
+    ObservedRun {
+        status,
+        outcome,
+        tick,
+        run_now: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_RUN_NOW))
+            .cloned(),
+        deleting: meta.deletion_timestamp.is_some(),
     }
-    ObservedRun { status, outcome }
+}
+
+/// What the runs that exist say about the schedule: they, not status, decide what has run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunsSummary {
+    /// The latest tick with a run (run-now runs excluded: they are not ticks).
+    pub latest_tick: Option<Timestamp>,
+    /// The highest `workflowIndex` of any run.
+    pub highest_index: i64,
+    /// Runs that count against `maxConcurrency`.
+    pub active: usize,
+}
+
+pub fn summarize(runs: &[ObservedRun]) -> RunsSummary {
+    RunsSummary {
+        latest_tick: runs.iter().filter(|r| r.run_now.is_none()).filter_map(|r| r.tick).max(),
+        highest_index: runs.iter().map(|r| r.status.index).max().unwrap_or(0).max(0),
+        active: runs.iter().filter(|r| r.is_active()).count(),
+    }
 }
 
 /// KFP's history: all active runs, and finished runs with `index > lastIndex - maxHistory`,
@@ -142,7 +160,7 @@ pub fn history(runs: &[ObservedRun], last_index: i64, max_history: i64) -> Workf
         |a: &WorkflowStatus, b: &WorkflowStatus| b.scheduled_at.cmp(&a.scheduled_at).then_with(|| a.name.cmp(&b.name));
     let mut active: Vec<_> = runs
         .iter()
-        .filter(|r| r.outcome == Outcome::Active)
+        .filter(|r| r.is_active())
         .map(|r| r.status.clone())
         .collect();
     let mut completed: Vec<_> = runs
@@ -165,7 +183,7 @@ pub fn beyond_history_limits(
     let mut doomed = Vec::new();
     for (outcome, keep) in [(Outcome::Succeeded, keep_succeeded), (Outcome::Failed, keep_failed)] {
         let Some(keep) = keep else { continue };
-        let mut done: Vec<&ObservedRun> = runs.iter().filter(|r| r.outcome == outcome).collect();
+        let mut done: Vec<&ObservedRun> = runs.iter().filter(|r| r.outcome == outcome && !r.deleting).collect();
         done.sort_by(|a, b| {
             b.status
                 .scheduled_at
@@ -182,9 +200,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn run(api: &str, kind: &str, name: &str, index: i64, status: Value) -> Value {
-        json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": "ns", "uid": name,
-            "labels": {LABEL_INDEX: index.to_string(), LABEL_EPOCH: (1000 + index).to_string()}}, "status": status})
+    fn run(api: &str, kind: &str, name: &str, index: i64, status: serde_json::Value) -> (RunKind, RunObject) {
+        let obj = json!({"metadata": {"name": name, "namespace": "ns", "uid": name,
+            "labels": {LABEL_INDEX: index.to_string(), LABEL_EPOCH: (1000 + index).to_string()}}, "status": status});
+        (RunKind::parse(api, kind), serde_json::from_value(obj).unwrap())
+    }
+
+    fn observed(r: (RunKind, RunObject)) -> ObservedRun {
+        observe(&r.0, &r.1)
     }
 
     #[test]
@@ -262,12 +285,13 @@ mod tests {
                 ),
                 Outcome::Succeeded,
             ),
-            (run("v1", "ConfigMap", "j", 1, Value::Null), Outcome::Active),
+            (run("v1", "ConfigMap", "j", 1, serde_json::Value::Null), Outcome::Active),
         ];
         for (obj, want) in cases {
-            assert_eq!(observe(&obj).outcome, want, "{obj}");
+            let name = obj.1.metadata.name.clone();
+            assert_eq!(observed(obj).outcome, want, "{name:?}");
         }
-        let job = observe(&run(
+        let job = observed(run(
             "batch/v1",
             "Job",
             "e",
@@ -284,7 +308,7 @@ mod tests {
     fn history_keeps_recent_finished_runs_newest_first() {
         let runs: Vec<ObservedRun> = (1..=5)
             .map(|i| {
-                observe(&run(
+                observed(run(
                     "batch/v1",
                     "Job",
                     &format!("r{i}"),

@@ -1,16 +1,18 @@
-//! Pure scheduling: which ticks are due, given the validated spec, the recorded trigger state
-//! and `now`. No I/O and no clock: every function takes `now`.
-//!
-//! KFP's rules (`shared/notes/kfp_swf.md` §2), and where we differ on purpose:
-//! - cron ticks are strictly after `lastTriggeredTime`, else after `startTime`, else after the
+//! Pure scheduling: which ticks are due, given the validated spec, the trigger state (from
+//! status and from the runs that exist) and `now`. No I/O and no clock: every function takes
+//! `now`. KFP's rules and each deliberate difference are listed in docs/kfp-compatibility.md:
+//! - cron ticks are strictly after the last tick, else after `startTime`, else after the
 //!   creation time; a `startTime` in the past with catch-up backfills from it (KFP);
 //! - periodic ticks are `anchor + k·interval` (k ≥ 1), the anchor being the last tick, else
-//!   `startTime`, else creation (KFP); noCatchup keeps that grid (KFP restarts it at `now`);
-//! - a tick at exactly `endTime` still runs (KFP);
-//! - ticks at or before `skipThrough` never run: it is set when a schedule is re-enabled (KFP
-//!   #8344 backfills a pause) and when `concurrencyPolicy: Skip` drops a tick;
+//!   `startTime`, else creation (KFP); a `startTime` moved past the last tick runs at
+//!   `startTime` itself (KFP); noCatchup keeps the grid (KFP restarts it at `now`);
+//! - a tick at exactly `endTime` still runs (KFP); ticks before 1970 never run;
+//! - ticks at or before `skipThrough` never run: it is set when a paused schedule is
+//!   re-enabled (KFP #8344 backfills a pause), when `concurrencyPolicy: Skip` or `Replace`
+//!   drops a tick, and when a tick is abandoned after failed creates;
 //! - catch-up runs every missed tick, oldest first, as many per pass as free slots allow
-//!   (KFP: one per 10 s sync); noCatchup runs only the latest due tick, found directly.
+//!   (KFP: one per 10 s sync); noCatchup and `Replace` run only the latest due tick, found
+//!   directly (no walk over the missed ticks).
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
@@ -104,19 +106,29 @@ pub struct Plan {
     pub waiting: bool,
 }
 
+/// No tick before the Unix epoch runs: a run's `workflowEpoch` label is its tick in Unix
+/// seconds, and a label value cannot start with `-`.
+const EARLIEST_FLOOR: Timestamp = Timestamp::constant(-1, 0);
+
 /// The exclusive lower bound of ticks still to run, and the anchor of a periodic grid.
 fn floor_and_anchor(input: &PlanInput) -> (Timestamp, Timestamp) {
     let s = input.schedule;
-    let mut anchor = input.state.last_triggered.or(s.start).unwrap_or(input.created);
-    if let Some(start) = s.start
-        && start > anchor
+    let last = input.state.last_triggered;
+    let mut anchor = last.or(s.start).unwrap_or(input.created);
+    if let (Some(start), Some(last)) = (s.start, last)
+        && start > last
     {
-        anchor = start; // startTime moved past the last run: the grid restarts there
+        // startTime moved past the last tick: KFP runs at startTime itself, then on its grid.
+        anchor = match s.cadence {
+            Cadence::Every { seconds } => start.checked_sub(SignedDuration::from_secs(seconds)).unwrap_or(start),
+            _ => start,
+        };
     }
-    let floor = match input.state.skip_through {
-        Some(skip) if skip > anchor => skip,
-        _ => anchor,
-    };
+    let floor = [Some(anchor), input.state.skip_through, Some(EARLIEST_FLOOR)]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(anchor);
     (floor, anchor)
 }
 
@@ -138,7 +150,7 @@ fn first_after(s: &Schedule, floor: Timestamp, anchor: Timestamp) -> Option<Time
 }
 
 /// Latest tick at or before `t` (and strictly after `floor`).
-fn latest_at_or_before(s: &Schedule, t: Timestamp, floor: Timestamp, anchor: Timestamp) -> Option<Timestamp> {
+pub fn latest_at_or_before(s: &Schedule, t: Timestamp, floor: Timestamp, anchor: Timestamp) -> Option<Timestamp> {
     let t = match s.end {
         Some(end) if end < t => end,
         _ => t,
@@ -168,111 +180,116 @@ fn grid(anchor: Timestamp, seconds: i64, k: i64) -> Option<Timestamp> {
 
 /// Decides what to run now. Pure: the same input always gives the same plan.
 pub fn plan(input: &PlanInput) -> Plan {
-    let mut state = input.state.clone();
-    let mut runs = Vec::new();
-    let mut skipped = Vec::new();
-    let mut replace = 0;
-    let free = input.max_concurrency.saturating_sub(input.active);
-
-    if let Cadence::Once = input.schedule.cadence {
-        let due = input.enabled && state.last_index == 0;
-        if due && free > 0 {
-            state.last_index += 1;
-            state.last_triggered = Some(input.created);
-            runs.push(PlannedRun {
-                scheduled: input.created,
-                index: state.last_index,
-            });
-        }
-        let next = (state.last_index == 0).then_some(input.created);
-        return Plan {
-            runs,
-            replace,
-            skipped,
-            waiting: next.is_some() && input.enabled,
-            state,
-            next,
-        };
-    }
-
-    if !input.enabled {
-        // Nothing will trigger while disabled (KFP shows a next time that then never runs,
-        // and rewrites it on every sync); ticks of the pause are not backfilled on re-enable.
-        return Plan {
-            runs,
-            replace,
-            skipped,
-            state,
+    match input.schedule.cadence {
+        Cadence::Once => plan_once(input),
+        _ if !input.enabled => Plan {
+            // Nothing triggers while disabled (KFP shows a next time that never runs).
+            runs: Vec::new(),
+            replace: 0,
+            skipped: Vec::new(),
+            state: input.state.clone(),
             next: None,
             waiting: false,
-        };
+        },
+        _ => plan_recurring(input),
     }
+}
 
-    // Ticks due now, oldest first (catch-up) or only the latest (noCatchup).
+/// KFP's one-off: one run, scheduled at the creation time.
+fn plan_once(input: &PlanInput) -> Plan {
+    let mut state = input.state.clone();
+    let mut runs = Vec::new();
+    let due = input.enabled && state.last_index == 0;
+    if due && input.active < input.max_concurrency {
+        state.last_index += 1;
+        state.last_triggered = Some(input.created);
+        runs.push(PlannedRun {
+            scheduled: input.created,
+            index: state.last_index,
+        });
+    }
+    let next = (state.last_index == 0 && input.enabled).then_some(input.created);
+    Plan {
+        runs,
+        replace: 0,
+        skipped: Vec::new(),
+        waiting: next.is_some(),
+        state,
+        next,
+    }
+}
+
+/// Ticks due now, oldest first: every missed tick up to `wanted` (catch-up), or only the
+/// latest one (noCatchup, Replace).
+fn due_ticks(input: &PlanInput, floor: Timestamp, anchor: Timestamp) -> Vec<Timestamp> {
+    if input.no_catchup || input.policy == ConcurrencyPolicy::Replace {
+        return latest_at_or_before(input.schedule, input.now, floor, anchor)
+            .into_iter()
+            .collect();
+    }
     let mut due = Vec::new();
-    let (mut floor, anchor) = floor_and_anchor(input);
-    if input.no_catchup {
-        if let Some(t) = latest_at_or_before(input.schedule, input.now, floor, anchor) {
-            due.push(t);
-        }
-    } else {
-        // Enough ticks to fill every slot (and, for Replace, every slot again).
-        let wanted = input.max_concurrency.max(1);
-        let mut cursor = floor;
-        while due.len() < wanted {
-            match first_after(input.schedule, cursor, anchor) {
-                Some(t) if t <= input.now => {
-                    due.push(t);
-                    cursor = t;
-                }
-                _ => break,
+    let mut cursor = floor;
+    while due.len() < input.max_concurrency.max(1) {
+        match first_after(input.schedule, cursor, anchor) {
+            Some(t) if t <= input.now => {
+                due.push(t);
+                cursor = t;
             }
+            _ => break,
         }
     }
+    due
+}
 
-    let slots = match input.policy {
-        ConcurrencyPolicy::Replace => {
-            let take = due.len().min(input.max_concurrency);
-            replace = (input.active + take)
-                .saturating_sub(input.max_concurrency)
-                .min(input.active);
-            take
-        }
-        _ => free,
+fn plan_recurring(input: &PlanInput) -> Plan {
+    let (floor, anchor) = floor_and_anchor(input);
+    let mut plan = Plan {
+        runs: Vec::new(),
+        replace: 0,
+        skipped: Vec::new(),
+        state: input.state.clone(),
+        next: None,
+        waiting: false,
     };
-    for (i, t) in due.iter().enumerate() {
-        if i < slots {
-            state.last_index += 1;
-            runs.push(PlannedRun {
-                scheduled: *t,
-                index: state.last_index,
-            });
-            state.last_triggered = Some(*t);
-            floor = *t;
-        } else if input.policy == ConcurrencyPolicy::Skip {
-            skipped.push(*t);
-            state.skip_through = Some(*t);
-            floor = *t;
-        }
+    let due = due_ticks(input, floor, anchor);
+    if input.policy == ConcurrencyPolicy::Replace && !due.is_empty() {
+        // The latest due tick replaces what runs (as CronJob's Replace); earlier missed ticks
+        // are dropped, since the run moves `lastTriggeredTime` past them.
+        plan.replace = (input.active + 1).saturating_sub(input.max_concurrency);
     }
-    if input.policy == ConcurrencyPolicy::Skip && !input.no_catchup && !skipped.is_empty() {
-        // Everything already due is dropped, not only the ticks looked at.
-        if let Some(t) = latest_at_or_before(input.schedule, input.now, floor, anchor) {
-            state.skip_through = Some(t);
+    let slots = match input.policy {
+        ConcurrencyPolicy::Replace => due.len(),
+        _ => input.max_concurrency.saturating_sub(input.active),
+    };
+    let mut floor = floor;
+    for (i, &t) in due.iter().enumerate() {
+        if i < slots {
+            plan.state.last_index += 1;
+            plan.runs.push(PlannedRun {
+                scheduled: t,
+                index: plan.state.last_index,
+            });
+            plan.state.last_triggered = Some(t);
+            floor = t;
+        } else if input.policy == ConcurrencyPolicy::Skip {
+            plan.skipped.push(t);
             floor = t;
         }
     }
-    let next = first_after(input.schedule, floor, anchor);
-    let waiting = next.is_some_and(|t| t <= input.now);
-    // noCatchup: a waiting tick is collapsed to the latest one when a slot frees up.
-    Plan {
-        runs,
-        replace,
-        skipped,
-        state,
-        next,
-        waiting,
+    if input.policy == ConcurrencyPolicy::Skip && !plan.skipped.is_empty() {
+        // Everything already due is dropped, not only the ticks looked at.
+        if let Some(t) = latest_at_or_before(input.schedule, input.now, floor, anchor) {
+            floor = t;
+        }
+        plan.state.skip_through = Some(floor);
     }
+    plan.next = first_after(input.schedule, floor, anchor);
+    plan.waiting = plan.next.is_some_and(|t| t <= input.now);
+    if plan.waiting && input.no_catchup {
+        // noCatchup: the tick that will run when a slot frees is the latest due one (KFP shows it).
+        plan.next = latest_at_or_before(input.schedule, input.now, floor, anchor).or(plan.next);
+    }
+    plan
 }
 
 /// The schedule in words, for `kubectl get` (e.g. `cron 0 0 * * * * (UTC)`).

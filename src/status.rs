@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
     crd::{Condition, ScheduledWorkflowStatus, TriggerStatus, WorkflowHistory},
+    runstate::RunsSummary,
     schedule::TriggerState,
 };
 
@@ -19,20 +20,29 @@ fn time(t: Option<Timestamp>) -> Option<Time> {
     t.map(Time)
 }
 
-/// The trigger state to plan from. Re-enabling (the last status said `Disabled`) moves
+/// The trigger state to plan from: status, raised to what the runs that exist show (status is
+/// a report, and may lag: KFP's controller leaves it one tick behind while a run is active).
+/// Re-enabling a schedule that has run before (the last status said `Disabled`) moves
 /// `skipThrough` to `now`, so ticks that fell during the pause are not backfilled (KFP #8344).
-pub fn trigger_state(current: &ScheduledWorkflowStatus, enabled: bool, now: Timestamp) -> TriggerState {
+pub fn trigger_state(
+    current: &ScheduledWorkflowStatus,
+    runs: &RunsSummary,
+    enabled: bool,
+    now: Timestamp,
+) -> TriggerState {
     let t = &current.trigger;
-    let mut state = TriggerState {
-        last_triggered: t.last_triggered_time.as_ref().map(|t| t.0),
-        last_index: t.last_workflow_index.unwrap_or(0),
-        skip_through: t.skip_through.as_ref().map(|t| t.0),
-    };
+    let last_triggered = t.last_triggered_time.as_ref().map(|t| t.0).max(runs.latest_tick);
+    let last_index = t.last_workflow_index.unwrap_or(0).max(runs.highest_index);
+    let mut skip_through = t.skip_through.as_ref().map(|t| t.0);
     let was_disabled = current.conditions.first().is_some_and(|c| c.type_ == DISABLED.0);
-    if enabled && was_disabled {
-        state.skip_through = Some(state.skip_through.map_or(now, |s| s.max(now)));
+    if enabled && was_disabled && last_index > 0 {
+        skip_through = Some(skip_through.map_or(now, |s| s.max(now)));
     }
-    state
+    TriggerState {
+        last_triggered,
+        last_index,
+        skip_through,
+    }
 }
 
 fn condition(
@@ -84,8 +94,17 @@ pub fn invalid(
     status
 }
 
+/// Why the schedule is not doing what its spec asks (a failing create): shown as an `Error`
+/// condition until a pass succeeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub reason: String,
+    pub message: String,
+}
+
 /// What a valid pass observed and decided.
 pub struct Observed {
+    pub problem: Option<Problem>,
     pub enabled: bool,
     pub one_off: bool,
     pub state: TriggerState,
@@ -96,6 +115,28 @@ pub struct Observed {
     pub ended: bool,
 }
 
+/// KFP's summary condition type and message (`getStatusAndMessage`).
+fn summary(o: &Observed, active: i64) -> (&'static str, String) {
+    let (type_, message) = if o.one_off {
+        if o.state.last_index > 0 && active == 0 {
+            SUCCEEDED
+        } else {
+            RUNNING
+        }
+    } else if !o.enabled {
+        DISABLED
+    } else {
+        ENABLED
+    };
+    if o.ended && !o.one_off && o.enabled {
+        return (
+            type_,
+            "The schedule is enabled; it has no tick left before its endTime.".into(),
+        );
+    }
+    (type_, message.to_string())
+}
+
 pub fn compute(
     current: &ScheduledWorkflowStatus,
     generation: Option<i64>,
@@ -103,23 +144,15 @@ pub fn compute(
     now: Timestamp,
 ) -> ScheduledWorkflowStatus {
     let active = o.history.active.len() as i64;
-    let ((type_, message), reason) = if o.one_off {
-        if o.state.last_index > 0 && active == 0 {
-            (SUCCEEDED, SUCCEEDED.0)
-        } else {
-            (RUNNING, RUNNING.0)
+    let summary = match &o.problem {
+        Some(p) => condition(current, ERROR, &p.reason, p.message.clone(), now),
+        None => {
+            let (type_, message) = summary(&o, active);
+            condition(current, type_, type_, message, now)
         }
-    } else if !o.enabled {
-        (DISABLED, DISABLED.0)
-    } else {
-        (ENABLED, ENABLED.0)
     };
-    let mut message = message.to_string();
-    if o.ended && !o.one_off && o.enabled {
-        message = "The schedule is enabled; it has no tick left before its endTime.".into();
-    }
     let mut status = ScheduledWorkflowStatus {
-        conditions: vec![condition(current, type_, reason, message, now)],
+        conditions: vec![summary],
         trigger: TriggerStatus {
             last_triggered_time: time(o.state.last_triggered),
             next_triggered_time: time(o.next),
@@ -146,6 +179,7 @@ mod tests {
 
     fn observed(enabled: bool) -> Observed {
         Observed {
+            problem: None,
             enabled,
             one_off: false,
             state: TriggerState {
@@ -180,12 +214,49 @@ mod tests {
             Some(Time(at("2026-01-01T01:10:00Z")))
         );
         assert_eq!(disabled.spec_updated_at, Some(Time(at("2026-01-01T01:10:00Z"))));
-        let state = trigger_state(&disabled, true, at("2026-01-01T05:00:00Z"));
+        let none = RunsSummary::default();
+        let state = trigger_state(&disabled, &none, true, at("2026-01-01T05:00:00Z"));
         assert_eq!(state.skip_through, Some(at("2026-01-01T05:00:00Z")));
         assert_eq!(
-            trigger_state(&enabled, true, at("2026-01-01T05:00:00Z")).skip_through,
+            trigger_state(&enabled, &none, true, at("2026-01-01T05:00:00Z")).skip_through,
             None
         );
+        // A schedule that never ran (created disabled) is not paused: enabling it catches up.
+        let mut never_ran = disabled.clone();
+        never_ran.trigger = Default::default();
+        assert_eq!(
+            trigger_state(&never_ran, &none, true, at("2026-01-01T05:00:00Z")).skip_through,
+            None
+        );
+    }
+
+    #[test]
+    fn runs_that_exist_raise_a_lagging_status() {
+        // KFP's controller leaves status one tick behind while the run is active.
+        let lagging = compute(&Default::default(), Some(1), observed(true), at("2026-01-01T01:00:01Z"));
+        let runs = RunsSummary {
+            latest_tick: Some(at("2026-01-01T02:00:00Z")),
+            highest_index: 2,
+            active: 1,
+        };
+        let state = trigger_state(&lagging, &runs, true, at("2026-01-01T02:00:05Z"));
+        assert_eq!(state.last_triggered, Some(at("2026-01-01T02:00:00Z")));
+        assert_eq!(state.last_index, 2);
+        // ... and never lower it (runs may have been deleted).
+        let state = trigger_state(&lagging, &RunsSummary::default(), true, at("2026-01-01T02:00:05Z"));
+        assert_eq!(state.last_triggered, Some(at("2026-01-01T01:00:00Z")));
+    }
+
+    #[test]
+    fn a_problem_shows_as_an_error_condition() {
+        let mut o = observed(true);
+        o.problem = Some(Problem {
+            reason: "RunCreateFailed".into(),
+            message: "creating run x: forbidden".into(),
+        });
+        let s = compute(&Default::default(), Some(1), o, at("2026-01-01T01:00:01Z"));
+        assert_eq!(s.conditions[0].type_, "Error");
+        assert_eq!(s.conditions[0].reason.as_deref(), Some("RunCreateFailed"));
     }
 
     #[test]

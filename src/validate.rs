@@ -1,57 +1,24 @@
-//! Pure validation of a `ScheduledWorkflow` spec into what the reconciler needs.
-//! Every problem is reported with its field path; nothing is silently ignored.
+//! Pure validation of a `ScheduledWorkflow` spec into what the reconciler needs. Every problem
+//! is reported with its field path; nothing is silently ignored. Values KFP's controller
+//! clamps are clamped the same way, with a warning (docs/kfp-compatibility.md), so an object
+//! KFP ran keeps running.
 
 use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
-    crd::{ConcurrencyPolicy, Parameter, RunTemplate, ScheduledWorkflowSpec},
-    cron,
+    crd::{ConcurrencyPolicy, CronSchedule, Parameter, PeriodicSchedule, RunTemplate, ScheduledWorkflowSpec},
+    cron, manifest,
+    runkind::{self, RunKind},
     schedule::{Cadence, Schedule},
 };
 
-/// The kind of object each tick creates.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RunKind {
-    pub group: String,
-    pub version: String,
-    pub kind: String,
-}
-
-impl RunKind {
-    pub fn argo_workflow() -> Self {
-        RunKind {
-            group: "argoproj.io".into(),
-            version: "v1alpha1".into(),
-            kind: "Workflow".into(),
-        }
-    }
-
-    pub fn parse(api_version: &str, kind: &str) -> Self {
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), api_version.to_string()),
-        };
-        RunKind {
-            group,
-            version,
-            kind: kind.to_string(),
-        }
-    }
-
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
-}
-
-impl std::fmt::Display for RunKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.api_version(), self.kind)
-    }
-}
+/// KFP's bounds (`util/scheduled_workflow.go`: `maxConcurrency()`, `maxHistory()`).
+pub const MAX_CONCURRENCY: (i64, i64) = (1, 10);
+pub const MAX_HISTORY: (i64, i64) = (0, 100);
+const DEFAULT_MAX_CONCURRENCY: i64 = 1;
+const DEFAULT_MAX_HISTORY: i64 = 10;
+/// The longest period accepted (100 years); beyond it no tick is representable anyway.
+pub const MAX_INTERVAL_SECONDS: i64 = 100 * 365 * 24 * 3600;
 
 /// What to create per tick.
 #[derive(Clone, Debug)]
@@ -83,7 +50,7 @@ pub struct Validated {
     pub no_catchup: bool,
     pub policy: ConcurrencyPolicy,
     pub max_history: i64,
-    /// Things that work but probably surprise (e.g. a 5-field cron read seconds-first).
+    /// Things that work but probably surprise (a 5-field cron read seconds-first, a clamp).
     pub warnings: Vec<String>,
 }
 
@@ -97,184 +64,255 @@ impl std::fmt::Display for Invalid {
     }
 }
 
+/// Collects problems and warnings, each with its field path.
+#[derive(Default)]
+struct Findings {
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Findings {
+    fn error(&mut self, field: &str, reason: impl std::fmt::Display) {
+        self.errors.push(format!("{field}: {reason}"));
+    }
+    fn warn(&mut self, field: &str, reason: impl std::fmt::Display) {
+        self.warnings.push(format!("{field}: {reason}"));
+    }
+}
+
+/// Validates a spec. `default_tz` is the operator's `--default-time-zone`.
+pub fn validate(spec: &ScheduledWorkflowSpec, default_tz: &str) -> Result<Validated, Invalid> {
+    let mut found = Findings::default();
+    let (tz_name, time_zone) = time_zone(spec, default_tz, &mut found);
+    let schedule = trigger(spec, time_zone, &mut found);
+    let source = source(spec, &mut found);
+    let max_concurrency = clamped(
+        "spec.maxConcurrency",
+        spec.max_concurrency,
+        DEFAULT_MAX_CONCURRENCY,
+        MAX_CONCURRENCY,
+        &mut found,
+    );
+    let max_history = clamped(
+        "spec.maxHistory",
+        spec.max_history,
+        DEFAULT_MAX_HISTORY,
+        MAX_HISTORY,
+        &mut found,
+    );
+    match (schedule, source) {
+        (Some(schedule), Some(source)) if found.errors.is_empty() => Ok(Validated {
+            schedule,
+            time_zone: tz_name,
+            source,
+            max_concurrency: usize::try_from(max_concurrency).unwrap_or(1),
+            no_catchup: spec.no_catchup.unwrap_or(false),
+            policy: spec.concurrency_policy.unwrap_or_default(),
+            max_history,
+            warnings: found.warnings,
+        }),
+        _ => Err(Invalid(found.errors)),
+    }
+}
+
+fn time_zone(spec: &ScheduledWorkflowSpec, default_tz: &str, found: &mut Findings) -> (String, TimeZone) {
+    let name = spec.time_zone.clone().unwrap_or_else(|| default_tz.to_string());
+    match TimeZone::get(&name) {
+        Ok(tz) => (name, tz),
+        Err(_) => {
+            found.error("spec.timeZone", format!("unknown IANA time zone {name:?}"));
+            (name, TimeZone::UTC)
+        }
+    }
+}
+
+/// KFP clamps out-of-range values when it reads them; so do we, and say so.
+fn clamped(field: &str, value: Option<i64>, default: i64, (min, max): (i64, i64), found: &mut Findings) -> i64 {
+    let v = value.unwrap_or(default);
+    let c = v.clamp(min, max);
+    if c != v {
+        found.warn(
+            field,
+            format!("{v} is outside {min}..{max}; read as {c}, as KFP's controller does"),
+        );
+    }
+    c
+}
+
+fn trigger(spec: &ScheduledWorkflowSpec, time_zone: TimeZone, found: &mut Findings) -> Option<Schedule> {
+    let schedule = match (&spec.trigger.cron_schedule, &spec.trigger.periodic_schedule) {
+        (Some(_), Some(_)) => {
+            found.error("spec.trigger", "set exactly one of cronSchedule or periodicSchedule");
+            return None;
+        }
+        (Some(c), None) => cron_trigger(c, time_zone, found)?,
+        (None, Some(p)) => periodic_trigger(p, time_zone, found)?,
+        (None, None) => Schedule {
+            cadence: Cadence::Once,
+            start: None,
+            end: None,
+            time_zone,
+        },
+    };
+    window(&schedule, found);
+    Some(schedule)
+}
+
 fn ts(t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<Timestamp> {
     t.as_ref().map(|t| t.0)
+}
+
+fn cron_trigger(c: &CronSchedule, time_zone: TimeZone, found: &mut Findings) -> Option<Schedule> {
+    const FIELD: &str = "spec.trigger.cronSchedule.cron";
+    let expr = match cron::parse(&c.cron) {
+        Ok(expr) => expr,
+        Err(e) => {
+            found.error(
+                FIELD,
+                format!("{:?} is not a valid KFP (robfig/cron v1) expression: {e}", c.cron),
+            );
+            return None;
+        }
+    };
+    if let Some(w) = expr.warning() {
+        found.warn(FIELD, format!("{:?}: {w}", c.cron));
+    }
+    if let cron::CronExpr::Calendar(cal) = &expr
+        && cal.never_fires
+    {
+        found.error(
+            FIELD,
+            format!("{:?} matches no date (e.g. Feb 30), so it never fires", c.cron),
+        );
+    }
+    Some(Schedule::cron(expr, ts(&c.start_time), ts(&c.end_time), time_zone))
+}
+
+fn periodic_trigger(p: &PeriodicSchedule, time_zone: TimeZone, found: &mut Findings) -> Option<Schedule> {
+    const FIELD: &str = "spec.trigger.periodicSchedule.intervalSecond";
+    if p.interval_second > MAX_INTERVAL_SECONDS {
+        found.error(
+            FIELD,
+            format!("{} is more than {MAX_INTERVAL_SECONDS} (100 years)", p.interval_second),
+        );
+        return None;
+    }
+    if p.interval_second < 1 {
+        // KFP's `getInterval()` reads anything below 1 as 1.
+        found.warn(
+            FIELD,
+            format!("{} is below 1; read as 1, as KFP's controller does", p.interval_second),
+        );
+    }
+    Some(Schedule {
+        cadence: Cadence::Every {
+            seconds: p.interval_second.max(1),
+        },
+        start: ts(&p.start_time),
+        end: ts(&p.end_time),
+        time_zone,
+    })
+}
+
+fn window(s: &Schedule, found: &mut Findings) {
+    if let (Some(start), Some(end)) = (s.start, s.end)
+        && end < start
+    {
+        found.error("spec.trigger", format!("endTime {end} is before startTime {start}"));
+    }
+    if s.start.is_some_and(|t| t < Timestamp::UNIX_EPOCH) {
+        found.warn(
+            "spec.trigger.startTime",
+            "is before 1970-01-01; ticks before then are not run (a run's workflowEpoch label holds its tick in Unix seconds, which cannot be negative)",
+        );
+    }
+}
+
+fn source(spec: &ScheduledWorkflowSpec, found: &mut Findings) -> Option<RunSource> {
+    let source = match (&spec.workflow, &spec.run_template) {
+        (Some(_), Some(_)) => {
+            found.error("spec", "set exactly one of workflow or runTemplate");
+            None
+        }
+        (Some(w), None) => workflow_source(w, found),
+        (None, Some(t)) => template_source(t, found),
+        (None, None) => {
+            found.error(
+                "spec",
+                "nothing to run; set workflow.spec (an Argo WorkflowSpec) or runTemplate",
+            );
+            None
+        }
+    };
+    if let (Some(source), Some(_)) = (&source, &spec.service_account)
+        && source.kind().service_account_path().is_none()
+    {
+        found.error(
+            "spec.serviceAccount",
+            format!(
+                "cannot be applied to {} (known kinds: {}); set it inside runTemplate.spec",
+                source.kind(),
+                runkind::known_kind_names()
+            ),
+        );
+    }
+    source
+}
+
+fn workflow_source(w: &crate::crd::WorkflowResource, found: &mut Findings) -> Option<RunSource> {
+    const FIELD: &str = "spec.workflow.spec";
+    let Some(value) = &w.spec else {
+        found.error(
+            FIELD,
+            "empty; runs that KFP's API server would compile from a pipeline (pipelineId without an embedded workflow) need KFP and are not supported here",
+        );
+        return None;
+    };
+    match workflow_spec(value) {
+        Ok((spec, metadata)) => Some(RunSource::Workflow {
+            spec,
+            metadata,
+            parameters: w.parameters.clone(),
+        }),
+        Err(e) => {
+            found.error(FIELD, e);
+            None
+        }
+    }
 }
 
 /// Parses a workflow spec given as an object or as a JSON/YAML string (KFP writes a string
 /// holding a whole Workflow; older objects hold a bare `WorkflowSpec`).
 fn workflow_spec(value: &serde_json::Value) -> Result<(serde_json::Value, Option<serde_json::Value>), String> {
     let parsed = match value {
-        serde_json::Value::String(s) => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(v) => v,
-            Err(json_err) => serde_yaml::from_str::<serde_json::Value>(s)
-                .map_err(|_| format!("is a string but not a JSON or YAML object: {json_err}"))?,
-        },
+        serde_json::Value::String(s) => manifest::parse(s).map_err(|e| format!("the string {e}"))?,
         other => other.clone(),
     };
     let serde_json::Value::Object(map) = &parsed else {
         return Err("must be an Argo WorkflowSpec object (or a JSON string of one)".into());
     };
     // A whole Workflow (apiVersion/kind/spec) rather than a bare spec.
-    if map.get("spec").is_some_and(|s| s.is_object())
+    if let Some(inner) = map.get("spec").filter(|s| s.is_object())
         && !map.contains_key("templates")
         && !map.contains_key("entrypoint")
     {
-        return Ok((map["spec"].clone(), map.get("metadata").cloned()));
+        return Ok((inner.clone(), map.get("metadata").cloned()));
     }
     Ok((parsed, None))
 }
 
-/// Validates a spec. `default_tz` is the operator's `--default-time-zone`.
-pub fn validate(spec: &ScheduledWorkflowSpec, default_tz: &str) -> Result<Validated, Invalid> {
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-
-    let tz_name = spec.time_zone.clone().unwrap_or_else(|| default_tz.to_string());
-    let time_zone = match TimeZone::get(&tz_name) {
-        Ok(tz) => tz,
-        Err(_) => {
-            errors.push(format!("spec.timeZone: unknown IANA time zone {tz_name:?}"));
-            TimeZone::UTC
-        }
-    };
-
-    let trigger = &spec.trigger;
-    let schedule = match (&trigger.cron_schedule, &trigger.periodic_schedule) {
-        (Some(_), Some(_)) => {
-            errors.push("spec.trigger: set exactly one of cronSchedule or periodicSchedule".into());
-            None
-        }
-        (Some(c), None) => {
-            let (start, end) = (ts(&c.start_time), ts(&c.end_time));
-            match cron::parse(&c.cron) {
-                Ok(expr) => {
-                    if let Some(w) = expr.warning() {
-                        warnings.push(format!("spec.trigger.cronSchedule.cron {:?}: {w}", c.cron));
-                    }
-                    if let cron::CronExpr::Calendar(cal) = &expr
-                        && cal.never_fires
-                    {
-                        errors.push(format!(
-                            "spec.trigger.cronSchedule.cron: {:?} matches no date (e.g. Feb 30), so it never fires",
-                            c.cron
-                        ));
-                    }
-                    Some(Schedule::cron(expr, start, end, time_zone.clone()))
-                }
-                Err(e) => {
-                    errors.push(format!(
-                        "spec.trigger.cronSchedule.cron: {:?} is not a valid KFP (robfig/cron v1) expression: {e}",
-                        c.cron
-                    ));
-                    None
-                }
-            }
-        }
-        (None, Some(p)) => {
-            if p.interval_second < 0 {
-                errors.push(format!(
-                    "spec.trigger.periodicSchedule.intervalSecond: must be at least 1, got {}",
-                    p.interval_second
-                ));
-            }
-            // KFP reads 0 as 1 (`getInterval()`).
-            let seconds = p.interval_second.max(1);
-            Some(Schedule {
-                cadence: Cadence::Every { seconds },
-                start: ts(&p.start_time),
-                end: ts(&p.end_time),
-                time_zone: time_zone.clone(),
-            })
-        }
-        (None, None) => Some(Schedule {
-            cadence: Cadence::Once,
-            start: None,
-            end: None,
-            time_zone: time_zone.clone(),
-        }),
-    };
-    if let Some(s) = &schedule
-        && let (Some(start), Some(end)) = (s.start, s.end)
-        && end < start
-    {
-        errors.push(format!("spec.trigger: endTime {end} is before startTime {start}"));
-    }
-
-    let source = match (&spec.workflow, &spec.run_template) {
-        (Some(_), Some(_)) => {
-            errors.push("spec: set exactly one of workflow or runTemplate".into());
-            None
-        }
-        (Some(w), None) => match &w.spec {
-            Some(value) => match workflow_spec(value) {
-                Ok((spec, metadata)) => Some(RunSource::Workflow {
-                    spec,
-                    metadata,
-                    parameters: w.parameters.clone(),
-                }),
-                Err(e) => {
-                    errors.push(format!("spec.workflow.spec: {e}"));
-                    None
-                }
-            },
-            None => {
-                errors.push(
-                    "spec.workflow.spec: empty; runs that KFP's API server would compile from a pipeline \
-                     (pipelineId without an embedded workflow) need KFP and are not supported here"
-                        .into(),
-                );
-                None
-            }
-        },
-        (None, Some(t)) => {
-            if t.api_version.trim().is_empty() || t.kind.trim().is_empty() {
-                errors.push("spec.runTemplate: apiVersion and kind are required".into());
-                None
-            } else if t.kind == "ScheduledWorkflow" {
-                errors.push("spec.runTemplate: a ScheduledWorkflow cannot create ScheduledWorkflows".into());
-                None
-            } else {
-                Some(RunSource::Template(t.clone()))
-            }
-        }
-        (None, None) => {
-            errors.push("spec: nothing to run; set workflow.spec (an Argo WorkflowSpec) or runTemplate".into());
-            None
-        }
-    };
-    if let (Some(source), Some(_)) = (&source, &spec.service_account)
-        && crate::render::service_account_path(&source.kind()).is_none()
-    {
-        errors.push(format!(
-            "spec.serviceAccount: cannot be applied to {} (known kinds: Argo Workflow, batch/v1 Job, Tekton PipelineRun); set it inside runTemplate.spec",
-            source.kind()
-        ));
-    }
-
-    let max_concurrency = spec.max_concurrency.unwrap_or(1);
-    if !(1..=10).contains(&max_concurrency) {
-        errors.push(format!(
-            "spec.maxConcurrency: must be between 1 and 10, got {max_concurrency}"
-        ));
-    }
-    let max_history = spec.max_history.unwrap_or(10);
-    if !(0..=100).contains(&max_history) {
-        errors.push(format!("spec.maxHistory: must be between 0 and 100, got {max_history}"));
-    }
-
-    match (schedule, source) {
-        (Some(schedule), Some(source)) if errors.is_empty() => Ok(Validated {
-            schedule,
-            time_zone: tz_name,
-            source,
-            max_concurrency: max_concurrency as usize,
-            no_catchup: spec.no_catchup.unwrap_or(false),
-            policy: spec.concurrency_policy.unwrap_or_default(),
-            max_history,
-            warnings,
-        }),
-        _ => Err(Invalid(errors)),
+fn template_source(t: &RunTemplate, found: &mut Findings) -> Option<RunSource> {
+    if t.api_version.trim().is_empty() || t.kind.trim().is_empty() {
+        found.error("spec.runTemplate", "apiVersion and kind are required");
+        None
+    } else if t.kind == "ScheduledWorkflow" {
+        found.error(
+            "spec.runTemplate.kind",
+            "a ScheduledWorkflow cannot create ScheduledWorkflows",
+        );
+        None
+    } else {
+        Some(RunSource::Template(t.clone()))
     }
 }
 
@@ -310,31 +348,29 @@ mod tests {
     fn reports_every_problem_with_its_field() {
         let s = spec(serde_json::json!({
             "timeZone": "Mars/Olympus",
-            "maxConcurrency": 20,
             "trigger": {"cronSchedule": {"cron": "0 0 12 * * 7", "startTime": "2026-02-01T00:00:00Z", "endTime": "2026-01-01T00:00:00Z"}},
             "workflow": {"spec": "not json {"},
         }));
         let Invalid(errors) = validate(&s, "UTC").unwrap_err();
         let joined = errors.join("\n");
         for want in [
-            "spec.timeZone",
-            "End of range (7) above maximum (6)",
-            "spec.workflow.spec",
-            "spec.maxConcurrency",
+            "spec.timeZone: unknown IANA time zone",
+            "spec.trigger.cronSchedule.cron: \"0 0 12 * * 7\" is not a valid KFP (robfig/cron v1) expression: End of range (7) above maximum (6)",
+            "spec.workflow.spec: must be an Argo WorkflowSpec object",
         ] {
             assert!(joined.contains(want), "missing {want} in {joined}");
         }
+        // The cron error stops the window check (no schedule to check it against).
+        assert_eq!(errors.len(), 3, "{joined}");
     }
 
     #[test]
     fn end_before_start_is_an_error() {
         let s = spec(serde_json::json!({"trigger": {"periodicSchedule": {"intervalSecond": 5,
             "startTime": "2026-02-01T00:00:00Z", "endTime": "2026-01-01T00:00:00Z"}}, "workflow": wf()}));
-        assert!(
-            validate(&s, "UTC")
-                .unwrap_err()
-                .to_string()
-                .contains("before startTime")
+        assert_eq!(
+            validate(&s, "UTC").unwrap_err().0,
+            vec!["spec.trigger: endTime 2026-01-01T00:00:00Z is before startTime 2026-02-01T00:00:00Z"]
         );
     }
 
@@ -343,7 +379,40 @@ mod tests {
         let s = spec(serde_json::json!({"trigger": {"cronSchedule": {"cron": "0 0 0 30 2 *"}}, "workflow": wf()}));
         assert!(validate(&s, "UTC").unwrap_err().to_string().contains("never fires"));
         let s = spec(serde_json::json!({"trigger": {"cronSchedule": {"cron": "0 0 * * *"}}, "workflow": wf()}));
-        assert_eq!(validate(&s, "UTC").unwrap().warnings.len(), 1);
+        let warnings = validate(&s, "UTC").unwrap().warnings;
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].starts_with("spec.trigger.cronSchedule.cron: \"0 0 * * *\": 5-field"));
+    }
+
+    #[test]
+    fn kfp_values_out_of_range_are_clamped_with_a_warning() {
+        let s = spec(serde_json::json!({"maxConcurrency": 20, "maxHistory": -3,
+            "trigger": {"periodicSchedule": {"intervalSecond": 0}}, "workflow": wf()}));
+        let v = validate(&s, "UTC").unwrap();
+        assert_eq!((v.max_concurrency, v.max_history), (10, 0));
+        assert!(matches!(v.schedule.cadence, Cadence::Every { seconds: 1 }));
+        assert_eq!(
+            v.warnings,
+            vec![
+                "spec.trigger.periodicSchedule.intervalSecond: 0 is below 1; read as 1, as KFP's controller does",
+                "spec.maxConcurrency: 20 is outside 1..10; read as 10, as KFP's controller does",
+                "spec.maxHistory: -3 is outside 0..100; read as 0, as KFP's controller does",
+            ]
+        );
+        let s = spec(serde_json::json!({"maxConcurrency": 0, "workflow": wf()}));
+        assert_eq!(validate(&s, "UTC").unwrap().max_concurrency, 1);
+    }
+
+    #[test]
+    fn huge_interval_is_an_error() {
+        let s =
+            spec(serde_json::json!({"trigger": {"periodicSchedule": {"intervalSecond": i64::MAX}}, "workflow": wf()}));
+        assert!(
+            validate(&s, "UTC")
+                .unwrap_err()
+                .to_string()
+                .starts_with("spec.trigger.periodicSchedule.intervalSecond: 9223372036854775807 is more than")
+        );
     }
 
     #[test]
@@ -354,7 +423,8 @@ mod tests {
         );
         let e = validate(&s, "UTC").unwrap_err().to_string();
         assert!(
-            e.contains("exactly one of cronSchedule") && e.contains("exactly one of workflow"),
+            e.contains("spec.trigger: set exactly one of cronSchedule")
+                && e.contains("spec: set exactly one of workflow"),
             "{e}"
         );
     }
@@ -367,7 +437,7 @@ mod tests {
             validate(&s, "UTC")
                 .unwrap_err()
                 .to_string()
-                .contains("spec.serviceAccount")
+                .starts_with("spec.serviceAccount: cannot be applied to v1/ConfigMap")
         );
         let s =
             spec(serde_json::json!({"serviceAccount": "sa", "runTemplate": {"apiVersion": "batch/v1", "kind": "Job"}}));
@@ -378,5 +448,14 @@ mod tests {
     fn pipeline_id_without_workflow_is_explained() {
         let s = spec(serde_json::json!({"pipelineId": "p1", "workflow": {"parameters": []}}));
         assert!(validate(&s, "UTC").unwrap_err().to_string().contains("need KFP"));
+    }
+
+    #[test]
+    fn start_before_1970_warns() {
+        let s = spec(
+            serde_json::json!({"trigger": {"cronSchedule": {"cron": "@daily", "startTime": "1960-01-01T00:00:00Z"}}, "workflow": wf()}),
+        );
+        let v = validate(&s, "UTC").unwrap();
+        assert!(v.warnings[0].starts_with("spec.trigger.startTime: is before 1970-01-01"));
     }
 }

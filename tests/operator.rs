@@ -1,6 +1,7 @@
 //! The operator on a real kube-apiserver: scheduling, concurrency, catch-up, enable/disable,
 //! run-now, restarts, invalid specs and cascading deletes. Schedules are seconds long;
 //! every wait is a generous poll, never a sleep that assumes a fast machine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod common;
 
 use std::time::Duration;

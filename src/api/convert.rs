@@ -1,5 +1,5 @@
 //! Pure mapping between KFP's `Job` message and the `ScheduledWorkflow` resource
-//! (`shared/notes/kfp_swf.md` §7.2-7.4).
+//! (KFP's `backend/src/apiserver/server/api_converter.go`; docs/kfp-compatibility.md, "JobService").
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

@@ -13,7 +13,7 @@ use axum::{
 };
 
 use super::{
-    error::ApiError,
+    error::{ApiError, Code},
     proto::{Job, ListJobsRequest, ResourceKey, ResourceType},
     service::{Caller, JobApi},
 };
@@ -26,7 +26,15 @@ fn json(status: StatusCode, body: String) -> Response {
 
 fn reply<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
     match result {
-        Ok(v) => json(StatusCode::OK, serde_json::to_string(&v).expect("messages serialise")),
+        Ok(v) => match serde_json::to_string(&v) {
+            Ok(body) => json(StatusCode::OK, body),
+            // pbjson refuses some values a stored object may hold (e.g. a timestamp it cannot
+            // write): an error for this request, never a crash of the server.
+            Err(e) => {
+                let e = ApiError::new(Code::Internal, format!("cannot encode the response: {e}"));
+                json(StatusCode::INTERNAL_SERVER_ERROR, e.body().to_string())
+            }
+        },
         Err(e) => json(
             StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             e.body().to_string(),

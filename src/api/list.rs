@@ -208,7 +208,7 @@ struct Token {
 }
 
 fn encode(t: &Token) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(t).expect("token serialises"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(t).unwrap_or_default())
 }
 
 fn decode(s: &str) -> Result<Token, ApiError> {

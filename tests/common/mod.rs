@@ -8,6 +8,7 @@
 //!   long as the process) and an `atexit` hook stops them and removes the temp dir, so a
 //!   panicking test cannot leak a control plane.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::{
     io::Write,
@@ -621,22 +622,42 @@ pub async fn list_runs(client: &Client, ns: &str, ar: &ApiResource) -> Vec<Dynam
     items
 }
 
-/// The operator, in this process, watching only `namespace`. Abort the handle to stop it.
+/// The operator, in this process, watching only `namespace`. Abort the handle to stop it
+/// (everything it started stops with it).
 pub fn start_operator(client: Client, namespace: &str) -> tokio::task::JoinHandle<()> {
-    use swf_operator::{controller, validate::RunKind};
-    let settings = controller::Settings {
-        namespace: Some(namespace.to_string()),
-        default_time_zone: "UTC".into(),
-        watch_kinds: vec![RunKind::argo_workflow(), RunKind::parse("batch/v1", "Job")],
-        poll_interval: Duration::from_secs(2),
+    start_operator_with(client, namespace, |_| {})
+}
+
+/// As `start_operator`, with settings changed by `tune` first.
+pub fn start_operator_with(
+    client: Client,
+    namespace: &str,
+    tune: impl FnOnce(&mut swf_operator::controller::Settings),
+) -> tokio::task::JoinHandle<()> {
+    use swf_operator::{
+        controller::{self, Parts, Settings},
+        runkind::RunKind,
     };
+    let mut settings = Settings::new(
+        Some(namespace.to_string()),
+        "UTC",
+        vec![RunKind::argo_workflow(), RunKind::parse("batch/v1", "Job")],
+    );
+    tune(&mut settings);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
+    let parts = Parts {
+        client,
+        settings,
+        metrics: Default::default(),
+        health: Default::default(),
+        lease: None,
+        identity: "test".into(),
+    };
     tokio::spawn(async move {
-        let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if let Err(e) = controller::run(client, settings, Default::default(), ready).await {
+        if let Err(e) = controller::run(parts, futures::future::pending()).await {
             panic!("operator failed: {e:#}");
         }
     })

@@ -1,0 +1,63 @@
+//! What every reconcile pass shares: the client, settings, clock, caches and publishers.
+
+use std::{sync::Arc, time::Duration};
+
+use jiff::Timestamp;
+use kube::Client;
+
+use super::{backoff::Backoff, events::Events, leader::Leader, runs::RunCaches, status_write::StatusWriter};
+use crate::{metrics::Metrics, runkind::RunKind};
+
+/// Settings of one operator process.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Only this namespace, or all when `None`.
+    pub namespace: Option<String>,
+    pub default_time_zone: String,
+    /// Run kinds whose caches start with the process (others start when first used).
+    pub watch_kinds: Vec<RunKind>,
+    /// How long a pass waits for a run cache's first list before giving up (and retrying).
+    pub cache_wait: Duration,
+}
+
+impl Settings {
+    pub fn new(namespace: Option<String>, default_time_zone: &str, watch_kinds: Vec<RunKind>) -> Self {
+        Settings {
+            namespace,
+            default_time_zone: default_time_zone.to_string(),
+            watch_kinds,
+            cache_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where time comes from: the system clock in production, a fixed instant in tests. The
+/// pure modules never read a clock; the reconciler reads this once per pass.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock(Arc::new(Timestamp::now))
+    }
+
+    pub fn fixed(t: Timestamp) -> Self {
+        Clock(Arc::new(move || t))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub clock: Clock,
+    pub runs: RunCaches,
+    pub status: StatusWriter,
+    pub events: Events,
+    pub backoff: Backoff,
+    pub leader: Leader,
+    pub metrics: Arc<Metrics>,
+}

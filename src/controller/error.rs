@@ -1,0 +1,89 @@
+//! Why a reconcile pass failed: one variant per failing call, each with a stable reason used
+//! as the Event reason and as the `reason` label of `swf_reconcile_errors_total`.
+
+use crate::runkind::RunKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the ScheduledWorkflow has no metadata.{0}")]
+    MissingMetadata(&'static str),
+    #[error("cannot look up run kind {kind}: {source}")]
+    ResolveKind {
+        kind: RunKind,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("runs of {kind} are not in the operator's cache yet: {detail}")]
+    RunsNotCached { kind: RunKind, detail: String },
+    #[error("cannot create run {name}: {source}")]
+    CreateRun {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot read run {name} after its create conflicted: {source}")]
+    ReadRun {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("run {name} is being deleted; its tick waits until it is gone")]
+    RunBeingDeleted { name: String },
+    #[error("cannot delete run {name}: {source}")]
+    DeleteRun {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot write status: {source}")]
+    WriteStatus {
+        #[source]
+        source: kube::Error,
+    },
+    #[error("not the leader: runs are created only by the replica holding the lease")]
+    NotLeader,
+}
+
+impl Error {
+    /// A stable, CamelCase reason (Event reason, metric label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingMetadata(_) => "MissingMetadata",
+            Error::ResolveKind { .. } => "RunKindLookupFailed",
+            Error::RunsNotCached { .. } => "RunsNotCached",
+            Error::CreateRun { .. } => "RunCreateFailed",
+            Error::ReadRun { .. } => "RunReadFailed",
+            Error::RunBeingDeleted { .. } => "RunBeingDeleted",
+            Error::DeleteRun { .. } => "RunDeleteFailed",
+            Error::WriteStatus { .. } => "StatusWriteFailed",
+            Error::NotLeader => "NotLeader",
+        }
+    }
+
+    /// The underlying API error, if any.
+    pub fn api_source(&self) -> Option<&kube::Error> {
+        match self {
+            Error::ResolveKind { source, .. }
+            | Error::CreateRun { source, .. }
+            | Error::ReadRun { source, .. }
+            | Error::DeleteRun { source, .. }
+            | Error::WriteStatus { source } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// True when retrying the same request cannot help until something else changes (RBAC,
+/// admission, a schema, a missing kind): 400, 403, 404, 405, 413, 422. Anything else (5xx,
+/// 429, timeouts, connection errors) is transient.
+pub fn is_lasting(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 405 | 413 | 422))
+}
+
+/// HTTP status of an API error, for messages.
+pub fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}

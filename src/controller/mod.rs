@@ -1,0 +1,207 @@
+//! The reconciler: the only part of the operator that talks to Kubernetes about schedules.
+//! Every decision is made by the pure modules (`validate`, `schedule`, `render`, `runstate`,
+//! `status`); this module reads caches, creates and deletes runs, and writes status.
+//!
+//! - `reconcile`: one pass, in stages; `error_policy`: what a failed pass does next.
+//! - `runs`: watch caches of runs indexed by owner; `status_write`: status patches.
+//! - `events`, `backoff`, `leader`, `context`, `error`: what the passes share.
+
+// `Error` carries a `kube::Error`; one is returned per failed pass, so its size is irrelevant.
+#![allow(clippy::result_large_err)]
+
+pub mod backoff;
+pub mod context;
+pub mod error;
+pub mod events;
+pub mod leader;
+pub mod reconcile;
+pub mod runs;
+pub mod status_write;
+
+use std::{
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
+
+pub use context::{Clock, Context, Settings};
+pub use error::Error;
+use futures::{FutureExt, StreamExt};
+use kube::{
+    Api, Client,
+    api::ListParams,
+    runtime::{
+        Controller, PredicateConfig, WatchStreamExt, controller::Config as ControllerConfig, reflector, watcher,
+    },
+};
+pub use reconcile::{error_policy, reconcile};
+use tokio::task::AbortHandle;
+use tracing::info;
+
+use crate::{metrics::Metrics, server::Health, stored::SwfObject};
+
+/// Passes running at once: bounds the load a burst of ticks (10,000 schedules at :00) puts
+/// on the API server.
+pub const CONCURRENT_PASSES: u16 = 32;
+
+/// What a pass should be woken for: a new spec (generation), a `run-now` annotation, a
+/// deletion, or a recreated object. Status writes (including our own echo) wake nothing.
+fn worth_a_pass(obj: &SwfObject) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    obj.metadata.uid.hash(&mut h);
+    obj.metadata.generation.hash(&mut h);
+    obj.metadata.annotations.hash(&mut h);
+    obj.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+/// Background tasks that live as long as the controller: aborted when `run` returns or is
+/// dropped (an aborted test operator leaves nothing running behind it).
+#[derive(Clone, Default)]
+pub struct Tasks(Arc<std::sync::Mutex<Vec<AbortHandle>>>);
+
+impl Tasks {
+    pub fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = tokio::spawn(fut);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle.abort_handle());
+        handle
+    }
+}
+
+struct AbortOnDrop(Tasks);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in self.0.0.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// The operator's parts outside the controller itself.
+pub struct Parts {
+    pub client: Client,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub health: Health,
+    /// `None`: leader election off (one replica, or tests).
+    pub lease: Option<leader::LeaseConfig>,
+    /// Name of this replica in events and the lease.
+    pub identity: String,
+}
+
+/// Runs the controller until `shutdown` resolves (SIGTERM/SIGINT in production).
+pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let Parts {
+        client,
+        settings,
+        metrics,
+        health,
+        lease,
+        identity,
+    } = parts;
+    let swfs: Api<SwfObject> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    if let Err(e) = swfs.list_metadata(&ListParams::default().limit(1)).await {
+        anyhow::bail!(
+            "cannot list ScheduledWorkflows ({e}); is the CRD installed? `swf-operator crd | kubectl apply -f -`"
+        );
+    }
+    let shutdown = shutdown.shared();
+    let tasks = Tasks::default();
+    let _abort_on_drop = AbortOnDrop(tasks.clone());
+    let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+    let runs = runs::RunCaches::new(
+        client.clone(),
+        settings.namespace.clone(),
+        wake_tx,
+        metrics.clone(),
+        tasks.clone(),
+    );
+    for kind in &settings.watch_kinds {
+        if let Err(e) = runs.get(kind).await {
+            info!(%kind, error = %e, "run kind not served; it is watched once a schedule uses it");
+        }
+    }
+    let (leader, election) = match lease {
+        Some(config) => {
+            let (leader, election) = leader::start(client.clone(), config, metrics.clone());
+            (leader, Some(tasks.spawn(election.run(shutdown.clone()))))
+        }
+        None => {
+            metrics.set_leader(true);
+            (leader::Leader::always(), None)
+        }
+    };
+    let events = events::Events::spawn(&tasks, client.clone(), "swf-operator".into(), identity, metrics.clone());
+    let ctx = Arc::new(Context {
+        events,
+        client,
+        settings,
+        clock: Clock::system(),
+        runs,
+        status: status_write::StatusWriter::default(),
+        backoff: backoff::Backoff::default(),
+        leader: leader.clone(),
+        metrics: metrics.clone(),
+    });
+
+    let (reader, writer) = reflector::store();
+    let observer = ctx.clone();
+    let trigger = watcher(swfs, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .inspect(move |o| {
+            if let Ok(o) = o {
+                observer.status.observed(o);
+            }
+        })
+        .predicate_filter(worth_a_pass, PredicateConfig::default());
+    let became_leader = tokio_stream::wrappers::WatchStream::new(leader.subscribe())
+        .filter(|leading| futures::future::ready(*leading))
+        .map(|_| ());
+    health.watch(reader.clone(), ctx.clone());
+    tasks.spawn(keep_gauges(reader.clone(), ctx.clone()));
+    info!(namespace = ?ctx.settings.namespace, "controller started");
+    Controller::for_stream(trigger, reader)
+        .with_config(ControllerConfig::default().concurrency(CONCURRENT_PASSES))
+        .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(wake_rx))
+        .reconcile_all_on(became_leader)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile error");
+            }
+        })
+        .await;
+    if let Some(election) = election {
+        // Let the election release the lease, so another replica takes over at once.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), election).await;
+    }
+    Ok(())
+}
+
+/// Keeps the gauges that describe the whole cache current: undecodable objects, cache sizes,
+/// and forgets deleted schedules.
+async fn keep_gauges(reader: reflector::Store<SwfObject>, ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let objects = reader.state();
+        let uids: std::collections::HashSet<String> = objects.iter().filter_map(|o| o.metadata.uid.clone()).collect();
+        ctx.metrics.retain_schedules(|uid| uids.contains(uid));
+        ctx.metrics
+            .set_undecodable(objects.iter().filter(|o| o.spec.is_err()).count());
+        ctx.metrics.set_cache_size("scheduledworkflows", objects.len());
+    }
+}

@@ -1,0 +1,385 @@
+//! Watch caches of runs, one per run kind, indexed by owner uid: a pass reads the runs of its
+//! schedule from memory (no LIST per pass), and a change to a run wakes its owner.
+//!
+//! A cache starts the first time a kind is needed (or at start-up for `--watch-kinds`), so a
+//! kind installed later is watched as soon as a schedule uses it. Only objects labelled
+//! `isOwnedByScheduledWorkflow=true` are watched (KFP's label), and each is trimmed to what
+//! planning reads (`stored::RunObject`).
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client,
+    api::{ApiResource, GroupVersionKind},
+    runtime::{
+        WatchStreamExt,
+        reflector::ObjectRef,
+        watcher::{self, Event},
+    },
+};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::error::Error;
+use crate::{
+    metrics::Metrics,
+    render::LABEL_OWNED,
+    runkind::RunKind,
+    stored::{RunObject, SwfObject},
+};
+
+type Key = (String, String);
+
+#[derive(Default)]
+struct Index {
+    objects: HashMap<Key, Arc<RunObject>>,
+    by_owner: HashMap<String, BTreeSet<Key>>,
+}
+
+fn key(o: &RunObject) -> Key {
+    (
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The ScheduledWorkflows that own `o` (uid and a reference to wake).
+fn owners(o: &RunObject) -> impl Iterator<Item = (&str, ObjectRef<SwfObject>)> {
+    let ns = o.metadata.namespace.as_deref().unwrap_or_default();
+    o.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|r| r.kind == "ScheduledWorkflow" && r.api_version.starts_with("kubeflow.org/"))
+        .map(move |r| (r.uid.as_str(), ObjectRef::new(&r.name).within(ns)))
+}
+
+impl Index {
+    fn insert(&mut self, o: Arc<RunObject>) -> Option<Arc<RunObject>> {
+        let k = key(&o);
+        let old = self.remove(&k);
+        for (uid, _) in owners(&o) {
+            self.by_owner.entry(uid.to_string()).or_default().insert(k.clone());
+        }
+        self.objects.insert(k, o);
+        old
+    }
+
+    fn remove(&mut self, k: &Key) -> Option<Arc<RunObject>> {
+        let old = self.objects.remove(k)?;
+        for (uid, _) in owners(&old) {
+            if let Some(keys) = self.by_owner.get_mut(uid) {
+                keys.remove(k);
+                if keys.is_empty() {
+                    self.by_owner.remove(uid);
+                }
+            }
+        }
+        Some(old)
+    }
+}
+
+/// Whether a cache can answer yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Syncing,
+    Ready,
+    /// The watch fails (e.g. 403: no list/watch on this kind); it keeps retrying.
+    Failing(String),
+}
+
+/// The runs of one kind.
+pub struct RunCache {
+    pub kind: RunKind,
+    pub resource: ApiResource,
+    index: RwLock<Index>,
+    ready: watch::Sender<Readiness>,
+}
+
+impl RunCache {
+    fn new(kind: RunKind, resource: ApiResource) -> Self {
+        RunCache {
+            kind,
+            resource,
+            index: RwLock::new(Index::default()),
+            ready: watch::Sender::new(Readiness::Syncing),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The runs owned by the schedule with this uid.
+    pub fn owned_by(&self, uid: &str) -> Vec<Arc<RunObject>> {
+        let index = self.read();
+        index
+            .by_owner
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| index.objects.get(k).cloned())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.ready.borrow().clone()
+    }
+
+    /// Waits up to `timeout` for the first full list.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
+        let mut rx = self.ready.subscribe();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|r| *r == Readiness::Ready)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::RunsNotCached {
+                kind: self.kind.clone(),
+                detail: match self.readiness() {
+                    Readiness::Failing(e) => format!("its watch fails: {e}"),
+                    _ => "the first list has not finished".into(),
+                },
+            }),
+        }
+    }
+
+    /// Adds or replaces a run; returns the owners to wake when it changed.
+    fn apply(&self, mut o: RunObject) -> Vec<ObjectRef<SwfObject>> {
+        // The resourceVersion changes on every write; only what planning reads matters.
+        o.metadata.resource_version = None;
+        let o = Arc::new(o);
+        let old = self.write().insert(o.clone());
+        if old.as_deref() == Some(&*o) {
+            return Vec::new();
+        }
+        let mut wake: Vec<_> = owners(&o).map(|(_, r)| r).collect();
+        for (_, r) in old.iter().flat_map(|old| owners(old)) {
+            if !wake.contains(&r) {
+                wake.push(r);
+            }
+        }
+        wake
+    }
+
+    fn delete(&self, o: &RunObject) -> Vec<ObjectRef<SwfObject>> {
+        match self.write().remove(&key(o)) {
+            Some(old) => owners(&old).map(|(_, r)| r).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Replaces everything after a (re)list; returns the owners of what changed.
+    fn replace_all(&self, objects: Vec<RunObject>) -> Vec<ObjectRef<SwfObject>> {
+        let mut fresh = Index::default();
+        for mut o in objects {
+            o.metadata.resource_version = None;
+            fresh.insert(Arc::new(o));
+        }
+        let mut index = self.write();
+        let mut wake = Vec::new();
+        for (k, o) in &fresh.objects {
+            if index.objects.get(k) != Some(o) {
+                wake.extend(owners(o).map(|(_, r)| r));
+            }
+        }
+        for (k, o) in &index.objects {
+            if !fresh.objects.contains_key(k) {
+                wake.extend(owners(o).map(|(_, r)| r));
+            }
+        }
+        *index = fresh;
+        wake
+    }
+
+    /// A cache holding `runs`, ready, with no watch (unit tests of the reconciler).
+    pub fn preloaded(kind: RunKind, resource: ApiResource, runs: Vec<RunObject>) -> Arc<Self> {
+        let cache = Arc::new(RunCache::new(kind, resource));
+        cache.replace_all(runs);
+        cache.ready.send_replace(Readiness::Ready);
+        cache
+    }
+}
+
+/// Where to send the references of schedules whose runs changed.
+pub type Wake = mpsc::UnboundedSender<ObjectRef<SwfObject>>;
+
+/// All run caches, started on demand.
+pub struct RunCaches {
+    client: Client,
+    namespace: Option<String>,
+    caches: Mutex<HashMap<RunKind, Arc<RunCache>>>,
+    wake: Wake,
+    metrics: Arc<Metrics>,
+    tasks: super::Tasks,
+}
+
+impl RunCaches {
+    pub fn new(
+        client: Client,
+        namespace: Option<String>,
+        wake: Wake,
+        metrics: Arc<Metrics>,
+        tasks: super::Tasks,
+    ) -> Self {
+        RunCaches {
+            client,
+            namespace,
+            caches: Mutex::new(HashMap::new()),
+            wake,
+            metrics,
+            tasks,
+        }
+    }
+
+    fn caches(&self) -> std::sync::MutexGuard<'_, HashMap<RunKind, Arc<RunCache>>> {
+        self.caches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a cache built elsewhere (unit tests).
+    pub fn insert(&self, cache: Arc<RunCache>) {
+        self.caches().insert(cache.kind.clone(), cache);
+    }
+
+    /// Every cache started so far.
+    pub fn all(&self) -> Vec<Arc<RunCache>> {
+        self.caches().values().cloned().collect()
+    }
+
+    /// The cache of `kind`, starting its watch the first time (API discovery resolves the kind;
+    /// a kind the cluster does not serve is an error, retried by the caller).
+    pub async fn get(&self, kind: &RunKind) -> Result<Arc<RunCache>, Error> {
+        if let Some(c) = self.caches().get(kind) {
+            return Ok(c.clone());
+        }
+        let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+        let (resource, _) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|source| Error::ResolveKind {
+                kind: kind.clone(),
+                source,
+            })?;
+        let mut caches = self.caches();
+        if let Some(c) = caches.get(kind) {
+            return Ok(c.clone()); // another pass started it meanwhile
+        }
+        let cache = Arc::new(RunCache::new(kind.clone(), resource));
+        caches.insert(kind.clone(), cache.clone());
+        let api: Api<RunObject> = match &self.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &cache.resource),
+            None => Api::all_with(self.client.clone(), &cache.resource),
+        };
+        self.tasks
+            .spawn(watch_runs(cache.clone(), api, self.wake.clone(), self.metrics.clone()));
+        info!(%kind, "watching runs");
+        Ok(cache)
+    }
+
+    /// True when every cache started so far has listed once.
+    pub fn all_ready(&self) -> bool {
+        self.caches().values().all(|c| c.readiness() == Readiness::Ready)
+    }
+}
+
+/// Keeps `cache` in step with the API server until the process ends.
+async fn watch_runs(cache: Arc<RunCache>, api: Api<RunObject>, wake: Wake, metrics: Arc<Metrics>) {
+    let config = watcher::Config::default()
+        .labels(&format!("{LABEL_OWNED}=true"))
+        .any_semantic();
+    let stream = watcher::watcher(api, config).default_backoff();
+    futures::pin_mut!(stream);
+    let mut relist: Option<Vec<RunObject>> = None;
+    let label = format!("runs:{}", cache.kind);
+    while let Some(event) = stream.next().await {
+        let woken = match event {
+            Ok(Event::Init) => {
+                relist = Some(Vec::new());
+                Vec::new()
+            }
+            Ok(Event::InitApply(o)) => {
+                relist.get_or_insert_with(Vec::new).push(o);
+                Vec::new()
+            }
+            Ok(Event::InitDone) => {
+                let woken = cache.replace_all(relist.take().unwrap_or_default());
+                cache.ready.send_replace(Readiness::Ready);
+                woken
+            }
+            Ok(Event::Apply(o)) => cache.apply(o),
+            Ok(Event::Delete(o)) => cache.delete(&o),
+            Err(e) => {
+                warn!(kind = %cache.kind, error = %e, "run watch failed; retrying");
+                if cache.readiness() != Readiness::Ready {
+                    cache.ready.send_replace(Readiness::Failing(e.to_string()));
+                }
+                Vec::new()
+            }
+        };
+        metrics.set_cache_size(&label, cache.len());
+        for r in woken {
+            let _ = wake.send(r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(name: &str, owner: &str, phase: &str) -> RunObject {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": "1",
+            "ownerReferences": [{"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow", "name": owner, "uid": format!("uid-{owner}")}]},
+            "status": {"phase": phase}}))
+        .unwrap()
+    }
+
+    fn cache() -> RunCache {
+        RunCache::new(
+            RunKind::argo_workflow(),
+            ApiResource::from_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow")),
+        )
+    }
+
+    #[test]
+    fn indexes_by_owner_and_wakes_only_on_change() {
+        let c = cache();
+        assert_eq!(c.apply(run("a-1", "a", "Running")).len(), 1);
+        c.apply(run("b-1", "b", "Running"));
+        assert_eq!(c.owned_by("uid-a").len(), 1);
+        let mut same = run("a-1", "a", "Running");
+        same.metadata.resource_version = Some("2".into());
+        assert!(c.apply(same).is_empty(), "a new resourceVersion alone wakes nobody");
+        let woken = c.apply(run("a-1", "a", "Succeeded"));
+        assert_eq!(woken, vec![ObjectRef::new("a").within("ns")]);
+        assert_eq!(c.delete(&run("a-1", "a", "")).len(), 1);
+        assert!(c.owned_by("uid-a").is_empty());
+        assert_eq!(c.owned_by("uid-b").len(), 1);
+    }
+
+    #[test]
+    fn a_relist_wakes_owners_of_what_changed() {
+        let c = cache();
+        c.replace_all(vec![run("a-1", "a", "Running"), run("b-1", "b", "Running")]);
+        let woken = c.replace_all(vec![run("a-1", "a", "Running"), run("c-1", "c", "Running")]);
+        let mut names: Vec<_> = woken.iter().map(|r| r.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, vec!["b", "c"]);
+        assert!(c.owned_by("uid-b").is_empty());
+    }
+}

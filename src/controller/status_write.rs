@@ -1,0 +1,170 @@
+//! Writing status: a JSON merge patch of the status subresource (no resourceVersion, so it
+//! cannot conflict with a user's spec change), sent only when the status differs.
+//!
+//! The watch delivers our own write a little later; a pass that runs in between (woken by a
+//! run event) would read the status from before the write. Planning does not depend on it
+//! (runs decide what has run), but skip decisions (`skipThrough`) and the re-enable rule do,
+//! so the last status written per object is remembered until the watch shows it.
+
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+    time::{Duration, Instant},
+};
+
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    crd::{ScheduledWorkflow, ScheduledWorkflowStatus},
+    stored::SwfObject,
+};
+
+/// A remembered write older than this is dropped (the watch has certainly delivered it, or
+/// the object is gone).
+const MEMORY_TTL: Duration = Duration::from_secs(60);
+/// Past this many remembered writes, expired ones are swept.
+const SWEEP_AT: usize = 10_000;
+
+struct Remembered {
+    status: ScheduledWorkflowStatus,
+    at: Instant,
+}
+
+#[derive(Default)]
+pub struct StatusWriter {
+    memory: Mutex<HashMap<String, Remembered>>,
+}
+
+/// The CRD's status schema, to name every field a patch must set or clear.
+static STATUS_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    ScheduledWorkflow::crd_manifest()
+        .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/status")
+        .cloned()
+        .unwrap_or(Value::Null)
+});
+
+/// Adds an explicit `null` for every field of `schema` that `value` lacks, in every nested
+/// object, so a merge patch clears what the new status no longer has. Lists are replaced
+/// whole by a merge patch, so they need nothing.
+fn with_explicit_nulls(value: &mut Value, schema: &Value) {
+    let (Value::Object(map), Some(Value::Object(props))) = (value, schema.get("properties")) else {
+        return;
+    };
+    for (field, field_schema) in props {
+        match map.get_mut(field) {
+            Some(v) => with_explicit_nulls(v, field_schema),
+            None => {
+                map.insert(field.clone(), Value::Null);
+            }
+        }
+    }
+}
+
+/// The merge patch that makes the stored status equal to `new`.
+pub fn patch_body(new: &ScheduledWorkflowStatus) -> Value {
+    let mut status = serde_json::to_value(new).unwrap_or_else(|_| json!({}));
+    with_explicit_nulls(&mut status, &STATUS_SCHEMA);
+    json!({ "status": status })
+}
+
+impl StatusWriter {
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest status of `obj`: our last write while the cache has not caught up with it.
+    pub fn latest(&self, uid: &str, obj: &SwfObject) -> ScheduledWorkflowStatus {
+        let mut memory = self.memory();
+        match memory.get(uid) {
+            Some(r) if r.at.elapsed() < MEMORY_TTL && r.status != obj.status => r.status.clone(),
+            Some(_) => {
+                memory.remove(uid);
+                obj.status.clone()
+            }
+            None => obj.status.clone(),
+        }
+    }
+
+    /// Called for every object the watch delivers: forgets writes it now shows.
+    pub fn observed(&self, obj: &SwfObject) {
+        if let Some(uid) = obj.metadata.uid.as_deref() {
+            let mut memory = self.memory();
+            if memory.get(uid).is_some_and(|r| r.status == obj.status) {
+                memory.remove(uid);
+            }
+        }
+    }
+
+    /// How many writes are remembered (for tests and the cache-size metric).
+    pub fn remembered(&self) -> usize {
+        self.memory().len()
+    }
+
+    /// Patches the status to `new` when it differs from `current`; true when it wrote.
+    pub async fn write(
+        &self,
+        api: &Api<SwfObject>,
+        name: &str,
+        uid: &str,
+        current: &ScheduledWorkflowStatus,
+        new: ScheduledWorkflowStatus,
+    ) -> Result<bool, kube::Error> {
+        if *current == new {
+            return Ok(false);
+        }
+        let written = api
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(patch_body(&new)))
+            .await?;
+        if written.metadata.uid.as_deref() != Some(uid) {
+            // The object was deleted and recreated under the same name meanwhile: the status
+            // is now the new object's business; its own pass will rewrite it.
+            tracing::warn!(%name, "status written to a recreated object");
+            return Ok(true);
+        }
+        let mut memory = self.memory();
+        if memory.len() > SWEEP_AT {
+            memory.retain(|_, r| r.at.elapsed() < MEMORY_TTL);
+        }
+        memory.insert(
+            uid.to_string(),
+            Remembered {
+                status: new,
+                at: Instant::now(),
+            },
+        );
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{Condition, TriggerStatus};
+
+    #[test]
+    fn the_patch_clears_every_field_the_new_status_lacks() {
+        let new = ScheduledWorkflowStatus {
+            conditions: vec![Condition {
+                type_: "Disabled".into(),
+                status: "True".into(),
+                ..Default::default()
+            }],
+            trigger: TriggerStatus {
+                last_workflow_index: Some(3),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let body = patch_body(&new);
+        let s = &body["status"];
+        assert_eq!(s["trigger"]["lastWorkflowIndex"], 3);
+        assert!(s["trigger"]["nextTriggeredTime"].is_null() && s["trigger"].get("nextTriggeredTime").is_some());
+        assert!(s.get("activeRuns").is_some_and(Value::is_null));
+        assert!(s["workflowHistory"].get("active").is_some_and(Value::is_null));
+        assert_eq!(s["conditions"][0]["type"], "Disabled");
+    }
+}
