@@ -4,10 +4,11 @@ CARGO ?= cargo
 CRD_FILE := crds/scheduledworkflows.kubeflow.org.yaml
 
 .PHONY: run test assets test-deps cluster-up cluster-down crds check-crds lint fmt
+PLANE := $(CARGO) run --quiet --example local-plane --
 
 ## Run the operator in the foreground: on $KUBECONFIG when set, else on a local control plane.
 run: assets
-	@if [ -z "$$KUBECONFIG" ]; then export KUBECONFIG=$$(hack/cluster.sh up); fi; \
+	@if [ -z "$$KUBECONFIG" ]; then export KUBECONFIG=$$($(PLANE) up); fi; \
 	  echo "run: using KUBECONFIG=$$KUBECONFIG"; \
 	  kubectl apply -f crds/ && \
 	  kubectl apply -f examples/quickstart.yaml && \
@@ -25,11 +26,12 @@ test-deps:
 assets:
 	@hack/kube-assets.sh >/dev/null
 
+## A long-lived local control plane in .cluster/ (the same definition as the tests').
 cluster-up: assets
-	@hack/cluster.sh up
+	@$(PLANE) up
 
 cluster-down:
-	@hack/cluster.sh down
+	@$(PLANE) down
 
 ## Regenerate crds/ from the Rust types.
 crds:
@@ -43,6 +45,7 @@ check-crds:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	shellcheck hack/*.sh .ci/run
 
 fmt:
 	$(CARGO) fmt --all

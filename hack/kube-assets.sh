@@ -62,9 +62,11 @@ rm -rf "$BUILD_DIR"; mkdir -p "$BUILD_DIR"
 cd "$BUILD_DIR"
 step "fetch Debian's kubernetes source ($DEB_VERSION) into $BUILD_DIR"
 apt-get source -qq --download-only "kubernetes=$DEB_VERSION" >&2 || die "apt-get source kubernetes=$DEB_VERSION failed"
-orig=$(ls kubernetes_*.orig.tar.* 2>/dev/null | head -n1)
+orig=""
+for f in kubernetes_*.orig.tar.*; do [ -e "$f" ] && { orig=$f; break; }; done
 [ -n "$orig" ] || die "the orig tarball of kubernetes was not downloaded"
-mkdir src && tar -xf "$orig" -C src --strip-components=1 || die "cannot unpack $orig"
+mkdir src
+tar -xf "$orig" -C src --strip-components=1 || die "cannot unpack $orig"
 cd src
 
 step "replace vendored reflect2 1.0.1 (segfaults on Go >= 1.18) by Debian's 1.0.2"

@@ -74,6 +74,12 @@ pub struct RunArgs {
     watch_kinds: Vec<String>,
     #[command(flatten)]
     election: ElectionArgs,
+    /// KFP's switch: refuse to run v1 (Argo-only) pipelines (true/false).
+    #[arg(long, env = "BLOCK_V1_PIPELINES", default_value_t = false, action = clap::ArgAction::Set)]
+    block_v1_pipelines: bool,
+    /// With --block-v1-pipelines: comma-separated namespaces still allowed to run v1 pipelines.
+    #[arg(long, env = "V1_ALLOWED_NAMESPACES", default_value = "")]
+    v1_allowed_namespaces: String,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -309,7 +315,8 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let identity = identity();
     let lease = args.election.lease(&identity)?;
-    let settings = Settings::new(args.namespace, &args.default_time_zone, watch_kinds);
+    let mut settings = Settings::new(args.namespace, &args.default_time_zone, watch_kinds);
+    settings.v1_policy = crate::validate::V1Policy::new(args.block_v1_pipelines, &args.v1_allowed_namespaces);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let client = kube::Client::try_default()

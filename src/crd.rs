@@ -45,16 +45,16 @@ pub struct ScheduledWorkflowSpec {
     /// When false no run is created. Ticks that fall while disabled are not run on re-enable.
     #[serde(default)]
     pub enabled: bool,
-    /// How many runs may be active at once (KFP: 1..10, default 1).
+    /// How many runs may be active at once: 1..10, default 1. Values outside are read as the
+    /// nearest bound with a warning, as KFP's controller clamps them (so the schema accepts them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 10))]
     pub max_concurrency: Option<i64>,
     /// When true only the latest due tick runs after a pause; otherwise every missed tick runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_catchup: Option<bool>,
-    /// How many finished runs are listed in status (KFP: 0..100, default 10). Deletes nothing.
+    /// How many finished runs are listed in status: 0..100, default 10 (clamped like
+    /// maxConcurrency). Deletes nothing; see successfulRunsHistoryLimit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100))]
     pub max_history: Option<i64>,
     /// When to run. No trigger means one run, right after creation (KFP's one-off).
     #[serde(default)]
@@ -126,9 +126,8 @@ pub struct PeriodicSchedule {
     pub start_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Time>,
-    /// Seconds between runs (KFP reads 0 as 1).
+    /// Seconds between runs; below 1 is read as 1 (KFP reads 0 as 1), at most 100 years.
     #[serde(default)]
-    #[schemars(range(min = 0))]
     pub interval_second: i64,
 }
 
@@ -149,6 +148,8 @@ pub struct WorkflowResource {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct Parameter {
+    /// The workflow parameter to set (KFP's API server writes KFP v2 values JSON-encoded).
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub value: String,
@@ -213,8 +214,11 @@ pub struct ScheduledWorkflowStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    #[serde(rename = "type")]
+    /// Enabled, Disabled, Running, Succeeded or Error.
+    #[serde(rename = "type", default)]
     pub type_: String,
+    /// Always "True" for KFP's summary condition.
+    #[serde(default)]
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -259,6 +263,7 @@ pub struct WorkflowHistory {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowStatus {
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub namespace: String,

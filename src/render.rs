@@ -206,7 +206,9 @@ fn workflow_body(spec: &Value, metadata: Option<&Value>, parameters: &[Parameter
         }
     }
     let mut spec = spec.clone();
-    override_parameters(&mut spec, parameters, macros);
+    if !override_v2_runtime_config(&mut spec, parameters, macros) {
+        override_parameters(&mut spec, parameters, macros);
+    }
     replace_workflow_uid(&mut spec, &macros.run_uuid);
     set_path(
         &mut spec,
@@ -235,6 +237,62 @@ fn template_body(t: &RunTemplate, macros: &MacroContext) -> Body {
         annotations,
         spec,
     }
+}
+
+/// Where KFP v2 puts a pipeline's inputs: the `runtime-config` argument (a JSON string) of the
+/// `root-driver` task of the `entrypoint` template (KFP's `argocompiler`, `dag.go`).
+fn v2_runtime_config(spec: &mut Value) -> Option<&mut Value> {
+    let named = |v: &Value, name: &str| v.get("name").and_then(Value::as_str) == Some(name);
+    let entry = spec
+        .get_mut("templates")?
+        .as_array_mut()?
+        .iter_mut()
+        .find(|t| named(t, "entrypoint"))?;
+    let driver = entry
+        .pointer_mut("/dag/tasks")?
+        .as_array_mut()?
+        .iter_mut()
+        .find(|t| named(t, "root-driver"))?;
+    let param = driver
+        .pointer_mut("/arguments/parameters")?
+        .as_array_mut()?
+        .iter_mut()
+        .find(|p| named(p, "runtime-config"))?;
+    param.get_mut("value")
+}
+
+/// KFP v2 recurring runs (kubeflow/pipelines#12494, where KFP leaves macros unexpanded): the
+/// schedule's parameters (JSON-encoded values, as KFP's API server stores them) go into the
+/// runtime config's `parameterValues`, and macros in its string values are expanded. Nothing
+/// is added to `spec.arguments.parameters`. False when `spec` is not a KFP v2 workflow.
+fn override_v2_runtime_config(spec: &mut Value, parameters: &[Parameter], macros: &MacroContext) -> bool {
+    let Some(value) = v2_runtime_config(spec) else {
+        return false;
+    };
+    let mut config: Value = value
+        .as_str()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let mut values = config
+        .get("parameterValues")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for p in parameters {
+        // A value that is not JSON is taken as a plain string.
+        let decoded = serde_json::from_str(&p.value).unwrap_or_else(|_| Value::String(p.value.clone()));
+        values.insert(p.name.clone(), decoded);
+    }
+    for v in values.values_mut() {
+        if let Value::String(s) = v {
+            *s = macros.expand(s);
+        }
+    }
+    set_path(&mut config, &["parameterValues"], Value::Object(values));
+    // serde_json's map keeps keys sorted, as KFP's `stablyMarshalJSON` writes them.
+    *value = Value::String(config.to_string());
+    true
 }
 
 /// Sets `spec.arguments.parameters` values from the SWF's parameters (macros expanded).
@@ -353,6 +411,56 @@ mod tests {
         assert_eq!(obj["spec"]["templates"][0]["container"]["args"][0], "uuid-3");
         assert_eq!(obj["spec"]["serviceAccountName"], "runner");
         assert_eq!(obj["spec"]["podMetadata"]["labels"][LABEL_RUN_ID], "uuid-3");
+    }
+
+    #[test]
+    fn kfp_v2_runs_get_their_macros_in_the_runtime_config() {
+        let fixture: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/kfp-v2/scheduledworkflow.json")).unwrap();
+        let s: crate::crd::ScheduledWorkflowSpec = serde_json::from_value(fixture["spec"].clone()).unwrap();
+        let v = validate(&s, "UTC").unwrap();
+        let obj = render(
+            &owner(),
+            None,
+            &v,
+            &req("2026-03-04T05:06:07Z"),
+            "2026-03-04T05:06:09Z".parse().unwrap(),
+        );
+        let mut wf = obj["spec"].clone();
+        let config: Value = serde_json::from_str(v2_runtime_config(&mut wf).unwrap().as_str().unwrap()).unwrap();
+        assert_eq!(config, json!({"parameterValues": {"message": "run-2026-03-04"}}));
+        let args = obj["spec"]["arguments"]["parameters"].as_array().unwrap();
+        assert!(
+            args.iter().all(|a| a["name"] != "message"),
+            "no top-level parameter is added for a v2 input"
+        );
+        assert_eq!(
+            obj["spec"]["podMetadata"]["labels"]["pipelines.kubeflow.org/v2_component"],
+            "true"
+        );
+    }
+
+    #[test]
+    fn deep_specs_and_uid_placeholders_in_keys_do_not_panic() {
+        let mut deep = json!("{{workflow.uid}}");
+        for _ in 0..127 {
+            deep = json!([deep]);
+        }
+        let s = spec(
+            json!({"workflow": {"spec": {"entrypoint": "main", "templates": [{"name": "main", "{{workflow.uid}}": deep}]}}}),
+        );
+        let v = validate(&s, "UTC").unwrap();
+        let obj = render(
+            &owner(),
+            None,
+            &v,
+            &req("2026-01-01T00:00:00Z"),
+            "2026-01-01T00:00:02Z".parse().unwrap(),
+        );
+        assert!(
+            obj["spec"]["templates"][0].get("uuid-3").is_some(),
+            "keys are replaced too"
+        );
     }
 
     #[test]

@@ -190,8 +190,10 @@ pub fn beyond_history_limits(
                 .cmp(&a.status.scheduled_at)
                 .then_with(|| a.status.name.cmp(&b.status.name))
         });
-        doomed.extend(done.into_iter().skip(keep.max(0) as usize));
+        doomed.extend(done.into_iter().skip(usize::try_from(keep).unwrap_or(0)));
     }
+    // Oldest first: a pass that stops midway has removed the oldest.
+    doomed.sort_by(|a, b| a.status.scheduled_at.cmp(&b.status.scheduled_at));
     doomed
 }
 
@@ -336,6 +338,6 @@ mod tests {
             .iter()
             .map(|r| r.status.name.clone())
             .collect();
-        assert_eq!(doomed, vec!["r3", "r2", "r1"]);
+        assert_eq!(doomed, vec!["r1", "r2", "r3"]);
     }
 }

@@ -41,6 +41,56 @@ impl RunSource {
     }
 }
 
+/// KFP's switches that stop v1 pipelines (`BLOCK_V1_PIPELINES`, `V1_ALLOWED_NAMESPACES`;
+/// KFP's `common/util/v1_support.go` `IsV1PipelinesBlocked`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct V1Policy {
+    pub blocked: bool,
+    /// Namespaces still allowed to run v1 pipelines when `blocked` (lowercase); empty: none.
+    pub allowed_namespaces: Vec<String>,
+}
+
+impl V1Policy {
+    pub fn new(blocked: bool, allowed: &str) -> Self {
+        V1Policy {
+            blocked,
+            allowed_namespaces: allowed
+                .split(',')
+                .map(|n| n.trim().to_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        }
+    }
+
+    fn blocks(&self, namespace: &str) -> bool {
+        self.blocked && !self.allowed_namespaces.contains(&namespace.trim().to_lowercase())
+    }
+
+    /// An error when `source` is a v1 pipeline and `namespace` may not run one (KFP's
+    /// controller's `shouldEnforceV1Block`: a workflow is v2 when it carries KFP's markers).
+    pub fn check(&self, namespace: &str, source: &RunSource) -> Result<(), String> {
+        let RunSource::Workflow { spec, metadata, .. } = source else {
+            return Ok(()); // not a KFP pipeline
+        };
+        let marked = |v: Option<&serde_json::Value>, key: &str| {
+            ["labels", "annotations"].iter().any(|m| {
+                v.and_then(|v| v.get(m))
+                    .and_then(|m| m.get(key))
+                    .and_then(|v| v.as_str())
+                    == Some("true")
+            })
+        };
+        let v2 = marked(metadata.as_ref(), "pipelines.kubeflow.org/v2_pipeline")
+            || marked(spec.get("podMetadata"), "pipelines.kubeflow.org/v2_component");
+        if v2 || !self.blocks(namespace) {
+            return Ok(());
+        }
+        Err(format!(
+            "namespace {namespace} is not allowed to run v1 pipelines (BLOCK_V1_PIPELINES); please migrate to KFP v2 pipelines"
+        ))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Validated {
     pub schedule: Schedule,
@@ -448,6 +498,41 @@ mod tests {
     fn pipeline_id_without_workflow_is_explained() {
         let s = spec(serde_json::json!({"pipelineId": "p1", "workflow": {"parameters": []}}));
         assert!(validate(&s, "UTC").unwrap_err().to_string().contains("need KFP"));
+    }
+
+    #[test]
+    fn v1_pipelines_are_refused_where_kfp_refuses_them() {
+        let v1 = validate(&spec(serde_json::json!({"workflow": wf()})), "UTC")
+            .unwrap()
+            .source;
+        let v2 = validate(
+            &spec(
+                serde_json::json!({"workflow": {"spec": {"entrypoint": "e", "templates": [],
+                "podMetadata": {"labels": {"pipelines.kubeflow.org/v2_component": "true"}}}}}),
+            ),
+            "UTC",
+        )
+        .unwrap()
+        .source;
+        let job = validate(
+            &spec(serde_json::json!({"runTemplate": {"apiVersion": "batch/v1", "kind": "Job"}})),
+            "UTC",
+        )
+        .unwrap()
+        .source;
+        let off = V1Policy::new(false, "");
+        let all = V1Policy::new(true, "");
+        let some = V1Policy::new(true, " Team-A ,,team-b");
+        assert!(off.check("x", &v1).is_ok());
+        assert!(
+            all.check("x", &v1)
+                .unwrap_err()
+                .contains("namespace x is not allowed to run v1 pipelines")
+        );
+        assert!(all.check("x", &v2).is_ok(), "v2 pipelines run");
+        assert!(all.check("x", &job).is_ok(), "other kinds are not pipelines");
+        assert!(some.check("team-a", &v1).is_ok());
+        assert!(some.check("team-c", &v1).is_err());
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct Settings {
     pub watch_kinds: Vec<RunKind>,
     /// How long a pass waits for a run cache's first list before giving up (and retrying).
     pub cache_wait: Duration,
+    /// KFP's switches that stop v1 pipelines.
+    pub v1_policy: crate::validate::V1Policy,
 }
 
 impl Settings {
@@ -27,6 +29,7 @@ impl Settings {
             default_time_zone: default_time_zone.to_string(),
             watch_kinds,
             cache_wait: Duration::from_secs(10),
+            v1_policy: Default::default(),
         }
     }
 }

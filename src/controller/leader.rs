@@ -294,6 +294,14 @@ impl Election {
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    /// A replica that has not won the election.
+    pub fn not_leader() -> super::Leader {
+        super::Leader::elected()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -17,6 +17,8 @@ pub mod leader;
 pub mod reconcile;
 pub mod runs;
 pub mod status_write;
+#[cfg(test)]
+mod tests;
 
 use std::{
     hash::{Hash, Hasher},

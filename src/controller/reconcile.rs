@@ -151,6 +151,10 @@ async fn check<'a>(
             return Ok(Err(Action::await_change()));
         }
     };
+    if let Err(message) = ctx.settings.v1_policy.check(&target.owner.namespace, &v.source) {
+        report(ctx, target, current, "V1PipelinesBlocked", &message, now).await?;
+        return Ok(Err(Action::await_change()));
+    }
     let kind = v.source.kind();
     let cache = match ctx.runs.get(&kind).await {
         Ok(cache) => cache,

@@ -1,5 +1,4 @@
 //! The `swf-operator` binary's offline subcommands, run as a user would.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use std::process::Command;
 
 fn swf_operator(args: &[&str]) -> (bool, String, String) {

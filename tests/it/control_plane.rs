@@ -1,7 +1,6 @@
 //! Smoke test of the test plumbing itself, on the real control plane: CRD install, create,
 //! watch, status subresource, RBAC.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -73,10 +72,23 @@ async fn crd_create_watch_status_and_rbac() {
         Some(7)
     );
 
-    // Schema validation: maxConcurrency is 1..10.
-    let mut bad = sample("bad");
-    bad.spec.max_concurrency = Some(11);
-    let err = api.create(&PostParams::default(), &bad).await.unwrap_err();
+    // Schema: values KFP's controller clamps are accepted (an object KFP ran must not be
+    // refused), values of the wrong type are not.
+    let mut clamped = sample("clamped");
+    clamped.spec.max_concurrency = Some(11);
+    clamped.spec.max_history = Some(-1);
+    api.create(&PostParams::default(), &clamped).await.unwrap();
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        &env.namespace,
+        &kube::api::ApiResource::erase::<ScheduledWorkflow>(&()),
+    );
+    let mut wrong = serde_json::to_value(sample("wrong")).unwrap();
+    wrong["spec"]["maxConcurrency"] = serde_json::json!("eleven");
+    let err = raw
+        .create(&PostParams::default(), &serde_json::from_value(wrong).unwrap())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("maxConcurrency"), "{err}");
 
     // RBAC: a user with no role is forbidden; a bad token is unauthenticated.
@@ -105,8 +117,13 @@ async fn deploy_manifests_and_examples_are_accepted_by_the_api_server() {
     // Namespaced objects can only be dry-run into a namespace that exists.
     common::kubectl(
         env.plane,
-        &["apply", "-f", deploy.join("namespace.yaml").to_str().unwrap()],
+        &["apply", "-f", deploy.join("base/namespace.yaml").to_str().unwrap()],
     );
+    let kubeflow: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "kubeflow"}})).unwrap();
+    let _ = Api::all(env.client.clone())
+        .create(&PostParams::default(), &kubeflow)
+        .await;
     let out = common::kubectl(
         env.plane,
         &["apply", "--dry-run=server", "-k", deploy.to_str().unwrap()],
@@ -119,6 +136,15 @@ async fn deploy_manifests_and_examples_are_accepted_by_the_api_server() {
     ] {
         assert!(out.contains(kind), "{kind} missing from:\n{out}");
     }
+    // The KFP overlay: the operator in KFP's namespace, settings from pipeline-install-config.
+    let kfp = common::kubectl(
+        env.plane,
+        &["apply", "--dry-run=server", "-k", deploy.join("kfp").to_str().unwrap()],
+    );
+    assert!(kfp.contains("deployment.apps/swf-operator"), "{kfp}");
+    assert!(!kfp.contains("namespace/swf-system"), "{kfp}");
+    let rendered = common::kubectl(env.plane, &["kustomize", deploy.join("kfp").to_str().unwrap()]);
+    assert!(rendered.contains("key: cronScheduleTimezone") && rendered.contains("namespace: kubeflow"));
     // Every example is a valid object for the installed CRD's schema.
     for entry in std::fs::read_dir(common::repo_root().join("examples")).unwrap() {
         let path = entry.unwrap().path();

@@ -7,12 +7,11 @@
 //! - Child processes die with the test process (`PR_SET_PDEATHSIG` from a thread that lives as
 //!   long as the process) and an `atexit` hook stops them and removes the temp dir, so a
 //!   panicking test cannot leak a control plane.
-#![allow(dead_code)]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod plane;
+pub mod swf;
 
 use std::{
-    io::Write,
-    net::TcpListener,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -110,16 +109,15 @@ pub struct ControlPlane {
 }
 
 struct LocalPlane {
-    dir: PathBuf,
-    server: String,
-    ca_pem: String,
+    layout: plane::Layout,
     assets: PathBuf,
+    apiserver: Mutex<Option<u32>>,
+    garbage_collector: OnceLock<()>,
 }
 
 static PLANE: OnceLock<ControlPlane> = OnceLock::new();
 static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
-static TEMP_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
-static GC_STARTED: OnceLock<()> = OnceLock::new();
+static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 pub fn use_existing_cluster() -> bool {
     std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true" || v == "1")
@@ -137,49 +135,26 @@ pub fn control_plane() -> &'static ControlPlane {
                 local: None,
             };
         }
-        // Spawn from a thread that lives until the process exits: PDEATHSIG fires when the
-        // *spawning thread* ends, and test threads end early.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("control-plane".into())
-            .spawn(move || {
-                let result = std::panic::catch_unwind(start_local_plane);
-                tx.send(result).ok();
-                loop {
-                    std::thread::park();
-                }
-            })
-            .expect("spawn control-plane thread");
-        match rx.recv().expect("control-plane thread answers") {
-            Ok(plane) => plane,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        start_local_plane()
     })
+}
+
+/// A control plane of this test's own, for tests that stop its API server or count its
+/// requests (`None` with `USE_EXISTING_CLUSTER`: such tests need a plane they can control).
+pub async fn private_env(test_name: &str) -> Option<TestEnv> {
+    if use_existing_cluster() {
+        eprintln!("{test_name}: skipped on an existing cluster (it needs a control plane of its own)");
+        return None;
+    }
+    let plane: &'static ControlPlane =
+        Box::leak(Box::new(tokio::task::spawn_blocking(start_local_plane).await.unwrap()));
+    Some(env_on(plane, test_name).await)
 }
 
 fn dirs_home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| "/root".into())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn find_assets() -> PathBuf {
-    let script = repo_root().join("hack/kube-assets.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run hack/kube-assets.sh");
-    assert!(
-        out.status.success(),
-        "hack/kube-assets.sh failed; see its message above"
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(stdout.lines().last().expect("assets dir printed").trim())
 }
 
 extern "C" fn cleanup_at_exit() {
@@ -189,10 +164,10 @@ extern "C" fn cleanup_at_exit() {
             let _ = child.wait();
         }
     }
-    if let Ok(dir) = TEMP_DIR.lock()
-        && let Some(dir) = dir.as_ref()
-    {
-        let _ = std::fs::remove_dir_all(dir);
+    if let Ok(dirs) = TEMP_DIRS.lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -200,7 +175,34 @@ unsafe extern "C" {
     fn atexit(cb: extern "C" fn()) -> i32;
 }
 
-fn spawn_child(mut cmd: Command, log: &Path) -> u32 {
+type SpawnRequest = (Command, PathBuf, std::sync::mpsc::Sender<u32>);
+
+/// Children are spawned by one thread that lives as long as the process: PR_SET_PDEATHSIG
+/// fires when the *spawning thread* ends, and test threads end early.
+static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+
+fn spawn_child(cmd: Command, log: &Path) -> u32 {
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("spawner".into())
+            .spawn(move || {
+                for (cmd, log, reply) in rx {
+                    let _ = reply.send(spawn_here(cmd, &log));
+                }
+                loop {
+                    std::thread::park();
+                }
+            })
+            .expect("spawn the spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply, pid) = std::sync::mpsc::channel();
+    spawner.lock().unwrap().send((cmd, log.to_path_buf(), reply)).unwrap();
+    pid.recv().expect("the spawner answers")
+}
+
+fn spawn_here(mut cmd: Command, log: &Path) -> u32 {
     let log = std::fs::File::create(log).expect("create log");
     cmd.stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null());
     unsafe {
@@ -218,141 +220,66 @@ fn spawn_child(mut cmd: Command, log: &Path) -> u32 {
     pid
 }
 
+/// Sends `signal` to `pid` and waits until it is gone.
+pub fn kill_and_wait(pid: u32, signal: i32) {
+    let pid = pid as i32;
+    unsafe {
+        libc::kill(pid, signal);
+    }
+    let mut children = CHILDREN.lock().unwrap();
+    if let Some(child) = children.iter_mut().find(|c| c.id() as i32 == pid) {
+        let _ = child.wait();
+    }
+    children.retain(|c| c.id() as i32 != pid);
+}
+
 fn start_local_plane() -> ControlPlane {
-    let assets = find_assets();
+    let assets = plane::find_assets(&repo_root());
     let dir = tempfile::Builder::new()
         .prefix("swf-operator-test-")
         .tempdir()
         .unwrap()
         .keep();
-    *TEMP_DIR.lock().unwrap() = Some(dir.clone());
-    unsafe {
-        atexit(cleanup_at_exit);
+    let mut dirs = TEMP_DIRS.lock().unwrap();
+    if dirs.is_empty() {
+        unsafe {
+            atexit(cleanup_at_exit);
+        }
     }
-    let files = write_pki(&dir);
-
-    let etcd_port = free_port();
-    let peer_port = free_port();
+    dirs.push(dir.clone());
+    drop(dirs);
+    let layout = plane::Layout {
+        dir: dir.clone(),
+        etcd_port: plane::free_port(),
+        etcd_peer_port: plane::free_port(),
+        api_port: plane::free_port(),
+    };
+    let tokens: Vec<(String, String)> = USERS.iter().map(|u| (u.to_string(), token_for(u))).collect();
+    let users: Vec<(&str, &str)> = tokens.iter().map(|(u, t)| (u.as_str(), t.as_str())).collect();
+    plane::write_pki(&layout, ADMIN_TOKEN, &users);
     let mut etcd = Command::new(assets.join("etcd"));
-    etcd.args([
-        "--name=test",
-        &format!("--data-dir={}", dir.join("etcd").display()),
-        &format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
-        &format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
-        &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-        &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-        &format!("--initial-cluster=test=http://127.0.0.1:{peer_port}"),
-        "--log-level=warn",
-    ]);
+    etcd.args(plane::etcd_args(&layout));
     spawn_child(etcd, &dir.join("etcd.log"));
-
-    let api_port = free_port();
-    let mut apiserver = Command::new(assets.join("kube-apiserver"));
-    apiserver.args(apiserver_args(&dir, &files, etcd_port, api_port));
-    spawn_child(apiserver, &dir.join("kube-apiserver.log"));
-
-    let server = format!("https://127.0.0.1:{api_port}");
-    let kubeconfig = dir.join("kubeconfig");
-    write_kubeconfig(&kubeconfig, &server, &files.ca_pem, ADMIN_TOKEN);
-    wait_ready(&server, &files.ca_pem, &dir);
+    let local = LocalPlane {
+        layout,
+        assets,
+        apiserver: Mutex::new(None),
+        garbage_collector: OnceLock::new(),
+    };
+    local.start_apiserver();
     ControlPlane {
-        kubeconfig,
-        local: Some(LocalPlane {
-            dir,
-            server,
-            ca_pem: files.ca_pem,
-            assets,
-        }),
+        kubeconfig: local.layout.kubeconfig(),
+        local: Some(local),
     }
 }
 
-struct PkiFiles {
-    ca_pem: String,
-}
-
-fn write_pki(dir: &Path) -> PkiFiles {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "swf-operator-test-ca");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let serving_key = KeyPair::generate().unwrap();
-    let serving = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&serving_key, &issuer)
-        .unwrap();
-    let sa_key = KeyPair::generate().unwrap();
-    let write = |name: &str, content: &str| std::fs::write(dir.join(name), content).unwrap();
-    write("ca.crt", &ca_cert.pem());
-    write("serving.crt", &serving.pem());
-    write("serving.key", &serving_key.serialize_pem());
-    write("sa.key", &sa_key.serialize_pem());
-    write("sa.pub", &sa_key.public_key_pem());
-    let mut tokens = format!("{ADMIN_TOKEN},swf-admin,swf-admin,\"system:masters\"\n");
-    for user in USERS {
-        tokens.push_str(&format!("{},{user},{user}\n", token_for(user)));
-    }
-    write("tokens.csv", &tokens);
-    PkiFiles { ca_pem: ca_cert.pem() }
-}
-
-fn apiserver_args(dir: &Path, _files: &PkiFiles, etcd_port: u16, api_port: u16) -> Vec<String> {
-    let p = |name: &str| dir.join(name).display().to_string();
-    vec![
-        format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-        "--bind-address=127.0.0.1".into(),
-        "--advertise-address=127.0.0.1".into(),
-        format!("--secure-port={api_port}"),
-        "--insecure-port=0".into(),
-        format!("--cert-dir={}", p("certs")),
-        format!("--tls-cert-file={}", p("serving.crt")),
-        format!("--tls-private-key-file={}", p("serving.key")),
-        format!("--client-ca-file={}", p("ca.crt")),
-        format!("--token-auth-file={}", p("tokens.csv")),
-        format!("--service-account-key-file={}", p("sa.pub")),
-        format!("--service-account-signing-key-file={}", p("sa.key")),
-        "--service-account-issuer=https://kubernetes.default.svc".into(),
-        "--authorization-mode=RBAC".into(),
-        "--service-cluster-ip-range=10.96.0.0/24".into(),
-        "--disable-admission-plugins=ServiceAccount".into(),
-        "--allow-privileged=true".into(),
-        "--v=1".into(),
-    ]
-}
-
-fn write_kubeconfig(path: &Path, server: &str, ca_pem: &str, token: &str) {
-    use base64::Engine;
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let yaml = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: local\n  context:\n    cluster: local\n    user: user\ncurrent-context: local\n"
-    );
-    let mut f = std::fs::File::create(path).unwrap();
-    f.write_all(yaml.as_bytes()).unwrap();
-}
-
-fn wait_ready(server: &str, _ca: &str, dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let kubeconfig = dir.join("kubeconfig");
-    loop {
-        let out = Command::new("kubectl")
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .args(["get", "--raw=/readyz"])
-            .output();
-        if let Ok(out) = out
-            && out.status.success()
-        {
-            return;
-        }
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.join("kube-apiserver.log")).unwrap_or_default();
-            let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
-            panic!("kube-apiserver at {server} not ready after 120s; last log lines (reversed):\n{tail}");
-        }
-        std::thread::sleep(Duration::from_millis(300));
+impl LocalPlane {
+    fn start_apiserver(&self) {
+        let mut apiserver = Command::new(self.assets.join("kube-apiserver"));
+        apiserver.args(plane::apiserver_args(&self.layout));
+        let pid = spawn_child(apiserver, &self.layout.dir.join("kube-apiserver.log"));
+        *self.apiserver.lock().unwrap() = Some(pid);
+        plane::wait_ready(&self.layout, Duration::from_secs(120));
     }
 }
 
@@ -385,32 +312,43 @@ impl ControlPlane {
     /// an existing cluster is assumed to run its own).
     pub fn ensure_garbage_collector(&self) {
         let Some(local) = &self.local else { return };
-        GC_STARTED.get_or_init(|| {
+        local.garbage_collector.get_or_init(|| {
             let mut cmd = Command::new(local.assets.join("kube-controller-manager"));
-            cmd.args([
-                format!("--kubeconfig={}", self.kubeconfig.display()),
-                "--controllers=garbagecollector".into(),
-                "--leader-elect=false".into(),
-                "--port=0".into(),
-                "--secure-port=0".into(),
-                "--use-service-account-credentials=false".into(),
-            ]);
-            // Same thread rule as the control plane: spawn from a thread that never ends.
-            let (tx, rx) = std::sync::mpsc::channel();
-            let log = local.dir.join("kube-controller-manager.log");
-            std::thread::spawn(move || {
-                spawn_child(cmd, &log);
-                tx.send(()).ok();
-                loop {
-                    std::thread::park();
-                }
-            });
-            rx.recv().unwrap();
+            cmd.args(plane::controller_manager_args(&local.layout, "garbagecollector"));
+            spawn_child(cmd, &local.layout.dir.join("kube-controller-manager.log"));
         });
     }
 
-    pub fn server(&self) -> Option<&str> {
-        self.local.as_ref().map(|l| l.server.as_str())
+    /// Stops the API server (etcd keeps its data); local planes only.
+    pub fn stop_apiserver(&self) {
+        let local = self.local.as_ref().expect("a local plane");
+        if let Some(pid) = local.apiserver.lock().unwrap().take() {
+            kill_and_wait(pid, libc::SIGKILL);
+        }
+    }
+
+    /// Starts the API server again on the same etcd and port, and waits until it is ready.
+    pub fn start_apiserver(&self) {
+        self.local.as_ref().expect("a local plane").start_apiserver();
+    }
+
+    /// The API server's request counter (`apiserver_request_total`) summed by verb and
+    /// resource, from its `/metrics`.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<(String, String), f64> {
+        let text = kubectl(self, &["get", "--raw=/metrics"]);
+        let mut counts = std::collections::BTreeMap::new();
+        for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+            let label = |name: &str| {
+                line.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            *counts.entry((label("verb"), label("resource"))).or_insert(0.0) += value;
+        }
+        counts
     }
 }
 
@@ -426,6 +364,10 @@ pub struct TestEnv {
 /// Starts (or reuses) the control plane, installs the project's CRDs and creates a namespace.
 pub async fn env(test_name: &str) -> TestEnv {
     let plane = tokio::task::spawn_blocking(control_plane).await.unwrap();
+    env_on(plane, test_name).await
+}
+
+async fn env_on(plane: &'static ControlPlane, test_name: &str) -> TestEnv {
     let client = plane.admin_client().await;
     install_crds(&client).await;
     let namespace = format!(
@@ -563,13 +505,13 @@ pub fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {
 
 static OPERATOR_RBAC: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
-/// A client that acts as the operator's ServiceAccount with exactly the RBAC in `deploy/`
+/// A client that acts as the operator's ServiceAccount with exactly the RBAC in `deploy/base/`
 /// (a real token from the TokenRequest API), to prove the operator needs no more.
 pub async fn operator_client(env: &TestEnv) -> Client {
     let plane = env.plane;
     OPERATOR_RBAC
         .get_or_init(|| async {
-            let deploy = repo_root().join("deploy");
+            let deploy = repo_root().join("deploy/base");
             for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
                 kubectl(plane, &["apply", "-f", deploy.join(file).to_str().unwrap()]);
             }
@@ -685,7 +627,7 @@ pub async fn start_job_api_with(
         default_namespace.to_string(),
         false,
     ));
-    let (http_port, grpc_port) = (free_port(), free_port());
+    let (http_port, grpc_port) = (plane::free_port(), plane::free_port());
     let http: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
     let grpc: std::net::SocketAddr = format!("127.0.0.1:{grpc_port}").parse().unwrap();
     let scheme = if tls.is_some() { "https" } else { "http" };

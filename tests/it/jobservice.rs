@@ -1,6 +1,5 @@
 //! KFP's v1beta1 JobService, through real HTTP and gRPC clients, on the real control plane.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+use crate::common;
 
 use std::{collections::HashSet, time::Duration};
 

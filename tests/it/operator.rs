@@ -1,131 +1,25 @@
 //! The operator on a real kube-apiserver: scheduling, concurrency, catch-up, enable/disable,
 //! run-now, restarts, invalid specs and cascading deletes. Schedules are seconds long;
 //! every wait is a generous poll, never a sleep that assumes a fast machine.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{TestEnv, eventually, job_resource, list_runs, start_operator, workflow_resource};
+use common::{
+    eventually, job_resource, list_runs, start_operator,
+    swf::{
+        WAIT, argo_swf, condition, create, epochs, events_for, finish_job, finish_workflow, job_swf, merge, runs_of,
+        swfs, wait_runs,
+    },
+    workflow_resource,
+};
 use jiff::Timestamp;
-use k8s_openapi::api::events::v1::Event;
 use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
+    Api, Resource, ResourceExt,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use swf_operator::{crd::ScheduledWorkflow, render};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn argo_swf(name: &str, spec: Value) -> ScheduledWorkflow {
-    let mut full = json!({"enabled": true, "workflow": {"spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}}});
-    merge(&mut full, spec);
-    serde_json::from_value(json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow", "metadata": {"name": name}, "spec": full})).unwrap()
-}
-
-fn job_swf(name: &str, spec: Value) -> ScheduledWorkflow {
-    let mut full = json!({"enabled": true, "runTemplate": {"apiVersion": "batch/v1", "kind": "Job",
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}});
-    merge(&mut full, spec);
-    serde_json::from_value(json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow", "metadata": {"name": name}, "spec": full})).unwrap()
-}
-
-fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, p) => *b = p,
-    }
-}
-
-fn swfs(env: &TestEnv) -> Api<ScheduledWorkflow> {
-    Api::namespaced(env.client.clone(), &env.namespace)
-}
-
-async fn create(env: &TestEnv, swf: ScheduledWorkflow) -> ScheduledWorkflow {
-    swfs(env).create(&PostParams::default(), &swf).await.unwrap()
-}
-
-fn epochs(runs: &[DynamicObject]) -> Vec<i64> {
-    let mut e: Vec<i64> = runs
-        .iter()
-        .map(|r| r.labels()[render::LABEL_EPOCH].parse().unwrap())
-        .collect();
-    e.sort();
-    e
-}
-
-fn owned(runs: &[DynamicObject], swf: &ScheduledWorkflow) -> Vec<DynamicObject> {
-    let uid = swf.uid().unwrap();
-    runs.iter()
-        .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
-        .cloned()
-        .collect()
-}
-
-async fn runs_of(env: &TestEnv, swf: &ScheduledWorkflow, ar: &kube::api::ApiResource) -> Vec<DynamicObject> {
-    owned(&list_runs(&env.client, &env.namespace, ar).await, swf)
-}
-
-/// Waits until `swf` owns at least `n` runs of `ar`; returns them.
-async fn wait_runs(
-    env: &TestEnv,
-    swf: &ScheduledWorkflow,
-    ar: &kube::api::ApiResource,
-    n: usize,
-) -> Vec<DynamicObject> {
-    eventually(WAIT, &format!("{} runs of {}", n, swf.name_any()), || async {
-        let runs = runs_of(env, swf, ar).await;
-        (runs.len() >= n).then_some(runs)
-    })
-    .await
-}
-
-async fn finish_workflow(client: &Client, ns: &str, name: &str, phase: &str) {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &workflow_resource());
-    let patch = json!({"status": {"phase": phase, "finishedAt": Timestamp::now().to_string()}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-}
-
-async fn finish_job(client: &Client, ns: &str, name: &str) {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &job_resource());
-    let now = Timestamp::now().to_string();
-    let patch = json!({"status": {"startTime": now, "completionTime": now, "succeeded": 1,
-        "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now}]}});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-}
-
-async fn condition(env: &TestEnv, name: &str) -> Option<(String, String)> {
-    let swf = swfs(env).get(name).await.ok()?;
-    let c = swf.status?.conditions.into_iter().next()?;
-    Some((c.type_, c.message.unwrap_or_default()))
-}
-
-async fn events_for(env: &TestEnv, name: &str) -> Vec<(String, String, String)> {
-    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.namespace);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.note.unwrap_or_default(),
-            )
-        })
-        .collect()
-}
+use swf_operator::render;
 
 #[tokio::test]
 async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {

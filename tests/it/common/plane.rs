@@ -1,0 +1,180 @@
+//! The one definition of the local control plane (etcd + kube-apiserver, and
+//! kube-controller-manager's garbage collector and namespace controller): certificates,
+//! tokens, flags, kubeconfig, readiness. Used by the test harness (tests/common, which starts
+//! one plane per test binary) and by `make cluster-up` (examples/local-plane.rs, a long-lived
+//! plane in `.cluster/`). How the processes are started and stopped is up to each.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Where the plane's files go and how it is reached.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub dir: PathBuf,
+    pub etcd_port: u16,
+    pub etcd_peer_port: u16,
+    pub api_port: u16,
+}
+
+impl Layout {
+    pub fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api_port)
+    }
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+    fn file(&self, name: &str) -> String {
+        self.dir.join("pki").join(name).display().to_string()
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+/// The directory holding `etcd`, `kube-apiserver` and `kube-controller-manager`, from
+/// `hack/kube-assets.sh` (which honours `$KUBEBUILDER_ASSETS`, else builds or reuses a cache).
+pub fn find_assets(repo_root: &Path) -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo_root.join("hack/kube-assets.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run hack/kube-assets.sh: {e}"));
+    assert!(
+        out.status.success(),
+        "hack/kube-assets.sh failed; see its message above"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
+}
+
+/// Writes the CA, serving certificate, service-account keys and the token file (`admin_token`
+/// in `system:masters`; each of `users` with no group) under `<dir>/pki`, and the admin
+/// kubeconfig. Returns the CA certificate (PEM).
+pub fn write_pki(layout: &Layout, admin_token: &str, users: &[(&str, &str)]) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let pki = layout.dir.join("pki");
+    std::fs::create_dir_all(&pki).unwrap_or_else(|e| panic!("create {}: {e}", pki.display()));
+    let fail = |what: &str, e: rcgen::Error| -> ! { panic!("{what}: {e}") };
+    let ca_key = KeyPair::generate().unwrap_or_else(|e| fail("CA key", e));
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| fail("CA params", e));
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "swf-operator-local-ca");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap_or_else(|e| fail("CA cert", e));
+    let issuer = Issuer::new(ca_params, ca_key);
+    let serving_key = KeyPair::generate().unwrap_or_else(|e| fail("serving key", e));
+    let serving = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .and_then(|p| p.signed_by(&serving_key, &issuer))
+        .unwrap_or_else(|e| fail("serving cert", e));
+    let sa_key = KeyPair::generate().unwrap_or_else(|e| fail("service account key", e));
+    let mut tokens = format!("{admin_token},swf-admin,swf-admin,\"system:masters\"\n");
+    for (user, token) in users {
+        tokens.push_str(&format!("{token},{user},{user}\n"));
+    }
+    let files = [
+        ("ca.crt", ca_cert.pem()),
+        ("serving.crt", serving.pem()),
+        ("serving.key", serving_key.serialize_pem()),
+        ("sa.key", sa_key.serialize_pem()),
+        ("sa.pub", sa_key.public_key_pem()),
+        ("tokens.csv", tokens),
+    ];
+    for (name, content) in files {
+        std::fs::write(pki.join(name), content).unwrap_or_else(|e| panic!("write {name}: {e}"));
+    }
+    write_kubeconfig(&layout.kubeconfig(), &layout.server(), &ca_cert.pem(), admin_token);
+    ca_cert.pem()
+}
+
+pub fn write_kubeconfig(path: &Path, server: &str, ca_pem: &str, token: &str) {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: swf-local\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: swf-admin\n  user:\n    token: {token}\ncontexts:\n- name: swf-local\n  context:\n    cluster: swf-local\n    user: swf-admin\ncurrent-context: swf-local\n"
+    );
+    std::fs::write(path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+pub fn etcd_args(layout: &Layout) -> Vec<String> {
+    let (client, peer) = (layout.etcd_port, layout.etcd_peer_port);
+    vec![
+        "--name=swf-local".into(),
+        format!("--data-dir={}", layout.dir.join("etcd").display()),
+        format!("--listen-client-urls=http://127.0.0.1:{client}"),
+        format!("--advertise-client-urls=http://127.0.0.1:{client}"),
+        format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
+        format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"),
+        format!("--initial-cluster=swf-local=http://127.0.0.1:{peer}"),
+        "--log-level=warn".into(),
+    ]
+}
+
+pub fn apiserver_args(layout: &Layout) -> Vec<String> {
+    vec![
+        format!("--etcd-servers=http://127.0.0.1:{}", layout.etcd_port),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={}", layout.api_port),
+        "--insecure-port=0".into(),
+        format!("--cert-dir={}", layout.dir.join("certs").display()),
+        format!("--tls-cert-file={}", layout.file("serving.crt")),
+        format!("--tls-private-key-file={}", layout.file("serving.key")),
+        format!("--client-ca-file={}", layout.file("ca.crt")),
+        format!("--token-auth-file={}", layout.file("tokens.csv")),
+        format!("--service-account-key-file={}", layout.file("sa.pub")),
+        format!("--service-account-signing-key-file={}", layout.file("sa.key")),
+        "--service-account-issuer=https://kubernetes.default.svc".into(),
+        "--authorization-mode=RBAC".into(),
+        "--service-cluster-ip-range=10.96.0.0/24".into(),
+        "--disable-admission-plugins=ServiceAccount".into(),
+        "--allow-privileged=true".into(),
+        "--v=1".into(),
+    ]
+}
+
+/// `controllers` e.g. `garbagecollector,namespace`.
+pub fn controller_manager_args(layout: &Layout, controllers: &str) -> Vec<String> {
+    vec![
+        format!("--kubeconfig={}", layout.kubeconfig().display()),
+        format!("--controllers={controllers}"),
+        "--leader-elect=false".into(),
+        "--port=0".into(),
+        "--secure-port=0".into(),
+        "--use-service-account-credentials=false".into(),
+    ]
+}
+
+/// Waits until `/readyz` answers OK (through kubectl, with the admin kubeconfig), or panics
+/// after `timeout` with the end of the API server's log.
+pub fn wait_ready(layout: &Layout, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", layout.kubeconfig().display()))
+            .args(["get", "--raw=/readyz"])
+            .output();
+        if out.is_ok_and(|o| o.status.success()) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(layout.dir.join("kube-apiserver.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "kube-apiserver at {} not ready after {timeout:?}; last log lines (newest first):\n{}",
+                layout.server(),
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

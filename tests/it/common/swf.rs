@@ -1,0 +1,125 @@
+//! Helpers for tests about ScheduledWorkflows: manifests, waits on runs and status, events.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::events::v1::Event;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+use swf_operator::{crd::ScheduledWorkflow, render};
+
+use super::{TestEnv, eventually, job_resource, list_runs, workflow_resource};
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn argo_swf(name: &str, spec: Value) -> ScheduledWorkflow {
+    let mut full = json!({"enabled": true, "workflow": {"spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}}});
+    merge(&mut full, spec);
+    serde_json::from_value(json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow", "metadata": {"name": name}, "spec": full})).unwrap()
+}
+
+pub fn job_swf(name: &str, spec: Value) -> ScheduledWorkflow {
+    let mut full = json!({"enabled": true, "runTemplate": {"apiVersion": "batch/v1", "kind": "Job",
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}});
+    merge(&mut full, spec);
+    serde_json::from_value(json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow", "metadata": {"name": name}, "spec": full})).unwrap()
+}
+
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+pub fn swfs(env: &TestEnv) -> Api<ScheduledWorkflow> {
+    Api::namespaced(env.client.clone(), &env.namespace)
+}
+
+pub async fn create(env: &TestEnv, swf: ScheduledWorkflow) -> ScheduledWorkflow {
+    swfs(env).create(&PostParams::default(), &swf).await.unwrap()
+}
+
+pub fn epochs(runs: &[DynamicObject]) -> Vec<i64> {
+    let mut e: Vec<i64> = runs
+        .iter()
+        .map(|r| r.labels()[render::LABEL_EPOCH].parse().unwrap())
+        .collect();
+    e.sort();
+    e
+}
+
+pub fn owned(runs: &[DynamicObject], swf: &ScheduledWorkflow) -> Vec<DynamicObject> {
+    let uid = swf.uid().unwrap();
+    runs.iter()
+        .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
+        .cloned()
+        .collect()
+}
+
+pub async fn runs_of(env: &TestEnv, swf: &ScheduledWorkflow, ar: &kube::api::ApiResource) -> Vec<DynamicObject> {
+    owned(&list_runs(&env.client, &env.namespace, ar).await, swf)
+}
+
+/// Waits until `swf` owns at least `n` runs of `ar`; returns them.
+pub async fn wait_runs(
+    env: &TestEnv,
+    swf: &ScheduledWorkflow,
+    ar: &kube::api::ApiResource,
+    n: usize,
+) -> Vec<DynamicObject> {
+    eventually(WAIT, &format!("{} runs of {}", n, swf.name_any()), || async {
+        let runs = runs_of(env, swf, ar).await;
+        (runs.len() >= n).then_some(runs)
+    })
+    .await
+}
+
+pub async fn finish_workflow(client: &Client, ns: &str, name: &str, phase: &str) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &workflow_resource());
+    let patch = json!({"status": {"phase": phase, "finishedAt": Timestamp::now().to_string()}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+pub async fn finish_job(client: &Client, ns: &str, name: &str) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &job_resource());
+    let now = Timestamp::now().to_string();
+    let patch = json!({"status": {"startTime": now, "completionTime": now, "succeeded": 1,
+        "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+pub async fn condition(env: &TestEnv, name: &str) -> Option<(String, String)> {
+    let swf = swfs(env).get(name).await.ok()?;
+    let c = swf.status?.conditions.into_iter().next()?;
+    Some((c.type_, c.message.unwrap_or_default()))
+}
+
+pub async fn events_for(env: &TestEnv, name: &str) -> Vec<(String, String, String)> {
+    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.namespace);
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,12 @@
+//! Integration tests: one binary, so the harness (`common`) is compiled once and every test
+//! of a run shares one throw-away control plane (tests that need a plane of their own start
+//! one with `common::private_env`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod common;
+mod control_plane;
+mod faults;
+mod jobservice;
+mod operator;
+mod scheduling;

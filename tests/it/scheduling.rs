@@ -1,0 +1,451 @@
+//! Scheduling you can trust, on the real control plane: planning from the runs that exist
+//! (switching from KFP's controller runs nothing twice), no freeze on a failing create,
+//! `Replace` with a backlog, runs being deleted, and idle schedules that cost nothing.
+use std::{collections::BTreeMap, time::Duration};
+
+use jiff::{SignedDuration, Timestamp};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use swf_operator::{crd::ScheduledWorkflow, render};
+
+use crate::common::{
+    self, TestEnv, eventually, job_resource, start_operator,
+    swf::{WAIT, argo_swf, condition, create, epochs, events_for, finish_workflow, job_swf, runs_of, swfs, wait_runs},
+    workflow_resource,
+};
+
+/// KFP's run name (`NextResourceName`): `<swf>-<index>-<fnv32a("<swf>-<index>") in decimal>`.
+fn kfp_run_name(swf: &str, index: i64) -> String {
+    let id = format!("{swf}-{index}");
+    let hash = id
+        .bytes()
+        .fold(0x811c9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("{id}-{hash}")
+}
+
+#[test]
+fn kfp_names_match_kfp_test_vectors() {
+    // From KFP's `TestScheduledWorkflow_NextResourceName`.
+    assert_eq!(kfp_run_name("WORKFLOW_NAME", 51), "WORKFLOW_NAME-51-2626342551");
+    assert_eq!(kfp_run_name("SCHEDULE1", 1), "SCHEDULE1-1-3321103997");
+}
+
+/// An Argo Workflow as KFP's controller creates it for `tick` (its labels, name, owner).
+fn kfp_workflow(swf: &ScheduledWorkflow, index: i64, tick: Timestamp, phase: Option<&str>) -> DynamicObject {
+    let name = swf.name_any();
+    let mut obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": kfp_run_name(&name, index), "labels": {
+            render::LABEL_SWF_NAME: name, render::LABEL_EPOCH: tick.as_second().to_string(),
+            render::LABEL_INDEX: index.to_string(), render::LABEL_OWNED: "true",
+            render::LABEL_RUN_ID: format!("kfp-uuid-{index}")}},
+        "spec": {"entrypoint": "main", "templates": [{"name": "main"}]}}))
+    .unwrap();
+    obj.metadata.owner_references = Some(vec![swf.controller_owner_ref(&()).unwrap()]);
+    if let Some(phase) = phase {
+        obj.data["status"] = json!({"phase": phase, "finishedAt": tick.to_string()});
+        obj.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("workflows.argoproj.io/completed".into(), "true".into());
+    }
+    obj
+}
+
+/// Distinct run uids per tick, over all runs of `swf`: a tick with two is a duplicate.
+async fn uids_per_tick(
+    env: &TestEnv,
+    swf: &ScheduledWorkflow,
+    ar: &kube::api::ApiResource,
+) -> BTreeMap<i64, Vec<String>> {
+    let mut by_tick: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for r in runs_of(env, swf, ar).await {
+        let tick = r.labels()[render::LABEL_EPOCH].parse().unwrap();
+        by_tick.entry(tick).or_default().push(r.uid().unwrap());
+    }
+    by_tick
+}
+
+#[tokio::test]
+async fn switching_from_kfps_controller_runs_no_tick_twice_and_loses_none() {
+    let env = common::env("kfp-switch").await;
+    common::install_argo_crd(&env.client).await;
+    // KFP has run a 3 s periodic schedule for a while: ticks start+3k.
+    let start = Timestamp::now() - SignedDuration::from_secs(30);
+    let swf = create(
+        &env,
+        argo_swf(
+            "migrated",
+            json!({"maxConcurrency": 10,
+        "trigger": {"periodicSchedule": {"intervalSecond": 3, "startTime": start.to_string()}}}),
+        ),
+    )
+    .await;
+    let now = Timestamp::now();
+    let current_k = (now - start).get_seconds() / 3;
+    let tick = |k: i64| start + SignedDuration::from_secs(3 * k);
+    // What KFP's controller leaves behind: finished runs for ticks 1..k-1, an active run for the
+    // current tick k, and a status one tick behind (KFP writes trigger status late, §4 of
+    // docs/kfp-compatibility.md).
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &workflow_resource());
+    for k in 1..current_k {
+        api.create(
+            &PostParams::default(),
+            &kfp_workflow(&swf, k, tick(k), Some("Succeeded")),
+        )
+        .await
+        .unwrap();
+    }
+    let active = api
+        .create(
+            &PostParams::default(),
+            &kfp_workflow(&swf, current_k, tick(current_k), None),
+        )
+        .await
+        .unwrap();
+    let behind = json!({"status": {"conditions": [{"type": "Enabled", "status": "True", "reason": "Enabled",
+        "message": "The schedule is enabled."}],
+        "trigger": {"lastTriggeredTime": tick(current_k - 1).to_string(), "lastWorkflowIndex": current_k - 1,
+            "nextTriggeredTime": tick(current_k).to_string()}}});
+    swfs(&env)
+        .patch_status("migrated", &PatchParams::default(), &Patch::Merge(&behind))
+        .await
+        .unwrap();
+
+    // Our operator takes over.
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let switched_at = Timestamp::now();
+    let by_tick = eventually(WAIT, "three ticks after the switch", || async {
+        let by_tick = uids_per_tick(&env, &swf, &workflow_resource()).await;
+        let after = by_tick.keys().filter(|&&t| t > switched_at.as_second()).count();
+        (after >= 3).then_some(by_tick)
+    })
+    .await;
+    operator.abort();
+    let duplicates: Vec<_> = by_tick.iter().filter(|(_, uids)| uids.len() > 1).collect();
+    assert!(duplicates.is_empty(), "ticks run twice: {duplicates:?}");
+    let last = *by_tick.keys().last().unwrap();
+    let lost: Vec<i64> = (1..)
+        .map(|k| tick(k).as_second())
+        .take_while(|&t| t <= last)
+        .filter(|t| !by_tick.contains_key(t))
+        .collect();
+    assert!(lost.is_empty(), "ticks never run: {lost:?}");
+    assert_eq!(
+        by_tick[&tick(current_k).as_second()],
+        vec![active.uid().unwrap()],
+        "the current tick's run is KFP's, not a second one"
+    );
+    // Indexes continue from KFP's: the runs after the switch are k+1, k+2, ...
+    let mut after_switch: Vec<i64> = runs_of(&env, &swf, &workflow_resource())
+        .await
+        .iter()
+        .filter(|r| r.labels()[render::LABEL_EPOCH].parse::<i64>().unwrap() > tick(current_k).as_second())
+        .map(|r| r.labels()[render::LABEL_INDEX].parse().unwrap())
+        .collect();
+    after_switch.sort();
+    let expected: Vec<i64> = (current_k + 1..).take(after_switch.len()).collect();
+    assert_eq!(after_switch, expected);
+}
+
+#[tokio::test]
+async fn a_kfp_one_off_whose_run_is_active_does_not_run_again() {
+    let env = common::env("kfp-one-off").await;
+    common::install_argo_crd(&env.client).await;
+    let swf = create(&env, argo_swf("once", json!({}))).await;
+    let created = swf.creation_timestamp().unwrap().0;
+    // KFP's run, and KFP's status that never recorded it (its trigger write came late).
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &workflow_resource());
+    let run = api
+        .create(&PostParams::default(), &kfp_workflow(&swf, 1, created, None))
+        .await
+        .unwrap();
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let status = eventually(WAIT, "status written", || async {
+        let s = swfs(&env).get("once").await.ok()?.status?;
+        (s.trigger.last_workflow_index == Some(1)).then_some(s)
+    })
+    .await;
+    assert_eq!(status.conditions[0].type_, "Running");
+    assert_eq!(status.workflow_history.active[0].name, run.name_any());
+    finish_workflow(&env.client, &env.namespace, &run.name_any(), "Succeeded").await;
+    eventually(WAIT, "Succeeded", || async {
+        (condition(&env, "once").await?.0 == "Succeeded").then_some(())
+    })
+    .await;
+    assert_eq!(
+        runs_of(&env, &swf, &workflow_resource()).await.len(),
+        1,
+        "no second run"
+    );
+    operator.abort();
+}
+
+#[tokio::test]
+async fn a_tick_whose_run_cannot_be_created_is_reported_and_does_not_freeze_the_schedule() {
+    let env = common::env("create-fails").await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    // A Job without containers: the API server refuses it (422) every time.
+    let swf = create(
+        &env,
+        job_swf(
+            "refused",
+            json!({"maxConcurrency": 5,
+        "trigger": {"periodicSchedule": {"intervalSecond": 2}},
+        "runTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}}}),
+        ),
+    )
+    .await;
+    let (type_, message) = eventually(WAIT, "an Error condition", || async {
+        condition(&env, "refused").await.filter(|(t, _)| t == "Error")
+    })
+    .await;
+    assert_eq!(type_, "Error");
+    assert!(
+        message.contains("cannot create run refused-") && message.contains("containers"),
+        "{message}"
+    );
+    // Retries back off; after its attempts the tick is given up and the next ones are tried.
+    let events = eventually(Duration::from_secs(90), "a TickAbandoned event", || async {
+        let ev = events_for(&env, "refused").await;
+        ev.iter().any(|(_, r, _)| r == "TickAbandoned").then_some(ev)
+    })
+    .await;
+    let failures = events
+        .iter()
+        .filter(|(t, r, _)| t == "Warning" && r == "RunCreateFailed")
+        .count();
+    assert!(
+        (1..=4).contains(&failures),
+        "backed off, not a hot loop: {failures} failures in {events:?}"
+    );
+    let skipped = swfs(&env)
+        .get("refused")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .trigger
+        .skip_through;
+    assert!(skipped.is_some(), "the abandoned tick is recorded as skipped");
+    assert!(runs_of(&env, &swf, &job_resource()).await.is_empty());
+    operator.abort();
+}
+
+#[tokio::test]
+async fn a_foreign_object_on_a_ticks_name_skips_that_tick_and_the_next_ones_run() {
+    let env = common::env("foreign-name").await;
+    let swf = create(
+        &env,
+        job_swf(
+            "clash2",
+            json!({"maxConcurrency": 5,
+        "trigger": {"periodicSchedule": {"intervalSecond": 2}}}),
+        ),
+    )
+    .await;
+    let first_tick = swf.creation_timestamp().unwrap().0 + SignedDuration::from_secs(2);
+    let name = render::run_name("clash2", first_tick);
+    let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
+    let foreign: DynamicObject = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}))
+    .unwrap();
+    jobs.create(&PostParams::default(), &foreign).await.unwrap();
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let runs = wait_runs(&env, &swf, &job_resource(), 2).await;
+    let e = epochs(&runs);
+    assert!(e.iter().all(|&t| t > first_tick.as_second()), "{e:?}");
+    let status = swfs(&env).get("clash2").await.unwrap().status.unwrap();
+    assert!(status.trigger.skip_through.is_some_and(|t| t.0 >= first_tick));
+    assert_eq!(status.conditions[0].type_, "Enabled");
+    operator.abort();
+}
+
+#[tokio::test]
+async fn replace_with_a_backlog_creates_one_run_not_one_per_missed_tick() {
+    let env = common::env("replace-backlog").await;
+    // An hour of missed per-second ticks (3,600) with catch-up and Replace.
+    let start = Timestamp::now() - SignedDuration::from_secs(3600);
+    let swf = create(
+        &env,
+        job_swf(
+            "latest",
+            json!({"concurrencyPolicy": "Replace",
+        "trigger": {"periodicSchedule": {"intervalSecond": 1, "startTime": start.to_string()}}}),
+        ),
+    )
+    .await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let first = wait_runs(&env, &swf, &job_resource(), 1).await;
+    let first_tick = epochs(&first)[0];
+    assert!(
+        first_tick >= Timestamp::now().as_second() - 60,
+        "the latest due tick, not the oldest: {first_tick}"
+    );
+    // A few seconds on: each new tick replaced the previous run; the index counts real runs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = swfs(&env).get("latest").await.unwrap().status.unwrap();
+    let index = status.trigger.last_workflow_index.unwrap();
+    assert!(
+        index <= 10,
+        "one run per tick since the start, not per missed tick: index {index}"
+    );
+    assert!(runs_of(&env, &swf, &job_resource()).await.len() <= 2);
+    operator.abort();
+}
+
+#[tokio::test]
+async fn a_run_being_deleted_is_not_active() {
+    let env = common::env("deleting-run").await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let swf = create(
+        &env,
+        job_swf(
+            "stuck",
+            json!({"maxConcurrency": 1,
+        "trigger": {"periodicSchedule": {"intervalSecond": 2}}}),
+        ),
+    )
+    .await;
+    let first = wait_runs(&env, &swf, &job_resource(), 1).await.remove(0);
+    // A finalizer keeps it in "deleting" (Argo's and Kueue's finalizers do the same).
+    let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
+    let hold = json!({"metadata": {"finalizers": ["swf-operator-test/hold"]}});
+    jobs.patch(&first.name_any(), &PatchParams::default(), &Patch::Merge(&hold))
+        .await
+        .unwrap();
+    jobs.delete(&first.name_any(), &DeleteParams::default()).await.unwrap();
+    // With maxConcurrency 1, the next tick runs only if the deleting run does not count.
+    let runs = wait_runs(&env, &swf, &job_resource(), 2).await;
+    assert_eq!(runs.len(), 2);
+    let status = eventually(WAIT, "history without the deleting run", || async {
+        let s = swfs(&env).get("stuck").await.ok()?.status?;
+        (!s.workflow_history.active.is_empty()).then_some(s)
+    })
+    .await;
+    assert!(
+        status
+            .workflow_history
+            .active
+            .iter()
+            .all(|r| r.name != first.name_any())
+    );
+    let release = json!({"metadata": {"finalizers": null}});
+    jobs.patch(&first.name_any(), &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    operator.abort();
+}
+
+#[tokio::test]
+async fn ticks_before_1970_are_not_run_and_do_not_stop_the_schedule() {
+    let env = common::env("before-1970").await;
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    let swf = create(
+        &env,
+        job_swf(
+            "ancient",
+            json!({"maxConcurrency": 3,
+        "trigger": {"cronSchedule": {"cron": "@yearly", "startTime": "1960-06-01T00:00:00Z"}}}),
+        ),
+    )
+    .await;
+    let runs = wait_runs(&env, &swf, &job_resource(), 3).await;
+    assert_eq!(
+        epochs(&runs),
+        vec![0, 31_536_000, 63_072_000],
+        "1970, 1971, 1972: none before"
+    );
+    let (type_, _) = condition(&env, "ancient").await.unwrap();
+    assert_eq!(type_, "Enabled");
+    let events = events_for(&env, "ancient").await;
+    assert!(
+        events
+            .iter()
+            .any(|(_, r, n)| r == "SpecWarning" && n.contains("before 1970")),
+        "{events:?}"
+    );
+    operator.abort();
+}
+
+/// A disabled one-off, a disabled and an ended schedule: after their first pass, the operator
+/// makes no request for them at all (the API server's own counter says so); and a running
+/// schedule creates its runs without listing runs.
+#[tokio::test]
+async fn idle_schedules_cost_nothing_and_no_pass_lists_runs() {
+    let Some(env) = common::private_env("idle").await else {
+        return;
+    };
+    let long_ago = Timestamp::now() - SignedDuration::from_secs(7200);
+    for (name, spec) in [
+        ("disabled-once", json!({"enabled": false})),
+        (
+            "disabled-cron",
+            json!({"enabled": false, "trigger": {"cronSchedule": {"cron": "* * * * * *"}}}),
+        ),
+        (
+            "ended",
+            json!({"trigger": {"periodicSchedule": {"intervalSecond": 1, "startTime": long_ago.to_string(),
+            "endTime": (long_ago + SignedDuration::from_secs(1)).to_string()}}}),
+        ),
+    ] {
+        create(&env, job_swf(name, spec)).await;
+    }
+    let operator = start_operator(env.client.clone(), &env.namespace);
+    for name in ["disabled-once", "disabled-cron", "ended"] {
+        eventually(WAIT, &format!("status of {name}"), || async {
+            swfs(&env).get(name).await.ok()?.status?.conditions.first().map(|_| ())
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await; // the last status write lands
+    let before = env.plane.request_counts();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = env.plane.request_counts();
+    let delta = |verb: &str, resource: &str| {
+        let k = (verb.to_string(), resource.to_string());
+        after.get(&k).copied().unwrap_or(0.0) - before.get(&k).copied().unwrap_or(0.0)
+    };
+    for verb in ["GET", "LIST", "PATCH", "PUT", "POST", "DELETE"] {
+        for resource in ["scheduledworkflows", "jobs"] {
+            assert_eq!(delta(verb, resource), 0.0, "{verb} {resource} while idle");
+        }
+    }
+
+    // A schedule that runs: one create per run, one status write per change, no LIST.
+    let busy = create(
+        &env,
+        job_swf(
+            "busy",
+            json!({"maxConcurrency": 10,
+        "trigger": {"periodicSchedule": {"intervalSecond": 1}}}),
+        ),
+    )
+    .await;
+    let before = env.plane.request_counts();
+    // Waits on status (GETs of the schedule), not on the runs: a LIST here would count.
+    eventually(WAIT, "five runs", || async {
+        let s = swfs(&env).get("busy").await.ok()?.status?;
+        (s.trigger.last_workflow_index >= Some(5)).then_some(())
+    })
+    .await;
+    let after = env.plane.request_counts();
+    let delta = |verb: &str, resource: &str| {
+        let k = (verb.to_string(), resource.to_string());
+        after.get(&k).copied().unwrap_or(0.0) - before.get(&k).copied().unwrap_or(0.0)
+    };
+    assert_eq!(delta("LIST", "jobs"), 0.0, "runs come from the watch cache");
+    let runs = runs_of(&env, &busy, &job_resource()).await.len() as f64;
+    assert!(delta("POST", "jobs") <= runs, "one create per run");
+    assert!(
+        delta("PATCH", "scheduledworkflows") <= runs + 2.0,
+        "one status write per change: {} for {runs} runs",
+        delta("PATCH", "scheduledworkflows")
+    );
+    operator.abort();
+}
