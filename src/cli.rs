@@ -40,6 +40,19 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         count: usize,
     },
+    /// Read the cluster's ScheduledWorkflows (read-only) and say, per object, what changes when
+    /// this operator takes over from KFP's controller. Exits 1 when something needs attention.
+    MigrateCheck {
+        /// Only this namespace (default: all).
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
+        default_time_zone: String,
+        #[arg(long, env = "BLOCK_V1_PIPELINES", default_value_t = false, action = clap::ArgAction::Set)]
+        block_v1_pipelines: bool,
+        #[arg(long, env = "V1_ALLOWED_NAMESPACES", default_value = "")]
+        v1_allowed_namespaces: String,
+    },
     /// Print the next fire times of a KFP cron expression or a period.
     Next {
         #[arg(long, conflicts_with = "every", required_unless_present = "every")]
@@ -202,6 +215,29 @@ impl Cli {
                         args.serve(client).await
                     })
             }
+            Command::MigrateCheck {
+                namespace,
+                default_time_zone,
+                block_v1_pipelines,
+                v1_allowed_namespaces,
+            } => {
+                let v1 = crate::validate::V1Policy::new(block_v1_pipelines, &v1_allowed_namespaces);
+                let assessments = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(async {
+                        let client = kube::Client::try_default()
+                            .await
+                            .context("no Kubernetes configuration found")?;
+                        crate::migrate::check_cluster(client, namespace.as_deref(), &default_time_zone, &v1).await
+                    })?;
+                let (text, attention) = crate::migrate::report(&assessments);
+                print!("{text}");
+                if attention {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
             Command::Crd => {
                 print!("{}", ScheduledWorkflow::crd_yaml());
                 Ok(())
@@ -302,9 +338,9 @@ async fn shutdown_signal() {
 
 fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     init_tracing();
-    TimeZone::get(&args.default_time_zone).with_context(|| {
+    crate::validate::zone_by_name(&args.default_time_zone).with_context(|| {
         format!(
-            "--default-time-zone {:?} is not an IANA time zone",
+            "--default-time-zone {:?} is not an IANA time zone (or Local)",
             args.default_time_zone
         )
     })?;

@@ -10,6 +10,7 @@ pub mod go_duration;
 pub mod macros;
 pub mod manifest;
 pub mod metrics;
+pub mod migrate;
 pub mod render;
 pub mod runkind;
 pub mod runstate;

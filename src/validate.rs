@@ -165,9 +165,18 @@ pub fn validate(spec: &ScheduledWorkflowSpec, default_tz: &str) -> Result<Valida
     }
 }
 
+/// A zone by IANA name; `Local` and the empty name are the machine's zone, as KFP reads
+/// `CRON_SCHEDULE_TIMEZONE` (`util/const.go` `GetLocation`).
+pub fn zone_by_name(name: &str) -> Result<TimeZone, jiff::Error> {
+    match name {
+        "" | "Local" => Ok(TimeZone::system()),
+        _ => TimeZone::get(name),
+    }
+}
+
 fn time_zone(spec: &ScheduledWorkflowSpec, default_tz: &str, found: &mut Findings) -> (String, TimeZone) {
     let name = spec.time_zone.clone().unwrap_or_else(|| default_tz.to_string());
-    match TimeZone::get(&name) {
+    match zone_by_name(&name) {
         Ok(tz) => (name, tz),
         Err(_) => {
             found.error("spec.timeZone", format!("unknown IANA time zone {name:?}"));

@@ -17,7 +17,7 @@ use k8s_openapi::{
     api::{core::v1::ObjectReference, events::v1::Event},
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
 };
-use kube::{Api, Client, api::PostParams};
+use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -168,7 +168,7 @@ async fn publish_all(
         let ns = p.regarding.namespace.clone().unwrap_or_default();
         let event = build(p, &controller, &instance, jiff::Timestamp::now(), &random_suffix());
         if let Err(e) = Api::<Event>::namespaced(client.clone(), &ns)
-            .create(&PostParams::default(), &event)
+            .create(&super::post_params(), &event)
             .await
         {
             metrics.event_dropped("api_error");

@@ -23,7 +23,7 @@ use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
 };
-use kube::{Api, Client, api::PostParams};
+use kube::{Api, Client};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -223,7 +223,7 @@ impl Election {
                 },
                 spec: Some(self.fresh_spec(None, now)),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
+            return match self.api.create(&super::post_params(), &lease).await {
                 Ok(_) => Ok(true),
                 Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
                 Err(e) => Err(e),
@@ -253,11 +253,7 @@ impl Election {
         }
         lease.spec = Some(self.fresh_spec(Some(&spec), now));
         // The resourceVersion we read makes this a compare-and-swap: one replica wins.
-        match self
-            .api
-            .replace(&self.config.name, &PostParams::default(), &lease)
-            .await
-        {
+        match self.api.replace(&self.config.name, &super::post_params(), &lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(e),
@@ -281,7 +277,7 @@ impl Election {
             spec.lease_duration_seconds = Some(1);
             spec.renew_time = Some(MicroTime(Timestamp::now()));
             self.api
-                .replace(&self.config.name, &PostParams::default(), &lease)
+                .replace(&self.config.name, &super::post_params(), &lease)
                 .await
                 .map(|_| ())
         };

@@ -41,6 +41,17 @@ use tracing::info;
 
 use crate::{metrics::Metrics, server::Health, stored::SwfObject};
 
+/// The field manager of every write the operator makes (status, runs, events, the lease), as
+/// `managedFields` shows it.
+pub const FIELD_MANAGER: &str = "swf-operator";
+
+fn post_params() -> kube::api::PostParams {
+    kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
 /// Passes running at once: bounds the load a burst of ticks (10,000 schedules at :00) puts
 /// on the API server.
 pub const CONCURRENT_PASSES: u16 = 32;

@@ -6,12 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use kube::{
-    Api, Resource,
-    api::{DeleteParams, PostParams},
-    core::Request,
-    runtime::controller::Action,
-};
+use kube::{Api, Resource, api::DeleteParams, core::Request, runtime::controller::Action};
 use tracing::{info, warn};
 
 use super::{
@@ -461,7 +456,7 @@ impl Pass<'_> {
         let url = <RunObject as Resource>::url_path(resource, Some(&owner.namespace));
         let bytes = serde_json::to_vec(&body).map_err(|e| create(kube::Error::SerdeError(e)))?;
         let request = Request::new(url)
-            .create(&PostParams::default(), bytes)
+            .create(&super::post_params(), bytes)
             .map_err(|e| create(kube::Error::BuildRequest(e)))?;
         match self.ctx.client.request::<RunObject>(request).await {
             Ok(run) => Ok(Created::New(run)),

@@ -117,7 +117,14 @@ impl StatusWriter {
             return Ok(false);
         }
         let written = api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(patch_body(&new)))
+            .patch_status(
+                name,
+                &PatchParams {
+                    field_manager: Some(super::FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &Patch::Merge(patch_body(&new)),
+            )
             .await?;
         if written.metadata.uid.as_deref() != Some(uid) {
             // The object was deleted and recreated under the same name meanwhile: the status

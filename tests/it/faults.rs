@@ -27,7 +27,7 @@ async fn an_api_server_outage_is_recovered_from_without_a_restart() {
     let Some(env) = common::private_env("outage").await else {
         return;
     };
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let swf = create(
         &env,
         job_swf(
@@ -70,4 +70,65 @@ async fn an_api_server_outage_is_recovered_from_without_a_restart() {
     assert_eq!(duplicates, 0, "{by_tick:?}");
     assert_eq!(lost, 0, "{ticks:?}");
     assert!(in_outage >= 4, "the ticks of the outage ran after it: {ticks:?}");
+}
+
+#[tokio::test]
+async fn users_patching_the_spec_while_the_operator_writes_status_lose_nothing() {
+    let env = common::env("conflicts").await;
+    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let swf = create(
+        &env,
+        job_swf(
+            "contended",
+            json!({"maxConcurrency": 10,
+        "trigger": {"periodicSchedule": {"intervalSecond": 1}}}),
+        ),
+    )
+    .await;
+    // Twenty spec changes, by kubectl, while a run (and a status write) happens every second.
+    for i in 0..20 {
+        common::kubectl(
+            env.plane,
+            &[
+                "-n",
+                &env.namespace,
+                "patch",
+                "swf",
+                "contended",
+                "--type=merge",
+                "-p",
+                &format!(r#"{{"spec":{{"description":"v{i}"}}}}"#),
+            ],
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let status = eventually(Duration::from_secs(60), "the last spec seen", || async {
+        let s = common::swf::swfs(&env).get("contended").await.ok()?;
+        (s.status.as_ref()?.observed_generation == s.metadata.generation).then_some(s)
+    })
+    .await;
+    operator.task.abort();
+    assert_eq!(status.spec.description.as_deref(), Some("v19"), "no user change lost");
+    let runs = runs_of(&env, &swf, &job_resource()).await.len();
+    // The operator never wrote spec: its only field entries are under status.
+    let fields = status.metadata.managed_fields.unwrap_or_default();
+    let ours: Vec<_> = fields
+        .iter()
+        .filter(|f| f.manager.as_deref() == Some("swf-operator"))
+        .collect();
+    assert!(!ours.is_empty(), "{fields:?}");
+    for f in ours {
+        let owned = f.fields_v1.as_ref().unwrap().0.as_object().unwrap();
+        assert!(
+            owned.keys().all(|k| k == "f:status"),
+            "the operator owns {:?}",
+            owned.keys()
+        );
+    }
+    let metrics = operator.metrics.render();
+    println!(
+        "conflicts: 20 spec patches, {runs} runs, status write errors: {}",
+        metrics.contains("StatusWriteFailed")
+    );
+    assert!(!metrics.contains("reason=\"StatusWriteFailed\""), "{metrics}");
 }

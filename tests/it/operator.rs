@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::{
     eventually, job_resource, list_runs, start_operator,
     swf::{
-        WAIT, argo_swf, condition, create, epochs, events_for, finish_job, finish_workflow, job_swf, merge, runs_of,
-        swfs, wait_runs,
+        WAIT, argo_swf, condition, create, epochs, events_for, fail_job, finish_job, finish_workflow, job_swf, merge,
+        runs_of, swfs, wait_runs,
     },
     workflow_resource,
 };
@@ -26,7 +26,7 @@ async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {
     let env = common::env("cron-concurrency").await;
     common::install_argo_crd(&env.client).await;
     // The operator runs with only the RBAC in deploy/.
-    let operator = start_operator(common::operator_client(&env).await, &env.namespace);
+    let operator = start_operator(&env).await;
     let swf = create(
         &env,
         argo_swf(
@@ -55,8 +55,17 @@ async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {
         (owner.kind.as_str(), owner.controller),
         ("ScheduledWorkflow", Some(true))
     );
-    let created = first.creation_timestamp().unwrap().0;
-    assert!(created.as_second() >= epoch, "not created before its tick");
+    // On time: not before its tick, and at most 5 s after it (generous for a loaded 2-core
+    // machine; creationTimestamp has 1 s resolution). Both runs found a free slot.
+    for run in &runs[..2] {
+        let tick: i64 = run.labels()[render::LABEL_EPOCH].parse().unwrap();
+        let late = run.creation_timestamp().unwrap().0.as_second() - tick;
+        assert!(
+            (0..=5).contains(&late),
+            "{} created {late}s after its tick",
+            run.name_any()
+        );
+    }
     assert_eq!(
         first.data["spec"]["arguments"]["parameters"][0]["value"],
         Timestamp::from_second(epoch)
@@ -117,7 +126,7 @@ async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {
 #[tokio::test]
 async fn periodic_jobs_respect_start_and_end_window() {
     let env = common::env("periodic-window").await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let start = Timestamp::now() + jiff::SignedDuration::from_secs(2);
     let end = start + jiff::SignedDuration::from_secs(7);
     let swf = create(&env, job_swf("window", json!({"maxConcurrency": 10,
@@ -146,7 +155,7 @@ async fn periodic_jobs_respect_start_and_end_window() {
 #[tokio::test]
 async fn catch_up_and_no_catchup_after_the_operator_was_down() {
     let env = common::env("downtime").await;
-    let mut operator = start_operator(env.client.clone(), &env.namespace);
+    let mut operator = start_operator(&env).await;
     let spec = |no_catchup: bool| json!({"maxConcurrency": 10, "noCatchup": no_catchup, "trigger": {"periodicSchedule": {"intervalSecond": 2}}});
     let catchup = create(&env, job_swf("catchup", spec(false))).await;
     let nocatchup = create(&env, job_swf("nocatchup", spec(true))).await;
@@ -159,7 +168,7 @@ async fn catch_up_and_no_catchup_after_the_operator_was_down() {
     let before_n = runs_of(&env, &nocatchup, &job_resource()).await.len();
     let down_at = Timestamp::now();
     tokio::time::sleep(Duration::from_secs(9)).await; // at least 4 ticks missed
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let up_at = Timestamp::now();
 
     // Catch-up: every missed tick runs, with its own scheduled time, on the 2 s grid.
@@ -173,9 +182,14 @@ async fn catch_up_and_no_catchup_after_the_operator_was_down() {
     assert!(missed >= 4, "missed ticks were run: {e:?}");
 
     // noCatchup: only the latest missed tick ran for the downtime, then back on the grid.
-    wait_runs(&env, &nocatchup, &job_resource(), before_n + 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Decided once status shows a tick at or after the restart: the downtime was handled.
+    eventually(WAIT, "noCatchup past the restart", || async {
+        let s = swfs(&env).get("nocatchup").await.ok()?.status?;
+        (s.trigger.last_triggered_time?.0 >= up_at).then_some(())
+    })
+    .await;
     let e = epochs(&runs_of(&env, &nocatchup, &job_resource()).await);
+    assert!(e.len() > before_n);
     let in_gap = e
         .iter()
         .filter(|&&t| t > down_at.as_second() + 1 && t < up_at.as_second() - 1)
@@ -191,7 +205,7 @@ async fn catch_up_and_no_catchup_after_the_operator_was_down() {
 #[tokio::test]
 async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
     let env = common::env("enable-disable").await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let swf = create(
         &env,
         job_swf(
@@ -257,7 +271,7 @@ async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
 #[tokio::test]
 async fn run_now_annotation_creates_one_run_per_new_value() {
     let env = common::env("run-now").await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let swf = create(
         &env,
         job_swf(
@@ -292,14 +306,35 @@ async fn run_now_annotation_creates_one_run_per_new_value() {
         (s.trigger.last_run_now.as_deref() == Some("first")).then_some(())
     })
     .await;
-    // Re-applying the same value does nothing; a new value runs again.
-    annotate("first");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A pass that sees the same value again (woken here by a spec change) runs nothing.
+    swfs(&env)
+        .patch(
+            "manual",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"description": "woken"}})),
+        )
+        .await
+        .unwrap();
+    let status = eventually(WAIT, "the spec change seen", || async {
+        let s = swfs(&env).get("manual").await.ok()?.status?;
+        (s.observed_generation == Some(2)).then_some(s)
+    })
+    .await;
+    assert_eq!(status.trigger.last_workflow_index, Some(1));
     assert_eq!(runs_of(&env, &swf, &job_resource()).await.len(), 1);
+    // Nothing changes, so nothing is written (no heartbeat, KFP #8757).
+    let before = swfs(&env).get("manual").await.unwrap().resource_version();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(swfs(&env).get("manual").await.unwrap().resource_version(), before);
+    // A new value runs again.
     annotate("second");
-    let runs = wait_runs(&env, &swf, &job_resource(), 2).await;
-    assert_eq!(runs.len(), 2);
-    let s = swfs(&env).get("manual").await.unwrap().status.unwrap();
+    wait_runs(&env, &swf, &job_resource(), 2).await;
+    let s = eventually(WAIT, "second request recorded", || async {
+        let s = swfs(&env).get("manual").await.ok()?.status?;
+        (s.trigger.last_run_now.as_deref() == Some("second")).then_some(s)
+    })
+    .await;
+    assert_eq!(s.trigger.last_workflow_index, Some(2));
     assert_eq!(
         s.trigger.last_triggered_time, None,
         "manual runs do not move the schedule"
@@ -331,29 +366,45 @@ async fn restarts_and_two_racing_operators_create_no_duplicates() {
     jobs.create(&PostParams::default(), &orphan).await.unwrap();
 
     // Two operators at once (a failover overlap), then each restarted.
-    let a = start_operator(env.client.clone(), &env.namespace);
-    let b = start_operator(env.plane.admin_client().await, &env.namespace);
+    let a = start_operator(&env).await;
+    let b = start_operator(&env).await;
     wait_runs(&env, &swf, &job_resource(), 5).await;
     a.abort();
-    let c = start_operator(env.client.clone(), &env.namespace);
+    let c = start_operator(&env).await;
     wait_runs(&env, &swf, &job_resource(), 8).await;
     b.abort();
     c.abort();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let runs = runs_of(&env, &swf, &job_resource()).await;
+    let mut runs = runs_of(&env, &swf, &job_resource()).await;
+    runs.sort_by_key(|r| r.labels()[render::LABEL_EPOCH].parse::<i64>().unwrap());
     let e = epochs(&runs);
     let mut unique = e.clone();
     unique.dedup();
     assert_eq!(e, unique, "one run per tick");
     assert!(e.windows(2).all(|w| w[1] - w[0] == 1), "no tick lost: {e:?}");
-    assert_eq!(e[0], first_tick.as_second(), "the orphan was adopted as the first tick");
-    assert!(runs.iter().any(|r| r.name_any() == orphan_name));
+    assert_eq!(
+        runs[0].name_any(),
+        orphan_name,
+        "the orphan was adopted as the first tick"
+    );
+    // Indexes are 1..n in tick order, whatever operator created each run, and status agrees.
+    let indexes: Vec<i64> = runs
+        .iter()
+        .map(|r| r.labels()[render::LABEL_INDEX].parse().unwrap())
+        .collect();
+    assert_eq!(indexes, (1..=runs.len() as i64).collect::<Vec<_>>());
+    let status = eventually(WAIT, "status counts every run", || async {
+        let s = swfs(&env).get("racy").await.ok()?.status?;
+        (s.trigger.last_workflow_index >= Some(runs.len() as i64)).then_some(s)
+    })
+    .await;
+    assert_eq!(status.trigger.last_workflow_index, Some(runs.len() as i64));
 }
 
 #[tokio::test]
 async fn invalid_specs_get_error_conditions_and_warning_events() {
     let env = common::env("invalid").await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let cases = [
         (
             "bad-cron",
@@ -422,7 +473,7 @@ async fn invalid_specs_get_error_conditions_and_warning_events() {
 async fn deleting_a_schedule_deletes_its_runs() {
     let env = common::env("cascade").await;
     env.plane.ensure_garbage_collector();
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let swf = create(
         &env,
         job_swf(
@@ -460,7 +511,7 @@ async fn a_foreign_object_with_the_run_name_is_not_adopted() {
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}))
     .unwrap();
     jobs.create(&PostParams::default(), &foreign).await.unwrap();
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let events = eventually(WAIT, "RunNameConflict warning", || async {
         let ev = events_for(&env, "clash").await;
         ev.iter()
@@ -481,7 +532,7 @@ async fn a_foreign_object_with_the_run_name_is_not_adopted() {
 #[tokio::test]
 async fn concurrency_policies_and_history_limits() {
     let env = common::env("policies").await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let every = |policy: &str, extra: Value| {
         let mut spec = json!({"maxConcurrency": 1, "concurrencyPolicy": policy, "trigger": {"periodicSchedule": {"intervalSecond": 1}}});
         merge(&mut spec, extra);
@@ -568,4 +619,187 @@ async fn concurrency_policies_and_history_limits() {
     assert_eq!(status.workflow_history.completed[0].name, kept[0].name_any());
     assert!(status.trigger.last_workflow_index.unwrap() >= 4);
     operator.abort();
+}
+
+#[tokio::test]
+async fn an_unknown_run_kind_is_an_error_and_creates_nothing() {
+    let env = common::env("unknown-kind").await;
+    let operator = start_operator(&env).await;
+    create(
+        &env,
+        job_swf(
+            "nokind",
+            json!({"trigger": {"periodicSchedule": {"intervalSecond": 1}},
+        "runTemplate": {"apiVersion": "example.com/v1", "kind": "Nonexistent", "spec": {}}}),
+        ),
+    )
+    .await;
+    let (_, message) = eventually(WAIT, "an Error condition", || async {
+        condition(&env, "nokind").await.filter(|(t, _)| t == "Error")
+    })
+    .await;
+    assert!(
+        message.contains("example.com/v1/Nonexistent is not served by this cluster"),
+        "{message}"
+    );
+    let events = events_for(&env, "nokind").await;
+    assert_eq!(
+        events.iter().filter(|(_, r, _)| r == "UnknownRunKind").count(),
+        1,
+        "one event for the problem: {events:?}"
+    );
+    operator.abort();
+}
+
+#[tokio::test]
+async fn a_kind_not_watched_at_start_is_watched_on_first_use() {
+    let env = common::env("lazy-watch").await;
+    // Nothing is watched at start-up: the Job cache starts when the schedule needs it.
+    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
+        s.watch_kinds.clear()
+    });
+    let swf = create(
+        &env,
+        job_swf(
+            "lazy",
+            json!({"maxConcurrency": 1,
+        "trigger": {"periodicSchedule": {"intervalSecond": 2}}}),
+        ),
+    )
+    .await;
+    let first = wait_runs(&env, &swf, &job_resource(), 1).await;
+    eventually(WAIT, "the first run active in status", || async {
+        (swfs(&env).get("lazy").await.ok()?.status?.active_runs == Some(1)).then_some(())
+    })
+    .await;
+    // Finishing the run frees the slot: the watch of Jobs wakes the schedule.
+    finish_job(&env.client, &env.namespace, &first[0].name_any()).await;
+    let runs = wait_runs(&env, &swf, &job_resource(), 2).await;
+    assert_eq!(runs.len(), 2);
+    operator.task.abort();
+}
+
+#[tokio::test]
+async fn failed_runs_history_limit_and_a_one_off_schedules_conditions() {
+    let env = common::env("failed-limit").await;
+    let operator = start_operator(&env).await;
+    let swf = create(
+        &env,
+        job_swf(
+            "flaky",
+            json!({"maxConcurrency": 1, "failedRunsHistoryLimit": 1,
+        "trigger": {"periodicSchedule": {"intervalSecond": 1}}}),
+        ),
+    )
+    .await;
+    for n in 1..=3 {
+        let runs = wait_runs(&env, &swf, &job_resource(), 1).await;
+        if let Some(active) = runs.iter().find(|r| r.data["status"].get("conditions").is_none()) {
+            fail_job(&env.client, &env.namespace, &active.name_any()).await;
+        }
+        eventually(WAIT, &format!("failure {n} recorded"), || async {
+            let s = swfs(&env).get("flaky").await.ok()?.status?;
+            (s.trigger.last_workflow_index >= Some(n + 1)).then_some(())
+        })
+        .await;
+    }
+    let failed = eventually(WAIT, "one failed run kept", || async {
+        let runs = runs_of(&env, &swf, &job_resource()).await;
+        let failed: Vec<_> = runs
+            .into_iter()
+            .filter(|r| r.data["status"].get("conditions").is_some())
+            .collect();
+        (failed.len() == 1).then_some(failed)
+    })
+    .await;
+    assert_eq!(failed.len(), 1);
+
+    // A one-off schedule: Running while its run is active, Succeeded once it finished.
+    let once = create(&env, job_swf("once", json!({}))).await;
+    let run = wait_runs(&env, &once, &job_resource(), 1).await.remove(0);
+    eventually(WAIT, "Running", || async {
+        (condition(&env, "once").await?.0 == "Running").then_some(())
+    })
+    .await;
+    finish_job(&env.client, &env.namespace, &run.name_any()).await;
+    eventually(WAIT, "Succeeded", || async {
+        (condition(&env, "once").await?.0 == "Succeeded").then_some(())
+    })
+    .await;
+    assert_eq!(runs_of(&env, &once, &job_resource()).await.len(), 1);
+    operator.abort();
+}
+
+#[tokio::test]
+async fn time_zones_from_the_spec_and_from_the_operator() {
+    let env = common::env("time-zones").await;
+    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
+        s.default_time_zone = "America/New_York".into()
+    });
+    let daily = |tz: Option<&str>| {
+        let mut spec = json!({"trigger": {"cronSchedule": {"cron": "0 0 9 * * *"}}});
+        if let Some(tz) = tz {
+            spec["timeZone"] = json!(tz);
+        }
+        spec
+    };
+    create(&env, job_swf("tokyo", daily(Some("Asia/Tokyo")))).await;
+    create(&env, job_swf("default-zone", daily(None))).await;
+    let next = |name: &'static str| {
+        let env = &env;
+        async move {
+            eventually(WAIT, &format!("{name} scheduled"), || async {
+                swfs(env)
+                    .get(name)
+                    .await
+                    .ok()?
+                    .status?
+                    .trigger
+                    .next_triggered_time
+                    .map(|t| t.0)
+            })
+            .await
+        }
+    };
+    for (name, zone) in [("tokyo", "Asia/Tokyo"), ("default-zone", "America/New_York")] {
+        let t = next(name).await;
+        let local = t.to_zoned(jiff::tz::TimeZone::get(zone).unwrap());
+        assert_eq!(
+            (local.hour(), local.minute(), local.second()),
+            (9, 0, 0),
+            "{name}: {t} is 09:00 in {zone}"
+        );
+        let s = swfs(&env).get(name).await.unwrap().status.unwrap();
+        assert_eq!(s.schedule.as_deref(), Some(format!("0 0 9 * * * ({zone})").as_str()));
+    }
+    operator.task.abort();
+}
+
+#[tokio::test]
+async fn ready_only_once_every_watched_cache_has_listed() {
+    let env = common::env("readyz").await;
+    // The operator's RBAC has no list/watch on ConfigMaps: that cache never lists.
+    let blocked = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
+        s.watch_kinds
+            .push(swf_operator::runkind::RunKind::parse("v1", "ConfigMap"))
+    });
+    let ok = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let app = |health: swf_operator::server::Health| swf_operator::server::router(Default::default(), health);
+    let status = |health: swf_operator::server::Health| async move {
+        use tower::ServiceExt;
+        let request = http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap();
+        app(health).oneshot(request).await.unwrap().status().as_u16()
+    };
+    eventually(WAIT, "the healthy operator ready", || async {
+        (status(ok.health.clone()).await == 200).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        status(blocked.health.clone()).await,
+        503,
+        "a cache that cannot list keeps it unready"
+    );
+    blocked.task.abort();
+    ok.task.abort();
 }

@@ -117,7 +117,7 @@ async fn switching_from_kfps_controller_runs_no_tick_twice_and_loses_none() {
         .unwrap();
 
     // Our operator takes over.
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let switched_at = Timestamp::now();
     let by_tick = eventually(WAIT, "three ticks after the switch", || async {
         let by_tick = uids_per_tick(&env, &swf, &workflow_resource()).await;
@@ -164,7 +164,7 @@ async fn a_kfp_one_off_whose_run_is_active_does_not_run_again() {
         .create(&PostParams::default(), &kfp_workflow(&swf, 1, created, None))
         .await
         .unwrap();
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let status = eventually(WAIT, "status written", || async {
         let s = swfs(&env).get("once").await.ok()?.status?;
         (s.trigger.last_workflow_index == Some(1)).then_some(s)
@@ -188,7 +188,7 @@ async fn a_kfp_one_off_whose_run_is_active_does_not_run_again() {
 #[tokio::test]
 async fn a_tick_whose_run_cannot_be_created_is_reported_and_does_not_freeze_the_schedule() {
     let env = common::env("create-fails").await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     // A Job without containers: the API server refuses it (422) every time.
     let swf = create(
         &env,
@@ -256,7 +256,7 @@ async fn a_foreign_object_on_a_ticks_name_skips_that_tick_and_the_next_ones_run(
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}))
     .unwrap();
     jobs.create(&PostParams::default(), &foreign).await.unwrap();
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let runs = wait_runs(&env, &swf, &job_resource(), 2).await;
     let e = epochs(&runs);
     assert!(e.iter().all(|&t| t > first_tick.as_second()), "{e:?}");
@@ -280,7 +280,7 @@ async fn replace_with_a_backlog_creates_one_run_not_one_per_missed_tick() {
         ),
     )
     .await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let first = wait_runs(&env, &swf, &job_resource(), 1).await;
     let first_tick = epochs(&first)[0];
     assert!(
@@ -302,7 +302,7 @@ async fn replace_with_a_backlog_creates_one_run_not_one_per_missed_tick() {
 #[tokio::test]
 async fn a_run_being_deleted_is_not_active() {
     let env = common::env("deleting-run").await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let swf = create(
         &env,
         job_swf(
@@ -345,7 +345,7 @@ async fn a_run_being_deleted_is_not_active() {
 #[tokio::test]
 async fn ticks_before_1970_are_not_run_and_do_not_stop_the_schedule() {
     let env = common::env("before-1970").await;
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     let swf = create(
         &env,
         job_swf(
@@ -396,7 +396,7 @@ async fn idle_schedules_cost_nothing_and_no_pass_lists_runs() {
     ] {
         create(&env, job_swf(name, spec)).await;
     }
-    let operator = start_operator(env.client.clone(), &env.namespace);
+    let operator = start_operator(&env).await;
     for name in ["disabled-once", "disabled-cron", "ended"] {
         eventually(WAIT, &format!("status of {name}"), || async {
             swfs(&env).get(name).await.ok()?.status?.conditions.first().map(|_| ())
@@ -448,4 +448,55 @@ async fn idle_schedules_cost_nothing_and_no_pass_lists_runs() {
         delta("PATCH", "scheduledworkflows")
     );
     operator.abort();
+}
+
+#[tokio::test]
+async fn migrate_check_says_what_changes_and_exits_1_when_something_needs_attention() {
+    let env = common::env("migrate-check").await;
+    common::install_argo_crd(&env.client).await;
+    let kfp = create(
+        &env,
+        argo_swf(
+            "kfp-made",
+            json!({"trigger": {"periodicSchedule": {"intervalSecond": 60}}}),
+        ),
+    )
+    .await;
+    let tick = kfp.creation_timestamp().unwrap().0 + SignedDuration::from_secs(60);
+    let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &workflow_resource());
+    api.create(&PostParams::default(), &kfp_workflow(&kfp, 1, tick, None))
+        .await
+        .unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_swf-operator"))
+            .args(["migrate-check", "-n", &env.namespace])
+            .args(extra)
+            .env("KUBECONFIG", &env.plane.kubeconfig)
+            .env_remove("CRON_SCHEDULE_TIMEZONE")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("/kfp-made: OK") && out.contains("adopts 1 run(s), 1 active; the next index is 2"),
+        "{out}"
+    );
+    create(
+        &env,
+        argo_swf(
+            "five-fields",
+            json!({"trigger": {"cronSchedule": {"cron": "0 0 * * *"}}}),
+        ),
+    )
+    .await;
+    let (code, out) = run(&["--block-v1-pipelines=true"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("/five-fields: ATTENTION") && out.contains("5-field"),
+        "{out}"
+    );
+    assert!(out.contains("not allowed to run v1 pipelines"), "{out}");
+    assert!(out.ends_with("2 schedule(s), 2 need(s) attention\n"), "{out}");
 }

@@ -104,6 +104,8 @@ pub fn repo_root() -> PathBuf {
 /// A control plane shared by all tests of one binary.
 pub struct ControlPlane {
     pub kubeconfig: PathBuf,
+    /// deploy/base's namespace, ServiceAccount and RBAC, applied once per plane.
+    operator_rbac: tokio::sync::OnceCell<()>,
     /// `None` when `USE_EXISTING_CLUSTER=true`.
     local: Option<LocalPlane>,
 }
@@ -132,6 +134,7 @@ pub fn control_plane() -> &'static ControlPlane {
                 .unwrap_or_else(|| dirs_home().join(".kube/config"));
             return ControlPlane {
                 kubeconfig,
+                operator_rbac: Default::default(),
                 local: None,
             };
         }
@@ -269,6 +272,7 @@ fn start_local_plane() -> ControlPlane {
     local.start_apiserver();
     ControlPlane {
         kubeconfig: local.layout.kubeconfig(),
+        operator_rbac: Default::default(),
         local: Some(local),
     }
 }
@@ -503,13 +507,12 @@ pub fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-static OPERATOR_RBAC: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-
 /// A client that acts as the operator's ServiceAccount with exactly the RBAC in `deploy/base/`
 /// (a real token from the TokenRequest API), to prove the operator needs no more.
 pub async fn operator_client(env: &TestEnv) -> Client {
     let plane = env.plane;
-    OPERATOR_RBAC
+    plane
+        .operator_rbac
         .get_or_init(|| async {
             let deploy = repo_root().join("deploy/base");
             for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
@@ -564,45 +567,65 @@ pub async fn list_runs(client: &Client, ns: &str, ar: &ApiResource) -> Vec<Dynam
     items
 }
 
-/// The operator, in this process, watching only `namespace`. Abort the handle to stop it
+/// The operator, in this process, watching only the test's namespace, with the identity and
+/// exactly the RBAC of `deploy/base/` (its ServiceAccount's token). Abort the handle to stop it
 /// (everything it started stops with it).
-pub fn start_operator(client: Client, namespace: &str) -> tokio::task::JoinHandle<()> {
-    start_operator_with(client, namespace, |_| {})
+pub async fn start_operator(env: &TestEnv) -> tokio::task::JoinHandle<()> {
+    start_operator_with(operator_client(env).await, &env.namespace, |_| {})
 }
 
-/// As `start_operator`, with settings changed by `tune` first.
 pub fn start_operator_with(
     client: Client,
     namespace: &str,
     tune: impl FnOnce(&mut swf_operator::controller::Settings),
 ) -> tokio::task::JoinHandle<()> {
-    use swf_operator::{
-        controller::{self, Parts, Settings},
-        runkind::RunKind,
-    };
-    let mut settings = Settings::new(
-        Some(namespace.to_string()),
-        "UTC",
-        vec![RunKind::argo_workflow(), RunKind::parse("batch/v1", "Job")],
-    );
-    tune(&mut settings);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-    let parts = Parts {
-        client,
-        settings,
-        metrics: Default::default(),
-        health: Default::default(),
-        lease: None,
-        identity: "test".into(),
-    };
-    tokio::spawn(async move {
-        if let Err(e) = controller::run(parts, futures::future::pending()).await {
-            panic!("operator failed: {e:#}");
-        }
-    })
+    Operator::start(client, namespace, tune).task
+}
+
+/// A running operator, with its health and metrics.
+pub struct Operator {
+    pub task: tokio::task::JoinHandle<()>,
+    pub health: swf_operator::server::Health,
+    pub metrics: std::sync::Arc<swf_operator::metrics::Metrics>,
+}
+
+impl Operator {
+    pub fn start(
+        client: Client,
+        namespace: &str,
+        tune: impl FnOnce(&mut swf_operator::controller::Settings),
+    ) -> Operator {
+        use swf_operator::{
+            controller::{self, Parts, Settings},
+            runkind::RunKind,
+        };
+        let mut settings = Settings::new(
+            Some(namespace.to_string()),
+            "UTC",
+            vec![RunKind::argo_workflow(), RunKind::parse("batch/v1", "Job")],
+        );
+        tune(&mut settings);
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let health = swf_operator::server::Health::default();
+        let metrics = std::sync::Arc::new(swf_operator::metrics::Metrics::default());
+        let parts = Parts {
+            client,
+            settings,
+            metrics: metrics.clone(),
+            health: health.clone(),
+            lease: None,
+            identity: "test".into(),
+        };
+        let task = tokio::spawn(async move {
+            if let Err(e) = controller::run(parts, futures::future::pending()).await {
+                panic!("operator failed: {e:#}");
+            }
+        });
+        Operator { task, health, metrics }
+    }
 }
 
 // ---- JobService helpers -----------------------------------------------------------------

@@ -123,3 +123,13 @@ pub async fn events_for(env: &TestEnv, name: &str) -> Vec<(String, String, Strin
         })
         .collect()
 }
+
+pub async fn fail_job(client: &Client, ns: &str, name: &str) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &job_resource());
+    let now = Timestamp::now().to_string();
+    let patch = json!({"status": {"startTime": now, "failed": 1,
+        "conditions": [{"type": "Failed", "status": "True", "lastProbeTime": now, "lastTransitionTime": now, "message": "boom"}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
