@@ -6,6 +6,7 @@ use jiff::Timestamp;
 
 use crate::{
     crd::ScheduledWorkflowSpec,
+    manifest::ManifestError,
     schedule::{self, PlanInput, TriggerState},
     validate,
 };
@@ -15,131 +16,128 @@ pub struct Report {
     pub errors: usize,
 }
 
-/// Fields a ScheduledWorkflow spec may have; anything else would be pruned by the API server.
-const SPEC_FIELDS: &[&str] = &[
-    "description",
-    "enabled",
-    "maxConcurrency",
-    "noCatchup",
-    "maxHistory",
-    "trigger",
-    "workflow",
-    "serviceAccount",
-    "pipelineId",
-    "pipelineName",
-    "pipelineVersionId",
-    "experimentId",
-    "pluginsInput",
-    "timeZone",
-    "runTemplate",
-    "concurrencyPolicy",
-    "successfulRunsHistoryLimit",
-    "failedRunsHistoryLimit",
-];
+/// Fields a ScheduledWorkflow spec may have (from the CRD's schema); anything else would be
+/// pruned by the API server.
+fn spec_fields() -> Vec<String> {
+    let crd = crate::crd::ScheduledWorkflow::crd_manifest();
+    crd.pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties")
+        .and_then(serde_json::Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
 
 pub fn check_files(files: &[PathBuf], default_tz: &str, count: usize, now: Timestamp) -> Report {
-    let mut output = String::new();
-    let mut errors = 0;
+    let mut report = Report {
+        output: String::new(),
+        errors: 0,
+    };
+    let known = spec_fields();
     for file in files {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
-                output.push_str(&format!("{}: cannot read: {e}\n", file.display()));
-                errors += 1;
+                report.fail(format!("{}: cannot read: {e}\n", file.display()));
                 continue;
             }
         };
         for (i, doc) in crate::manifest::parse_yaml_documents(&text).into_iter().enumerate() {
             let value = match doc {
                 Ok(v) => v,
-                Err(crate::manifest::ManifestError::Syntax(e)) => {
-                    output.push_str(&format!("{} (document {}): not YAML: {e}\n", file.display(), i + 1));
-                    errors += 1;
+                Err(ManifestError::Syntax(e)) => {
+                    report.fail(format!("{} (document {}): not YAML: {e}\n", file.display(), i + 1));
                     continue;
                 }
                 Err(e) => {
-                    output.push_str(&format!("{} (document {}): {e}\n", file.display(), i + 1));
-                    errors += 1;
+                    report.fail(format!("{} (document {}): {e}\n", file.display(), i + 1));
                     continue;
                 }
             };
             if value.is_null() || value["kind"] != "ScheduledWorkflow" {
                 continue;
             }
-            let name = value["metadata"]["name"].as_str().unwrap_or("<unnamed>").to_string();
+            let name = value["metadata"]["name"].as_str().unwrap_or("<unnamed>");
             let at = format!("{}: ScheduledWorkflow {name}", file.display());
-            let unknown: Vec<String> = value["spec"]
-                .as_object()
-                .map(|m| {
-                    m.keys()
-                        .filter(|k| !SPEC_FIELDS.contains(&k.as_str()))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
-            let spec: ScheduledWorkflowSpec = match serde_json::from_value(value["spec"].clone()) {
-                Ok(s) => s,
-                Err(e) => {
-                    output.push_str(&format!("{at}: spec: {e}\n"));
-                    errors += 1;
-                    continue;
-                }
-            };
-            let mut problems: Vec<String> = unknown
-                .iter()
-                .map(|k| format!("spec.{k}: unknown field (the API server would drop it)"))
-                .collect();
-            match validate::validate(&spec, default_tz) {
-                Err(invalid) => problems.extend(invalid.0),
-                Ok(v) if problems.is_empty() => {
-                    output.push_str(&format!(
-                        "{at}: OK ({})\n",
-                        schedule::describe(&spec.trigger, &v.time_zone)
-                    ));
-                    for w in &v.warnings {
-                        output.push_str(&format!("  warning: {w}\n"));
-                    }
-                    let mut state = TriggerState::default();
-                    let mut shown = 0;
-                    let mut cursor = now;
-                    while shown < count {
-                        let plan = schedule::plan(&PlanInput {
-                            schedule: &v.schedule,
-                            enabled: true,
-                            no_catchup: true,
-                            max_concurrency: 1,
-                            policy: Default::default(),
-                            created: now,
-                            state: state.clone(),
-                            active: 0,
-                            now: cursor,
-                        });
-                        match plan.next {
-                            Some(next) => {
-                                output.push_str(&format!("  next: {next}\n"));
-                                state.last_triggered = Some(next);
-                                state.last_index += 1;
-                                cursor = next;
-                                shown += 1;
-                            }
-                            None => break,
-                        }
-                    }
-                    if shown == 0 {
-                        output.push_str("  next: none\n");
-                    }
-                    continue;
-                }
-                Ok(_) => {}
-            }
-            errors += 1;
-            output.push_str(&format!("{at}: INVALID\n"));
-            for p in problems {
-                output.push_str(&format!("  {p}\n"));
+            match check_schedule(&value["spec"], &known, default_tz, count, now) {
+                Ok(lines) => report.output.push_str(&format!("{at}: {lines}")),
+                Err(problems) => report.fail(format!("{at}: {problems}")),
             }
         }
     }
-    Report { output, errors }
+    report
+}
+
+impl Report {
+    fn fail(&mut self, text: String) {
+        self.output.push_str(&text);
+        self.errors += 1;
+    }
+}
+
+/// `OK (...)` with warnings and the next fire times, or `INVALID` with every problem.
+fn check_schedule(
+    spec: &serde_json::Value,
+    known: &[String],
+    default_tz: &str,
+    count: usize,
+    now: Timestamp,
+) -> Result<String, String> {
+    let mut problems: Vec<String> = spec
+        .as_object()
+        .map(|m| m.keys().filter(|k| !known.contains(k)).cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .iter()
+        .map(|k| format!("spec.{k}: unknown field (the API server would drop it)"))
+        .collect();
+    let typed: ScheduledWorkflowSpec = serde_json::from_value(spec.clone()).map_err(|e| format!("spec: {e}\n"))?;
+    match validate::validate(&typed, default_tz) {
+        Err(invalid) => problems.extend(invalid.0),
+        Ok(v) if problems.is_empty() => {
+            let mut out = format!("OK ({})\n", schedule::describe(&typed.trigger, &v.time_zone));
+            for w in &v.warnings {
+                out.push_str(&format!("  warning: {w}\n"));
+            }
+            let times = next_times(&v, count, now);
+            if times.is_empty() {
+                out.push_str("  next: none\n");
+            }
+            for t in times {
+                out.push_str(&format!("  next: {t}\n"));
+            }
+            return Ok(out);
+        }
+        Ok(_) => {}
+    }
+    let mut out = "INVALID\n".to_string();
+    for p in problems {
+        out.push_str(&format!("  {p}\n"));
+    }
+    Err(out)
+}
+
+/// The next `count` fire times after `now`, through the planner.
+fn next_times(v: &validate::Validated, count: usize, now: Timestamp) -> Vec<Timestamp> {
+    let mut state = TriggerState::default();
+    let mut times = Vec::new();
+    let mut cursor = now;
+    while times.len() < count {
+        let plan = schedule::plan(&PlanInput {
+            schedule: &v.schedule,
+            enabled: true,
+            no_catchup: true,
+            max_concurrency: 1,
+            policy: Default::default(),
+            created: now,
+            state: state.clone(),
+            active: 0,
+            now: cursor,
+        });
+        let Some(next) = plan.next else { break };
+        times.push(next);
+        state.last_triggered = Some(next);
+        state.last_index += 1;
+        cursor = next;
+    }
+    times
 }
 
 #[cfg(test)]

@@ -30,44 +30,53 @@ pub enum Command {
     /// Print the ScheduledWorkflow CRD (YAML).
     Crd,
     /// Validate ScheduledWorkflow manifests offline (a GitOps CI step) and print next fire times.
-    Check {
-        /// YAML files (several documents each allowed); non-ScheduledWorkflow documents are skipped.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
-        default_time_zone: String,
-        /// How many fire times to print per schedule.
-        #[arg(long, default_value_t = 3)]
-        count: usize,
-    },
+    Check(CheckArgs),
     /// Read the cluster's ScheduledWorkflows (read-only) and say, per object, what changes when
     /// this operator takes over from KFP's controller. Exits 1 when something needs attention.
-    MigrateCheck {
-        /// Only this namespace (default: all).
-        #[arg(long, short = 'n')]
-        namespace: Option<String>,
-        #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
-        default_time_zone: String,
-        #[arg(long, env = "BLOCK_V1_PIPELINES", default_value_t = false, action = clap::ArgAction::Set)]
-        block_v1_pipelines: bool,
-        #[arg(long, env = "V1_ALLOWED_NAMESPACES", default_value = "")]
-        v1_allowed_namespaces: String,
-    },
+    MigrateCheck(MigrateCheckArgs),
     /// Print the next fire times of a KFP cron expression or a period.
-    Next {
-        #[arg(long, conflicts_with = "every", required_unless_present = "every")]
-        cron: Option<String>,
-        /// Period in seconds.
-        #[arg(long)]
-        every: Option<i64>,
-        #[arg(long, default_value = "UTC")]
-        time_zone: String,
-        /// Start after this instant (RFC 3339; default: now).
-        #[arg(long)]
-        after: Option<Timestamp>,
-        #[arg(long, default_value_t = 5)]
-        count: usize,
-    },
+    Next(NextArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// YAML files (several documents each allowed); non-ScheduledWorkflow documents are skipped.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
+    default_time_zone: String,
+    /// How many fire times to print per schedule.
+    #[arg(long, default_value_t = 3)]
+    count: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateCheckArgs {
+    /// Only this namespace (default: all).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
+    default_time_zone: String,
+    #[arg(long, env = "BLOCK_V1_PIPELINES", default_value_t = false, action = clap::ArgAction::Set)]
+    block_v1_pipelines: bool,
+    #[arg(long, env = "V1_ALLOWED_NAMESPACES", default_value = "")]
+    v1_allowed_namespaces: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NextArgs {
+    #[arg(long, conflicts_with = "every", required_unless_present = "every")]
+    cron: Option<String>,
+    /// Period in seconds.
+    #[arg(long)]
+    every: Option<i64>,
+    #[arg(long, default_value = "UTC")]
+    time_zone: String,
+    /// Start after this instant (RFC 3339; default: now).
+    #[arg(long)]
+    after: Option<Timestamp>,
+    #[arg(long, default_value_t = 5)]
+    count: usize,
 }
 
 #[derive(Args, Debug)]
@@ -202,104 +211,104 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Run(args) => run_operator(*args),
-            Command::Api(args) => {
-                init_tracing();
-                anyhow::ensure!(args.enabled(), "give --api-addr and/or --grpc-addr");
-                tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(async move {
-                        let client = kube::Client::try_default()
-                            .await
-                            .context("no Kubernetes configuration found")?;
-                        args.serve(client).await
-                    })
-            }
-            Command::MigrateCheck {
-                namespace,
-                default_time_zone,
-                block_v1_pipelines,
-                v1_allowed_namespaces,
-            } => {
-                let v1 = crate::validate::V1Policy::new(block_v1_pipelines, &v1_allowed_namespaces);
-                let assessments = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(async {
-                        let client = kube::Client::try_default()
-                            .await
-                            .context("no Kubernetes configuration found")?;
-                        crate::migrate::check_cluster(client, namespace.as_deref(), &default_time_zone, &v1).await
-                    })?;
-                let (text, attention) = crate::migrate::report(&assessments);
-                print!("{text}");
-                if attention {
-                    std::process::exit(1);
-                }
-                Ok(())
-            }
+            Command::Api(args) => run_api(args),
             Command::Crd => {
                 print!("{}", ScheduledWorkflow::crd_yaml());
                 Ok(())
             }
-            Command::Check {
-                files,
-                default_time_zone,
-                count,
-            } => {
-                let report = crate::check::check_files(&files, &default_time_zone, count, Timestamp::now());
-                print!("{}", report.output);
-                if report.errors > 0 {
-                    anyhow::bail!("{} invalid ScheduledWorkflow(s)", report.errors);
-                }
-                Ok(())
-            }
-            Command::Next {
-                cron,
-                every,
-                time_zone,
-                after,
-                count,
-            } => {
-                let tz = TimeZone::get(&time_zone).with_context(|| format!("unknown time zone {time_zone:?}"))?;
-                let mut t = after.unwrap_or_else(Timestamp::now);
-                let step: Box<dyn Fn(Timestamp) -> Option<Timestamp>> = match (cron, every) {
-                    (Some(expr), _) => {
-                        let parsed = cron::parse(&expr).map_err(|e| anyhow::anyhow!("invalid cron {expr:?}: {e}"))?;
-                        if let Some(w) = parsed.warning() {
-                            eprintln!("warning: {w}");
-                        }
-                        match parsed {
-                            CronExpr::Calendar(c) => Box::new(move |t| c.next_after(t, &tz)),
-                            CronExpr::Every { seconds } => Box::new(move |t: Timestamp| {
-                                t.checked_add(jiff::SignedDuration::from_secs(seconds)).ok()
-                            }),
-                        }
-                    }
-                    (None, Some(seconds)) if seconds >= 1 => {
-                        Box::new(move |t: Timestamp| t.checked_add(jiff::SignedDuration::from_secs(seconds)).ok())
-                    }
-                    _ => anyhow::bail!("--every must be at least 1 second"),
-                };
-                for _ in 0..count {
-                    match step(t) {
-                        Some(next) => {
-                            println!(
-                                "{next}  ({})",
-                                next.to_zoned(TimeZone::get(&time_zone)?)
-                                    .strftime("%Y-%m-%d %H:%M:%S %Z")
-                            );
-                            t = next;
-                        }
-                        None => {
-                            println!("(no further fire time)");
-                            break;
-                        }
-                    }
-                }
-                Ok(())
-            }
+            Command::Check(args) => args.run(),
+            Command::MigrateCheck(args) => args.run(),
+            Command::Next(args) => args.run(),
         }
+    }
+}
+
+fn run_api(args: ApiArgs) -> anyhow::Result<()> {
+    init_tracing();
+    anyhow::ensure!(args.enabled(), "give --api-addr and/or --grpc-addr");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let client = kube::Client::try_default()
+                .await
+                .context("no Kubernetes configuration found")?;
+            args.serve(client).await
+        })
+}
+
+impl CheckArgs {
+    fn run(self) -> anyhow::Result<()> {
+        let report = crate::check::check_files(&self.files, &self.default_time_zone, self.count, Timestamp::now());
+        print!("{}", report.output);
+        if report.errors > 0 {
+            anyhow::bail!("{} invalid ScheduledWorkflow(s)", report.errors);
+        }
+        Ok(())
+    }
+}
+
+impl MigrateCheckArgs {
+    fn run(self) -> anyhow::Result<()> {
+        let v1 = crate::validate::V1Policy::new(self.block_v1_pipelines, &self.v1_allowed_namespaces);
+        let assessments = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(async {
+                let client = kube::Client::try_default()
+                    .await
+                    .context("no Kubernetes configuration found")?;
+                crate::migrate::check_cluster(client, self.namespace.as_deref(), &self.default_time_zone, &v1).await
+            })?;
+        let (text, attention) = crate::migrate::report(&assessments);
+        print!("{text}");
+        if attention {
+            std::process::exit(1);
+        }
+        Ok(())
+    }
+}
+
+type Step = Box<dyn Fn(Timestamp) -> Option<Timestamp>>;
+
+impl NextArgs {
+    /// The function from one fire time to the next.
+    fn step(&self, tz: TimeZone) -> anyhow::Result<Step> {
+        let every = |seconds: i64| -> Step {
+            Box::new(move |t: Timestamp| t.checked_add(jiff::SignedDuration::from_secs(seconds)).ok())
+        };
+        match (&self.cron, self.every) {
+            (Some(expr), _) => {
+                let parsed = cron::parse(expr).map_err(|e| anyhow::anyhow!("invalid cron {expr:?}: {e}"))?;
+                if let Some(w) = parsed.warning() {
+                    eprintln!("warning: {w}");
+                }
+                Ok(match parsed {
+                    CronExpr::Calendar(c) => Box::new(move |t| c.next_after(t, &tz)),
+                    CronExpr::Every { seconds } => every(seconds),
+                })
+            }
+            (None, Some(seconds)) if seconds >= 1 => Ok(every(seconds)),
+            _ => anyhow::bail!("--every must be at least 1 second"),
+        }
+    }
+
+    fn run(self) -> anyhow::Result<()> {
+        let tz = TimeZone::get(&self.time_zone).with_context(|| format!("unknown time zone {:?}", self.time_zone))?;
+        let step = self.step(tz.clone())?;
+        let mut t = self.after.unwrap_or_else(Timestamp::now);
+        for _ in 0..self.count {
+            let Some(next) = step(t) else {
+                println!("(no further fire time)");
+                break;
+            };
+            println!(
+                "{next}  ({})",
+                next.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+            );
+            t = next;
+        }
+        Ok(())
     }
 }
 

@@ -85,91 +85,98 @@ impl MacroContext {
     }
 }
 
-/// Formats `t` with a Go reference-time layout (`Mon Jan 2 15:04:05 MST 2006`).
-pub fn go_format(t: &Zoned, layout: &str) -> String {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const DAYS: [&str; 7] = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
-    let month = MONTHS[(t.month() - 1) as usize];
-    let weekday = DAYS[t.weekday().to_monday_zero_offset() as usize];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// A UTC offset the ways Go writes it.
+struct Offset {
+    seconds: i32,
+}
+
+impl Offset {
+    fn parts(&self) -> (char, i32, i32) {
+        let sign = if self.seconds < 0 { '-' } else { '+' };
+        (sign, self.seconds.abs() / 3600, self.seconds.abs() % 3600 / 60)
+    }
+    /// `-07:00` / `-0700` / `-07`.
+    fn numeric(&self, colon: bool, minutes: bool) -> String {
+        let (sign, h, m) = self.parts();
+        match (minutes, colon) {
+            (false, _) => format!("{sign}{h:02}"),
+            (true, true) => format!("{sign}{h:02}:{m:02}"),
+            (true, false) => format!("{sign}{h:02}{m:02}"),
+        }
+    }
+    /// `Z07:00` and friends: `Z` for UTC.
+    fn z(&self, colon: bool, minutes: bool) -> String {
+        if self.seconds == 0 {
+            "Z".into()
+        } else {
+            self.numeric(colon, minutes)
+        }
+    }
+}
+
+/// Go's layout tokens and their values for `t`, longest first (as Go's `nextStdChunk`).
+fn go_tokens(t: &Zoned) -> [(&'static str, String); 34] {
+    let month = MONTHS[usize::from(t.month().unsigned_abs()).saturating_sub(1) % 12];
+    let weekday = DAYS[usize::from(t.weekday().to_monday_zero_offset().unsigned_abs()) % 7];
     let hour12 = match t.hour() % 12 {
         0 => 12,
         h => h,
     };
-    let offset = t.offset().seconds();
-    let (sign, off_h, off_m) = (
-        if offset < 0 { '-' } else { '+' },
-        offset.abs() / 3600,
-        offset.abs() % 3600 / 60,
-    );
-    // Longest tokens first, as Go's `nextStdChunk` does.
-    let tokens: [(&str, String); 34] = [
+    let off = Offset {
+        seconds: t.offset().seconds(),
+    };
+    let nanos = t.subsec_nanosecond();
+    let pm = t.hour() >= 12;
+    [
         ("January", month.to_string()),
         ("Monday", weekday.to_string()),
-        (
-            "Z07:00",
-            if offset == 0 {
-                "Z".into()
-            } else {
-                format!("{sign}{off_h:02}:{off_m:02}")
-            },
-        ),
-        ("-07:00", format!("{sign}{off_h:02}:{off_m:02}")),
-        (
-            "Z0700",
-            if offset == 0 {
-                "Z".into()
-            } else {
-                format!("{sign}{off_h:02}{off_m:02}")
-            },
-        ),
-        ("-0700", format!("{sign}{off_h:02}{off_m:02}")),
+        ("Z07:00", off.z(true, true)),
+        ("-07:00", off.numeric(true, true)),
+        ("Z0700", off.z(false, true)),
+        ("-0700", off.numeric(false, true)),
         ("2006", format!("{:04}", t.year())),
-        (".000000000", format!(".{:09}", t.subsec_nanosecond())),
-        (".000000", format!(".{:06}", t.subsec_nanosecond() / 1000)),
-        (".000", format!(".{:03}", t.subsec_nanosecond() / 1_000_000)),
-        (".999999999", trim_frac(t.subsec_nanosecond(), 9)),
-        (".999999", trim_frac(t.subsec_nanosecond(), 6)),
-        (".999", trim_frac(t.subsec_nanosecond(), 3)),
+        (".000000000", format!(".{nanos:09}")),
+        (".000000", format!(".{:06}", nanos / 1000)),
+        (".000", format!(".{:03}", nanos / 1_000_000)),
+        (".999999999", trim_frac(nanos, 9)),
+        (".999999", trim_frac(nanos, 6)),
+        (".999", trim_frac(nanos, 3)),
         ("Jan", month[..3].to_string()),
         ("Mon", weekday[..3].to_string()),
         (
             "MST",
-            if offset == 0 {
+            if off.seconds == 0 {
                 "UTC".into()
             } else {
-                format!("{sign}{off_h:02}")
+                off.numeric(false, false)
             },
         ),
-        (
-            "Z07",
-            if offset == 0 {
-                "Z".into()
-            } else {
-                format!("{sign}{off_h:02}")
-            },
-        ),
-        ("-07", format!("{sign}{off_h:02}")),
+        ("Z07", off.z(false, false)),
+        ("-07", off.numeric(false, false)),
         ("002", format!("{:03}", t.day_of_year())),
         ("_2", format!("{:>2}", t.day())),
         ("01", format!("{:02}", t.month())),
@@ -179,21 +186,26 @@ pub fn go_format(t: &Zoned, layout: &str) -> String {
         ("05", format!("{:02}", t.second())),
         ("06", format!("{:02}", t.year() % 100)),
         ("15", format!("{:02}", t.hour())),
-        ("PM", if t.hour() >= 12 { "PM" } else { "AM" }.into()),
-        ("pm", if t.hour() >= 12 { "pm" } else { "am" }.into()),
+        ("PM", if pm { "PM" } else { "AM" }.into()),
+        ("pm", if pm { "pm" } else { "am" }.into()),
         ("1", t.month().to_string()),
         ("2", t.day().to_string()),
         ("3", hour12.to_string()),
         ("4", t.minute().to_string()),
         ("5", t.second().to_string()),
-    ];
+    ]
+}
+
+/// Formats `t` with a Go reference-time layout (`Mon Jan 2 15:04:05 MST 2006`).
+pub fn go_format(t: &Zoned, layout: &str) -> String {
+    let tokens = go_tokens(t);
     let mut out = String::new();
     let mut rest = layout;
     'outer: while let Some(c) = rest.chars().next() {
         for (token, value) in &tokens {
-            if rest.starts_with(token) {
+            if let Some(after) = rest.strip_prefix(token) {
                 out.push_str(value);
-                rest = &rest[token.len()..];
+                rest = after;
                 continue 'outer;
             }
         }

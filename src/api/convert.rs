@@ -49,14 +49,7 @@ pub fn generate_name(display_name: &str) -> String {
 /// A Job from a create request, as the namespace and resource to create.
 pub fn job_to_swf(job: &Job, default_namespace: &str) -> Result<(String, ScheduledWorkflow), ApiError> {
     let pipeline = job.pipeline_spec.clone().unwrap_or_default();
-    let name = if job.name.is_empty() {
-        pipeline.pipeline_name.clone()
-    } else {
-        job.name.clone()
-    };
-    if name.trim().is_empty() {
-        return Err(ApiError::invalid("The job name is empty. Please specify a valid name."));
-    }
+    let name = display_name(job, &pipeline)?;
     if !(1..=10).contains(&job.max_concurrency) {
         return Err(ApiError::invalid(format!(
             "Max concurrency of a recurring run must be at least 1 and at most 10. Received {}",
@@ -71,9 +64,44 @@ pub fn job_to_swf(job: &Job, default_namespace: &str) -> Result<(String, Schedul
         service_account: (!job.service_account.is_empty()).then(|| job.service_account.clone()),
         ..Default::default()
     };
+    let namespace = apply_references(&job.resource_references, &mut spec, default_namespace)?;
+    spec.workflow = Some(workflow_from(&pipeline, &mut spec)?);
+    if let Some(t) = job.trigger.as_ref().and_then(|t| t.trigger.as_ref()) {
+        spec.trigger = trigger_from(t)?;
+    }
+    // Everything the operator would reject, rejected here with the same words (end < start, …).
+    crate::validate::validate(&spec, "UTC").map_err(|e| ApiError::invalid(e.to_string()))?;
 
+    let mut swf = ScheduledWorkflow::new("", spec);
+    swf.metadata.name = None;
+    swf.metadata.generate_name = Some(generate_name(&name));
+    swf.metadata.namespace = Some(namespace.clone());
+    swf.metadata.annotations = Some([(DISPLAY_NAME_ANNOTATION.to_string(), name)].into());
+    Ok((namespace, swf))
+}
+
+/// KFP's rule: the job's name, else the pipeline's name; empty is an error.
+fn display_name(job: &Job, pipeline: &PipelineSpec) -> Result<String, ApiError> {
+    let name = if job.name.is_empty() {
+        pipeline.pipeline_name.clone()
+    } else {
+        job.name.clone()
+    };
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid("The job name is empty. Please specify a valid name."));
+    }
+    Ok(name)
+}
+
+/// NAMESPACE, EXPERIMENT, PIPELINE and PIPELINE_VERSION references into the spec; returns the
+/// namespace.
+fn apply_references(
+    refs: &[ResourceReference],
+    spec: &mut ScheduledWorkflowSpec,
+    default_namespace: &str,
+) -> Result<String, ApiError> {
     let mut namespace = default_namespace.to_string();
-    for r in &job.resource_references {
+    for r in refs {
         let key = r.key.clone().unwrap_or_default();
         let kind = ResourceType::try_from(key.r#type).unwrap_or(ResourceType::UnknownResourceType);
         if key.id.is_empty() {
@@ -95,7 +123,12 @@ pub fn job_to_swf(job: &Job, default_namespace: &str) -> Result<(String, Schedul
             }
         }
     }
+    Ok(namespace)
+}
 
+/// The embedded workflow from `pipeline_spec` (KFP stores the manifest as a JSON string; so
+/// do we, so it round-trips). Jobs that need KFP's pipeline store or compiler are refused.
+fn workflow_from(pipeline: &PipelineSpec, spec: &mut ScheduledWorkflowSpec) -> Result<crd::WorkflowResource, ApiError> {
     if !pipeline.pipeline_id.is_empty() {
         spec.pipeline_id = Some(pipeline.pipeline_id.clone());
     }
@@ -115,84 +148,70 @@ pub fn job_to_swf(job: &Job, default_namespace: &str) -> Result<(String, Schedul
         };
         return Err(ApiError::invalid(why));
     }
-    let manifest: serde_json::Value = serde_json::from_str(&pipeline.workflow_manifest)
-        .or_else(|_| serde_yaml::from_str(&pipeline.workflow_manifest))
-        .map_err(|e| {
-            ApiError::invalid(format!(
-                "pipeline_spec.workflow_manifest is not a JSON or YAML object: {e}"
-            ))
-        })?;
+    let manifest = crate::manifest::parse(&pipeline.workflow_manifest)
+        .map_err(|e| ApiError::invalid(format!("pipeline_spec.workflow_manifest {e}")))?;
     if !manifest.is_object() {
         return Err(ApiError::invalid("pipeline_spec.workflow_manifest must be an object"));
     }
-    spec.workflow = Some(crd::WorkflowResource {
-        parameters: pipeline
-            .parameters
-            .iter()
-            .map(|p| crd::Parameter {
-                name: p.name.clone(),
-                value: p.value.clone(),
-            })
-            .collect(),
-        // KFP stores the manifest as a JSON string; so do we, so it round-trips.
+    let parameters = pipeline
+        .parameters
+        .iter()
+        .map(|p| crd::Parameter {
+            name: p.name.clone(),
+            value: p.value.clone(),
+        })
+        .collect();
+    Ok(crd::WorkflowResource {
+        parameters,
         spec: Some(serde_json::Value::String(manifest.to_string())),
         pipeline_root: None,
-    });
+    })
+}
 
-    if let Some(t) = job.trigger.as_ref().and_then(|t| t.trigger.as_ref()) {
-        match t {
-            trigger::Trigger::CronSchedule(c) => {
-                if let Err(e) = cron::parse(&c.cron) {
-                    return Err(ApiError::invalid(format!(
-                        "Schedule cron is not a supported format(https://godoc.org/github.com/robfig/cron). Error: {e}"
-                    )));
-                }
-                spec.trigger.cron_schedule = Some(crd::CronSchedule {
-                    start_time: c
-                        .start_time
-                        .as_ref()
-                        .map(|t| from_ts(t, "cron_schedule.start_time"))
-                        .transpose()?,
-                    end_time: c
-                        .end_time
-                        .as_ref()
-                        .map(|t| from_ts(t, "cron_schedule.end_time"))
-                        .transpose()?,
-                    cron: c.cron.clone(),
-                });
+/// A trigger, with KFP's checks (robfig cron, interval at least 1 s).
+fn trigger_from(t: &trigger::Trigger) -> Result<crd::Trigger, ApiError> {
+    let times = |start: &Option<pbjson_types::Timestamp>, end: &Option<pbjson_types::Timestamp>, kind: &str| {
+        let start = start
+            .as_ref()
+            .map(|t| from_ts(t, &format!("{kind}.start_time")))
+            .transpose()?;
+        let end = end
+            .as_ref()
+            .map(|t| from_ts(t, &format!("{kind}.end_time")))
+            .transpose()?;
+        Ok::<_, ApiError>((start, end))
+    };
+    let mut out = crd::Trigger::default();
+    match t {
+        trigger::Trigger::CronSchedule(c) => {
+            if let Err(e) = cron::parse(&c.cron) {
+                return Err(ApiError::invalid(format!(
+                    "Schedule cron is not a supported format(https://godoc.org/github.com/robfig/cron). Error: {e}"
+                )));
             }
-            trigger::Trigger::PeriodicSchedule(p) => {
-                if p.interval_second < 1 {
-                    return Err(ApiError::invalid(format!(
-                        "Found invalid period schedule: interval_second must be at least 1, got {}",
-                        p.interval_second
-                    )));
-                }
-                spec.trigger.periodic_schedule = Some(crd::PeriodicSchedule {
-                    start_time: p
-                        .start_time
-                        .as_ref()
-                        .map(|t| from_ts(t, "periodic_schedule.start_time"))
-                        .transpose()?,
-                    end_time: p
-                        .end_time
-                        .as_ref()
-                        .map(|t| from_ts(t, "periodic_schedule.end_time"))
-                        .transpose()?,
-                    interval_second: p.interval_second,
-                });
+            let (start_time, end_time) = times(&c.start_time, &c.end_time, "cron_schedule")?;
+            out.cron_schedule = Some(crd::CronSchedule {
+                start_time,
+                end_time,
+                cron: c.cron.clone(),
+            });
+        }
+        trigger::Trigger::PeriodicSchedule(p) => {
+            if p.interval_second < 1 {
+                return Err(ApiError::invalid(format!(
+                    "Found invalid period schedule: interval_second must be at least 1, got {}",
+                    p.interval_second
+                )));
             }
+            let (start_time, end_time) = times(&p.start_time, &p.end_time, "periodic_schedule")?;
+            out.periodic_schedule = Some(crd::PeriodicSchedule {
+                start_time,
+                end_time,
+                interval_second: p.interval_second,
+            });
         }
     }
-    // Everything the operator would reject, rejected here with the same words (end < start, …).
-    crate::validate::validate(&spec, "UTC").map_err(|e| ApiError::invalid(e.to_string()))?;
-
-    let mut swf = ScheduledWorkflow::new("", spec);
-    swf.metadata.name = None;
-    swf.metadata.generate_name = Some(generate_name(&name));
-    swf.metadata.namespace = Some(namespace.clone());
-    swf.metadata.annotations = Some([(DISPLAY_NAME_ANNOTATION.to_string(), name)].into());
-    Ok((namespace, swf))
+    Ok(out)
 }
 
 fn reference(kind: ResourceType, id: &str, relationship: Relationship) -> ResourceReference {
@@ -233,53 +252,6 @@ pub fn updated_at(swf: &ScheduledWorkflow) -> Option<Timestamp> {
 
 pub fn swf_to_job(swf: &ScheduledWorkflow) -> Job {
     let spec = &swf.spec;
-    let ns = swf.namespace().unwrap_or_default();
-    let mut refs = vec![reference(ResourceType::Namespace, &ns, Relationship::Owner)];
-    if let Some(id) = &spec.experiment_id {
-        refs.push(reference(ResourceType::Experiment, id, Relationship::Owner));
-    }
-    if let Some(id) = &spec.pipeline_version_id {
-        refs.push(reference(ResourceType::PipelineVersion, id, Relationship::Creator));
-    }
-    let manifest = match spec.workflow.as_ref().and_then(|w| w.spec.as_ref()) {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => spec
-            .run_template
-            .as_ref()
-            .map(|t| serde_json::to_string(t).unwrap_or_default())
-            .unwrap_or_default(),
-    };
-    let parameters = spec
-        .workflow
-        .as_ref()
-        .map(|w| {
-            w.parameters
-                .iter()
-                .map(|p| Parameter {
-                    name: p.name.clone(),
-                    value: p.value.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let trigger = if let Some(c) = &spec.trigger.cron_schedule {
-        Some(Trigger {
-            trigger: Some(trigger::Trigger::CronSchedule(CronSchedule {
-                start_time: c.start_time.as_ref().map(|t| to_ts(t.0)),
-                end_time: c.end_time.as_ref().map(|t| to_ts(t.0)),
-                cron: c.cron.clone(),
-            })),
-        })
-    } else {
-        spec.trigger.periodic_schedule.as_ref().map(|p| Trigger {
-            trigger: Some(trigger::Trigger::PeriodicSchedule(PeriodicSchedule {
-                start_time: p.start_time.as_ref().map(|t| to_ts(t.0)),
-                end_time: p.end_time.as_ref().map(|t| to_ts(t.0)),
-                interval_second: p.interval_second,
-            })),
-        })
-    };
     let condition = swf.status.as_ref().and_then(|s| s.conditions.first());
     Job {
         id: swf.uid().unwrap_or_default(),
@@ -289,19 +261,12 @@ pub fn swf_to_job(swf: &ScheduledWorkflow) -> Job {
             .cloned()
             .unwrap_or_else(|| swf.name_any()),
         description: spec.description.clone().unwrap_or_default(),
-        pipeline_spec: Some(PipelineSpec {
-            pipeline_id: spec.pipeline_id.clone().unwrap_or_default(),
-            pipeline_name: spec.pipeline_name.clone().unwrap_or_default(),
-            workflow_manifest: manifest,
-            pipeline_manifest: String::new(),
-            parameters,
-            runtime_config: None,
-        }),
-        resource_references: refs,
+        pipeline_spec: Some(pipeline_spec_of(spec)),
+        resource_references: references_of(swf),
         service_account: spec.service_account.clone().unwrap_or_default(),
         max_concurrency: spec.max_concurrency.unwrap_or(1),
-        trigger,
-        // KFP never sets mode in responses (§7.3).
+        trigger: trigger_of(&spec.trigger),
+        // KFP never sets mode in responses (`toApiJobV1`).
         mode: 0,
         created_at: swf.metadata.creation_timestamp.as_ref().map(|t| to_ts(t.0)),
         updated_at: updated_at(swf).map(to_ts),
@@ -313,6 +278,67 @@ pub fn swf_to_job(swf: &ScheduledWorkflow) -> Job {
         enabled: spec.enabled,
         no_catchup: spec.no_catchup.unwrap_or(false),
     }
+}
+
+fn references_of(swf: &ScheduledWorkflow) -> Vec<ResourceReference> {
+    let spec = &swf.spec;
+    let ns = swf.namespace().unwrap_or_default();
+    let mut refs = vec![reference(ResourceType::Namespace, &ns, Relationship::Owner)];
+    if let Some(id) = &spec.experiment_id {
+        refs.push(reference(ResourceType::Experiment, id, Relationship::Owner));
+    }
+    if let Some(id) = &spec.pipeline_version_id {
+        refs.push(reference(ResourceType::PipelineVersion, id, Relationship::Creator));
+    }
+    refs
+}
+
+fn pipeline_spec_of(spec: &ScheduledWorkflowSpec) -> PipelineSpec {
+    let manifest = match spec.workflow.as_ref().and_then(|w| w.spec.as_ref()) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => spec
+            .run_template
+            .as_ref()
+            .map(|t| serde_json::to_string(t).unwrap_or_default())
+            .unwrap_or_default(),
+    };
+    let parameters = spec
+        .workflow
+        .iter()
+        .flat_map(|w| &w.parameters)
+        .map(|p| Parameter {
+            name: p.name.clone(),
+            value: p.value.clone(),
+        })
+        .collect();
+    PipelineSpec {
+        pipeline_id: spec.pipeline_id.clone().unwrap_or_default(),
+        pipeline_name: spec.pipeline_name.clone().unwrap_or_default(),
+        workflow_manifest: manifest,
+        pipeline_manifest: String::new(),
+        parameters,
+        runtime_config: None,
+    }
+}
+
+fn trigger_of(t: &crd::Trigger) -> Option<Trigger> {
+    let ts = |t: &Option<Time>| t.as_ref().map(|t| to_ts(t.0));
+    let inner = if let Some(c) = &t.cron_schedule {
+        trigger::Trigger::CronSchedule(CronSchedule {
+            start_time: ts(&c.start_time),
+            end_time: ts(&c.end_time),
+            cron: c.cron.clone(),
+        })
+    } else {
+        let p = t.periodic_schedule.as_ref()?;
+        trigger::Trigger::PeriodicSchedule(PeriodicSchedule {
+            start_time: ts(&p.start_time),
+            end_time: ts(&p.end_time),
+            interval_second: p.interval_second,
+        })
+    };
+    Some(Trigger { trigger: Some(inner) })
 }
 
 #[cfg(test)]

@@ -111,17 +111,9 @@ pub struct Parts {
 
 /// Runs the controller until `shutdown` resolves (SIGTERM/SIGINT in production).
 pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let Parts {
-        client,
-        settings,
-        metrics,
-        health,
-        lease,
-        identity,
-    } = parts;
-    let swfs: Api<SwfObject> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    let swfs: Api<SwfObject> = match &parts.settings.namespace {
+        Some(ns) => Api::namespaced(parts.client.clone(), ns),
+        None => Api::all(parts.client.clone()),
     };
     if let Err(e) = swfs.list_metadata(&ListParams::default().limit(1)).await {
         anyhow::bail!(
@@ -132,41 +124,7 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
     let tasks = Tasks::default();
     let _abort_on_drop = AbortOnDrop(tasks.clone());
     let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
-    let runs = runs::RunCaches::new(
-        client.clone(),
-        settings.namespace.clone(),
-        wake_tx,
-        metrics.clone(),
-        tasks.clone(),
-    );
-    for kind in &settings.watch_kinds {
-        if let Err(e) = runs.get(kind).await {
-            info!(%kind, error = %e, "run kind not served; it is watched once a schedule uses it");
-        }
-    }
-    let (leader, election) = match lease {
-        Some(config) => {
-            let (leader, election) = leader::start(client.clone(), config, metrics.clone());
-            (leader, Some(tasks.spawn(election.run(shutdown.clone()))))
-        }
-        None => {
-            metrics.set_leader(true);
-            (leader::Leader::always(), None)
-        }
-    };
-    let events = events::Events::spawn(&tasks, client.clone(), "swf-operator".into(), identity, metrics.clone());
-    let ctx = Arc::new(Context {
-        events,
-        client,
-        settings,
-        clock: Clock::system(),
-        runs,
-        status: status_write::StatusWriter::default(),
-        backoff: backoff::Backoff::default(),
-        leader: leader.clone(),
-        metrics: metrics.clone(),
-    });
-
+    let (ctx, election) = context(&parts, &tasks, wake_tx, shutdown.clone()).await;
     let (reader, writer) = reflector::store();
     let observer = ctx.clone();
     let trigger = watcher(swfs, watcher::Config::default().any_semantic())
@@ -179,10 +137,10 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
             }
         })
         .predicate_filter(worth_a_pass, PredicateConfig::default());
-    let became_leader = tokio_stream::wrappers::WatchStream::new(leader.subscribe())
+    let became_leader = tokio_stream::wrappers::WatchStream::new(ctx.leader.subscribe())
         .filter(|leading| futures::future::ready(*leading))
         .map(|_| ());
-    health.watch(reader.clone(), ctx.clone());
+    parts.health.watch(reader.clone(), ctx.clone());
     tasks.spawn(keep_gauges(reader.clone(), ctx.clone()));
     info!(namespace = ?ctx.settings.namespace, "controller started");
     Controller::for_stream(trigger, reader)
@@ -202,6 +160,58 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), election).await;
     }
     Ok(())
+}
+
+/// The shared context: run caches (started for `--watch-kinds`), leader election (started
+/// when configured), the event publisher. Returns the election's task, if any.
+async fn context(
+    parts: &Parts,
+    tasks: &Tasks,
+    wake: runs::Wake,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (Arc<Context>, Option<tokio::task::JoinHandle<()>>) {
+    let (client, metrics) = (&parts.client, &parts.metrics);
+    let runs = runs::RunCaches::new(
+        client.clone(),
+        parts.settings.namespace.clone(),
+        wake,
+        metrics.clone(),
+        tasks.clone(),
+    );
+    for kind in &parts.settings.watch_kinds {
+        if let Err(e) = runs.get(kind).await {
+            info!(%kind, error = %e, "run kind not served; it is watched once a schedule uses it");
+        }
+    }
+    let (leader, election) = match &parts.lease {
+        Some(config) => {
+            let (leader, election) = leader::start(client.clone(), config.clone(), metrics.clone());
+            (leader, Some(tasks.spawn(election.run(shutdown))))
+        }
+        None => {
+            metrics.set_leader(true);
+            (leader::Leader::always(), None)
+        }
+    };
+    let events = events::Events::spawn(
+        tasks,
+        client.clone(),
+        FIELD_MANAGER.into(),
+        parts.identity.clone(),
+        metrics.clone(),
+    );
+    let ctx = Arc::new(Context {
+        events,
+        client: client.clone(),
+        settings: parts.settings.clone(),
+        clock: Clock::system(),
+        runs,
+        status: status_write::StatusWriter::default(),
+        backoff: backoff::Backoff::default(),
+        leader,
+        metrics: metrics.clone(),
+    });
+    (ctx, election)
 }
 
 /// Keeps the gauges that describe the whole cache current: undecodable objects, cache sizes,
