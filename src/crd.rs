@@ -11,8 +11,9 @@ use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-/// Annotation whose new value asks for one immediate run.
-pub const RUN_NOW_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/run-now";
+/// On a schedule: each new value asks for one immediate run (the run that serves it carries
+/// `render::SERVED_RUN_NOW_ANNOTATION`).
+pub const RUN_NOW_REQUEST_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/run-now";
 /// Annotation holding the display name of a job created through the JobService API.
 pub const DISPLAY_NAME_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/displayName";
 

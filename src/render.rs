@@ -19,8 +19,9 @@ pub const LABEL_EPOCH: &str = "scheduledworkflows.kubeflow.org/workflowEpoch";
 pub const LABEL_INDEX: &str = "scheduledworkflows.kubeflow.org/workflowIndex";
 pub const LABEL_OWNED: &str = "scheduledworkflows.kubeflow.org/isOwnedByScheduledWorkflow";
 pub const LABEL_RUN_ID: &str = "pipeline/runid";
-/// Extension: the `run-now` request a run served.
-pub const ANNOTATION_RUN_NOW: &str = "scheduledworkflows.kubeflow.org/runNowRequest";
+/// On a run: the `run-now` request value it served (the request itself is the schedule's
+/// `crd::RUN_NOW_REQUEST_ANNOTATION`).
+pub const SERVED_RUN_NOW_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/runNowRequest";
 
 const MAX_NAME: usize = 63;
 
@@ -163,7 +164,8 @@ pub fn render(owner: &Owner, service_account: Option<&str>, v: &Validated, req: 
     }
     body.labels.extend(kfp_labels(owner, req));
     if let Some(request) = &req.run_now {
-        body.annotations.insert(ANNOTATION_RUN_NOW.into(), request.clone());
+        body.annotations
+            .insert(SERVED_RUN_NOW_ANNOTATION.into(), request.clone());
     }
     json!({
         "apiVersion": kind.api_version(),

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
     crd::{WorkflowHistory, WorkflowStatus},
-    render::{ANNOTATION_RUN_NOW, LABEL_EPOCH, LABEL_INDEX},
+    render::{LABEL_EPOCH, LABEL_INDEX, SERVED_RUN_NOW_ANNOTATION},
     runkind::{Completion, RunKind},
     stored::{ARGO_COMPLETED_LABEL, RunCondition, RunObject},
 };
@@ -128,7 +128,7 @@ pub fn observe(kind: &RunKind, run: &RunObject) -> ObservedRun {
         run_now: meta
             .annotations
             .as_ref()
-            .and_then(|a| a.get(ANNOTATION_RUN_NOW))
+            .and_then(|a| a.get(SERVED_RUN_NOW_ANNOTATION))
             .cloned(),
         deleting: meta.deletion_timestamp.is_some(),
     }

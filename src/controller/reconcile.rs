@@ -16,7 +16,7 @@ use super::{
     runs::{Readiness, RunCache},
 };
 use crate::{
-    crd::{RUN_NOW_ANNOTATION, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
+    crd::{RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
     render::{self, Owner, RunRequest},
     runstate::{self, ObservedRun},
     schedule::{self, Cadence, Plan, PlanInput, TriggerState},
@@ -319,7 +319,7 @@ impl Pass<'_> {
     /// value is served once: status remembers it, and so does its run (an annotation).
     fn run_now_request(&self, runs: &[ObservedRun], scheduled: &[RunRequest]) -> Option<RunRequest> {
         let annotations = self.target.obj.metadata.annotations.as_ref()?;
-        let value = annotations.get(RUN_NOW_ANNOTATION).filter(|v| !v.is_empty())?;
+        let value = annotations.get(RUN_NOW_REQUEST_ANNOTATION).filter(|v| !v.is_empty())?;
         let served = self.current.trigger.last_run_now.as_ref() == Some(value)
             || runs.iter().any(|r| r.run_now.as_ref() == Some(value));
         let busy = runs.iter().filter(|r| r.is_active()).count() + scheduled.len();

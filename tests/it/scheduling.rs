@@ -165,23 +165,25 @@ async fn a_kfp_one_off_whose_run_is_active_does_not_run_again() {
         .await
         .unwrap();
     let operator = start_operator(&env).await;
-    let status = eventually(WAIT, "status written", || async {
-        let s = swfs(&env).get("once").await.ok()?.status?;
-        (s.trigger.last_workflow_index == Some(1)).then_some(s)
+    eventually(WAIT, "Running", || async {
+        (condition(&env, "once").await?.0 == "Running").then_some(())
     })
     .await;
-    assert_eq!(status.conditions[0].type_, "Running");
-    assert_eq!(status.workflow_history.active[0].name, run.name_any());
+    // Finishing KFP's run: the one-off has run, so it must not run again.
     finish_workflow(&env.client, &env.namespace, &run.name_any(), "Succeeded").await;
-    eventually(WAIT, "Succeeded", || async {
-        (condition(&env, "once").await?.0 == "Succeeded").then_some(())
+    let status = eventually(WAIT, "Succeeded", || async {
+        let s = swfs(&env).get("once").await.ok()?.status?;
+        (s.conditions.first()?.type_ == "Succeeded").then_some(s)
     })
     .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // a second run would have appeared by now
     assert_eq!(
         runs_of(&env, &swf, &workflow_resource()).await.len(),
         1,
         "no second run"
     );
+    assert_eq!(status.trigger.last_workflow_index, Some(1), "KFP's index is adopted");
+    assert_eq!(status.workflow_history.completed[0].name, run.name_any());
     operator.abort();
 }
 

@@ -336,6 +336,16 @@ impl ControlPlane {
         self.local.as_ref().expect("a local plane").start_apiserver();
     }
 
+    /// How many requests on `resource` the API server answered with `code`.
+    pub fn responses_with_code(&self, resource: &str, code: u16) -> f64 {
+        let text = kubectl(self, &["get", "--raw=/metrics"]);
+        text.lines()
+            .filter(|l| l.starts_with("apiserver_request_total{"))
+            .filter(|l| l.contains(&format!("code=\"{code}\"")) && l.contains(&format!("resource=\"{resource}\"")))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .fold(0.0, |a, b| a + b)
+    }
+
     /// The API server's request counter (`apiserver_request_total`) summed by verb and
     /// resource, from its `/metrics`.
     pub fn request_counts(&self) -> std::collections::BTreeMap<(String, String), f64> {
