@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// Time zone for schedules without `spec.timeZone` (KFP's CRON_SCHEDULE_TIMEZONE).
     #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
     default_time_zone: String,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: std::net::SocketAddr,
@@ -312,12 +315,24 @@ impl NextArgs {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .init();
+    init_tracing_as(LogFormat::Text);
+}
+
+/// `RUST_LOG` filters (default `info,kube=warn`); a pass's lines carry its `ns` and `name`.
+fn init_tracing_as(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }
 
 /// This replica's name: the pod's, else the host's plus the process id.
@@ -346,7 +361,7 @@ async fn shutdown_signal() {
 }
 
 fn run_operator(args: RunArgs) -> anyhow::Result<()> {
-    init_tracing();
+    init_tracing_as(args.log_format);
     crate::validate::zone_by_name(&args.default_time_zone).with_context(|| {
         format!(
             "--default-time-zone {:?} is not an IANA time zone (or Local)",

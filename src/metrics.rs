@@ -62,6 +62,7 @@ pub struct Metrics {
     active_runs: Gauge,
     leader: Gauge,
     cache_objects: Family<CacheLabel, Gauge>,
+    cache_lists: Family<CacheLabel, Counter>,
     undecodable: Gauge<i64, AtomicI64>,
     status_writes: Counter<u64, AtomicU64>,
     per_schedule: Mutex<HashMap<String, ScheduleGauge>>,
@@ -82,6 +83,7 @@ impl Default for Metrics {
             active_runs: Gauge::default(),
             leader: Gauge::default(),
             cache_objects: Family::default(),
+            cache_lists: Family::default(),
             undecodable: Gauge::default(),
             status_writes: Counter::default(),
             per_schedule: Mutex::new(HashMap::new()),
@@ -132,6 +134,11 @@ impl Default for Metrics {
             "cache_objects",
             "Objects in the operator's watch caches, by cache",
             m.cache_objects.clone(),
+        );
+        registry.register(
+            "cache_lists",
+            "Full lists of a watch cache: one at start, then one per lost watch (410 Gone, a reconnect)",
+            m.cache_lists.clone(),
         );
         registry.register(
             "undecodable_objects",
@@ -190,6 +197,12 @@ impl Metrics {
         self.cache_objects
             .get_or_create(&CacheLabel { cache: cache.into() })
             .set(i64::try_from(objects).unwrap_or(i64::MAX));
+    }
+
+    pub fn cache_listed(&self, cache: &str) {
+        self.cache_lists
+            .get_or_create(&CacheLabel { cache: cache.into() })
+            .inc();
     }
 
     pub fn set_undecodable(&self, objects: usize) {

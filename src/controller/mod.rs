@@ -127,8 +127,14 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
     let (ctx, election) = context(&parts, &tasks, wake_tx, shutdown.clone()).await;
     let (reader, writer) = reflector::store();
     let observer = ctx.clone();
+    let lists = ctx.metrics.clone();
     let trigger = watcher(swfs, watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect(move |e| {
+            if let Ok(watcher::Event::Init) = e {
+                lists.cache_listed("scheduledworkflows");
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .inspect(move |o| {

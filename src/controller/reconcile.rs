@@ -72,7 +72,13 @@ struct Checked<'a> {
 
 pub async fn reconcile(obj: Arc<SwfObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = pass(&obj, &ctx).await;
+    // Every log line of the pass names its object.
+    let span = tracing::info_span!(
+        "reconcile",
+        ns = obj.metadata.namespace.as_deref().unwrap_or_default(),
+        name = obj.metadata.name.as_deref().unwrap_or_default()
+    );
+    let result = tracing::Instrument::instrument(pass(&obj, &ctx), span).await;
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
     if result.is_ok()
         && let Some(uid) = obj.metadata.uid.as_deref()

@@ -308,6 +308,7 @@ async fn watch_runs(cache: Arc<RunCache>, api: Api<RunObject>, wake: Wake, metri
     while let Some(event) = stream.next().await {
         let woken = match event {
             Ok(Event::Init) => {
+                metrics.cache_listed(&label);
                 relist = Some(Vec::new());
                 Vec::new()
             }

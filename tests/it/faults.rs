@@ -133,3 +133,234 @@ async fn users_patching_the_spec_while_the_operator_writes_status_lose_nothing()
     assert_eq!(conflicts, 0.0, "status writes never conflict with spec changes");
     assert!(!metrics.contains("reason=\"StatusWriteFailed\""), "{metrics}");
 }
+
+/// Marks every unfinished Job in the namespace Complete, until aborted, so no schedule is
+/// held back by `maxConcurrency` (there is no kubelet to finish them).
+fn finish_jobs_forever(env: &TestEnv) -> tokio::task::JoinHandle<()> {
+    let (client, ns) = (env.client.clone(), env.namespace.clone());
+    tokio::spawn(async move {
+        loop {
+            for job in common::list_runs(&client, &ns, &job_resource()).await {
+                if job.data["status"].get("conditions").is_none() {
+                    common::swf::finish_job(&client, &ns, &job.name_any()).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
+/// How many times to kill the operator: `SWF_FAULT_KILLS` (make soak: 100), else a CI-sized 12.
+fn kills() -> usize {
+    std::env::var("SWF_FAULT_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+/// A pseudo-random duration in [lo, hi) ms (no crate needed for test timing).
+fn jitter(lo: u64, hi: u64, i: usize) -> Duration {
+    let x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ std::process::id() as u64;
+    Duration::from_millis(lo + x % (hi - lo))
+}
+
+/// Counts of one schedule's runs: ticks, runs, duplicates (a tick with two uids) and lost
+/// ticks (gaps on its grid of `every` seconds, between its first and last tick).
+fn tally(by_tick: &BTreeMap<i64, Vec<String>>, every: i64) -> (usize, usize, usize, i64) {
+    let ticks: Vec<i64> = by_tick.keys().copied().collect();
+    let runs = by_tick.values().map(Vec::len).sum();
+    let duplicates = by_tick.values().filter(|u| u.len() > 1).count();
+    let lost = ticks.windows(2).map(|w| (w[1] - w[0]) / every - 1).sum();
+    (ticks.len(), runs, duplicates, lost)
+}
+
+#[tokio::test]
+async fn sigkill_at_random_moments_never_runs_a_tick_twice_nor_loses_one() {
+    let Some(env) = common::private_env("crash").await else {
+        return;
+    };
+    let finisher = finish_jobs_forever(&env);
+    let mut schedules = Vec::new();
+    for i in 0..20 {
+        let every = 1 + (i % 2) as i64;
+        let no_catchup = i % 5 == 4;
+        let swf = create(
+            &env,
+            job_swf(
+                &format!("s{i}"),
+                json!({"maxConcurrency": 10, "noCatchup": no_catchup,
+            "trigger": {"periodicSchedule": {"intervalSecond": every}}}),
+            ),
+        )
+        .await;
+        schedules.push((swf, every, no_catchup));
+    }
+    let mut operator = common::OperatorProcess::start(&env, "crashy", &["--leader-elect=false"]).await;
+    for i in 0..kills() {
+        tokio::time::sleep(jitter(200, 1500, i)).await;
+        operator.kill(libc::SIGKILL);
+        tokio::time::sleep(jitter(0, 400, i + 1000)).await;
+        operator = common::OperatorProcess::start(&env, "crashy", &["--leader-elect=false"]).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await; // the last restart catches up
+    operator.kill(libc::SIGKILL);
+    finisher.abort();
+    let (mut ticks, mut runs, mut duplicates, mut lost) = (0, 0, 0, 0);
+    for (swf, every, no_catchup) in &schedules {
+        let (t, r, d, l) = tally(&uids_per_tick(&env, swf).await, *every);
+        ticks += t;
+        runs += r;
+        duplicates += d;
+        if !no_catchup {
+            lost += l; // noCatchup drops the ticks of a downtime by design
+        }
+    }
+    println!(
+        "crash: {} kills, ticks {ticks}, runs {runs}, duplicates {duplicates}, lost {lost}",
+        kills()
+    );
+    assert_eq!(duplicates, 0);
+    assert_eq!(lost, 0);
+    assert!(ticks >= 20 * 3, "the schedules ran: {ticks} ticks");
+}
+
+/// The holder of the test's Lease.
+async fn lease_holder(env: &TestEnv, lease: &str) -> Option<String> {
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(env.client.clone(), "swf-system");
+    leases
+        .get(lease)
+        .await
+        .ok()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
+}
+
+#[tokio::test]
+async fn failover_between_two_replicas_runs_nothing_twice() {
+    let Some(env) = common::private_env("failover").await else {
+        return;
+    };
+    let finisher = finish_jobs_forever(&env);
+    let swf = create(
+        &env,
+        job_swf(
+            "ha",
+            json!({"maxConcurrency": 10,
+        "trigger": {"periodicSchedule": {"intervalSecond": 1}}}),
+        ),
+    )
+    .await;
+    let lease = format!("swf-test-{}", env.namespace);
+    let args = [
+        "--lease-namespace",
+        "swf-system",
+        "--lease-name",
+        &lease,
+        "--lease-duration",
+        "4s",
+        "--renew-deadline",
+        "3s",
+        "--retry-period",
+        "500ms",
+    ];
+    let mut replicas = vec![
+        common::OperatorProcess::start(&env, "replica-a", &args).await,
+        common::OperatorProcess::start(&env, "replica-b", &args).await,
+    ];
+    let mut gaps = Vec::new();
+    for i in 0..4 {
+        let holder = eventually(Duration::from_secs(60), "a leader", || lease_holder(&env, &lease)).await;
+        let at = replicas.iter().position(|r| r.name == holder).unwrap();
+        let (signal, how) = if i % 2 == 0 {
+            (libc::SIGKILL, "SIGKILL")
+        } else {
+            (libc::SIGTERM, "SIGTERM")
+        };
+        let killed = jiff::Timestamp::now();
+        replicas[at].kill(signal);
+        // The gap: from the kill to the first run created after it.
+        let next = eventually(Duration::from_secs(60), "a run after the failover", || async {
+            runs_of(&env, &swf, &job_resource())
+                .await
+                .iter()
+                .filter_map(|r| r.creation_timestamp())
+                .map(|t| t.0)
+                .filter(|t| t.as_second() > killed.as_second())
+                .min()
+        })
+        .await;
+        gaps.push(format!("{how} {}s", (next - killed).get_seconds()));
+        let name = replicas[at].name.clone();
+        replicas[at] = common::OperatorProcess::start(&env, &name, &args).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for r in &replicas {
+        r.kill(libc::SIGKILL);
+    }
+    finisher.abort();
+    let (ticks, runs, duplicates, lost) = tally(&uids_per_tick(&env, &swf).await, 1);
+    println!("failover: gaps {gaps:?}; ticks {ticks}, runs {runs}, duplicates {duplicates}, lost {lost}");
+    assert_eq!(duplicates, 0);
+    assert_eq!(lost, 0, "catch-up runs the ticks of each gap");
+}
+
+#[tokio::test]
+async fn lost_watches_410_gone_or_hung_are_recovered_without_a_missed_tick() {
+    let Some(env) = common::private_env("watch-loss").await else {
+        return;
+    };
+    let finisher = finish_jobs_forever(&env);
+    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let swf = create(
+        &env,
+        job_swf(
+            "watched",
+            json!({"maxConcurrency": 10,
+        "trigger": {"periodicSchedule": {"intervalSecond": 1}}}),
+        ),
+    )
+    .await;
+    eventually(Duration::from_secs(60), "a first run", || async {
+        (!uids_per_tick(&env, &swf).await.is_empty()).then_some(())
+    })
+    .await;
+    // 410 Gone: while the API server is away, etcd's history is compacted past every watch's
+    // resourceVersion; the watches resume from there and must list again.
+    env.plane.stop_apiserver();
+    env.plane.compact_etcd().await;
+    env.plane.start_apiserver();
+    // A hung API server: requests and watches stall, then resume.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.plane.freeze_apiserver(true);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    env.plane.freeze_apiserver(false);
+    let thawed = jiff::Timestamp::now();
+    let by_tick = eventually(Duration::from_secs(120), "ticks after the thaw", || async {
+        let by_tick = uids_per_tick(&env, &swf).await;
+        (by_tick.keys().filter(|&&t| t > thawed.as_second() + 2).count() >= 2).then_some(by_tick)
+    })
+    .await;
+    operator.task.abort();
+    finisher.abort();
+    let metrics = operator.metrics.render();
+    let lists = |cache: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("swf_cache_lists_total{{cache=\"{cache}\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (runs_lists, swf_lists) = (lists("runs:batch/v1/Job"), lists("scheduledworkflows"));
+    let (ticks, runs, duplicates, lost) = tally(&by_tick, 1);
+    println!(
+        "watch loss: lists of runs {runs_lists}, of schedules {swf_lists}; ticks {ticks}, runs {runs}, duplicates {duplicates}, lost {lost}"
+    );
+    assert!(
+        runs_lists >= 2.0 && swf_lists >= 2.0,
+        "410 Gone made both caches list again"
+    );
+    assert_eq!(duplicates, 0);
+    assert_eq!(lost, 0);
+}

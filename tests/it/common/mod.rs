@@ -113,6 +113,7 @@ pub struct ControlPlane {
 struct LocalPlane {
     layout: plane::Layout,
     assets: PathBuf,
+    apiserver_flags: Vec<String>,
     apiserver: Mutex<Option<u32>>,
     garbage_collector: OnceLock<()>,
 }
@@ -138,19 +139,27 @@ pub fn control_plane() -> &'static ControlPlane {
                 local: None,
             };
         }
-        start_local_plane()
+        start_local_plane_with(Vec::new())
     })
 }
 
 /// A control plane of this test's own, for tests that stop its API server or count its
 /// requests (`None` with `USE_EXISTING_CLUSTER`: such tests need a plane they can control).
 pub async fn private_env(test_name: &str) -> Option<TestEnv> {
+    private_env_with(test_name, &[]).await
+}
+
+/// As `private_env`, with extra kube-apiserver flags.
+pub async fn private_env_with(test_name: &str, apiserver_flags: &[&str]) -> Option<TestEnv> {
     if use_existing_cluster() {
         eprintln!("{test_name}: skipped on an existing cluster (it needs a control plane of its own)");
         return None;
     }
-    let plane: &'static ControlPlane =
-        Box::leak(Box::new(tokio::task::spawn_blocking(start_local_plane).await.unwrap()));
+    let flags: Vec<String> = apiserver_flags.iter().map(|f| f.to_string()).collect();
+    let plane = tokio::task::spawn_blocking(move || start_local_plane_with(flags))
+        .await
+        .unwrap();
+    let plane: &'static ControlPlane = Box::leak(Box::new(plane));
     Some(env_on(plane, test_name).await)
 }
 
@@ -236,7 +245,7 @@ pub fn kill_and_wait(pid: u32, signal: i32) {
     children.retain(|c| c.id() as i32 != pid);
 }
 
-fn start_local_plane() -> ControlPlane {
+fn start_local_plane_with(apiserver_flags: Vec<String>) -> ControlPlane {
     let assets = plane::find_assets(&repo_root());
     let dir = tempfile::Builder::new()
         .prefix("swf-operator-test-")
@@ -266,6 +275,7 @@ fn start_local_plane() -> ControlPlane {
     let local = LocalPlane {
         layout,
         assets,
+        apiserver_flags,
         apiserver: Mutex::new(None),
         garbage_collector: OnceLock::new(),
     };
@@ -280,7 +290,9 @@ fn start_local_plane() -> ControlPlane {
 impl LocalPlane {
     fn start_apiserver(&self) {
         let mut apiserver = Command::new(self.assets.join("kube-apiserver"));
-        apiserver.args(plane::apiserver_args(&self.layout));
+        apiserver
+            .args(plane::apiserver_args(&self.layout))
+            .args(&self.apiserver_flags);
         let pid = spawn_child(apiserver, &self.layout.dir.join("kube-apiserver.log"));
         *self.apiserver.lock().unwrap() = Some(pid);
         plane::wait_ready(&self.layout, Duration::from_secs(120));
@@ -329,6 +341,50 @@ impl ControlPlane {
         if let Some(pid) = local.apiserver.lock().unwrap().take() {
             kill_and_wait(pid, libc::SIGKILL);
         }
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the API server: its connections hang meanwhile.
+    pub fn freeze_apiserver(&self, frozen: bool) {
+        let local = self.local.as_ref().expect("a local plane");
+        if let Some(pid) = *local.apiserver.lock().unwrap() {
+            let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+            unsafe {
+                libc::kill(pid as i32, signal);
+            }
+        }
+    }
+
+    /// Writes a key to etcd (so its revision moves past every watch's) and compacts its
+    /// history up to there: a watch resuming from an older resourceVersion gets 410 Gone.
+    /// Through etcd's HTTP gateway. Returns the revision.
+    pub async fn compact_etcd(&self) -> i64 {
+        use base64::Engine;
+        let local = self.local.as_ref().expect("a local plane");
+        let url = format!("http://127.0.0.1:{}", local.layout.etcd_port);
+        let http = reqwest::Client::new();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let put: serde_json::Value = http
+            .post(format!("{url}/v3/kv/put"))
+            .json(&serde_json::json!({"key": b64("/swf-operator-test/bump"), "value": b64("x")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let revision: i64 = put["header"]["revision"].as_str().unwrap().parse().unwrap();
+        let done = http
+            .post(format!("{url}/v3/kv/compaction"))
+            .json(&serde_json::json!({"revision": revision.to_string(), "physical": true}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            done.status().is_success(),
+            "etcd compaction: {}",
+            done.text().await.unwrap_or_default()
+        );
+        revision
     }
 
     /// Starts the API server again on the same etcd and port, and waits until it is ready.
@@ -520,6 +576,11 @@ pub fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {
 /// A client that acts as the operator's ServiceAccount with exactly the RBAC in `deploy/base/`
 /// (a real token from the TokenRequest API), to prove the operator needs no more.
 pub async fn operator_client(env: &TestEnv) -> Client {
+    env.plane.client_with_token(&operator_token(env).await).await
+}
+
+/// A token of the operator's ServiceAccount (deploy/base/ applied to the plane first).
+pub async fn operator_token(env: &TestEnv) -> String {
     let plane = env.plane;
     plane
         .operator_rbac
@@ -540,7 +601,43 @@ pub async fn operator_client(env: &TestEnv) -> Client {
         .status
         .expect("token status")
         .token;
-    plane.client_with_token(&token).await
+    token
+}
+
+/// The `swf-operator` binary, run as a process (SIGKILL-able), as the operator's
+/// ServiceAccount, on a local plane. Its output goes to `<plane dir>/<name>.log`.
+pub struct OperatorProcess {
+    pub pid: u32,
+    pub name: String,
+}
+
+impl OperatorProcess {
+    pub async fn start(env: &TestEnv, name: &str, extra: &[&str]) -> OperatorProcess {
+        let local = env.plane.local.as_ref().expect("a local plane");
+        let kubeconfig = local.layout.dir.join(format!("{name}.kubeconfig"));
+        if !kubeconfig.exists() {
+            let ca = std::fs::read_to_string(local.layout.dir.join("pki/ca.crt")).unwrap();
+            plane::write_kubeconfig(&kubeconfig, &local.layout.server(), &ca, &operator_token(env).await);
+        }
+        let metrics_port = plane::free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swf-operator"));
+        cmd.args(["run", "--namespace", &env.namespace])
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
+            .args(["--watch-kinds", "batch/v1/Job"])
+            .args(extra)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", name)
+            .env("RUST_LOG", "info,kube=warn");
+        let pid = spawn_child(cmd, &local.layout.dir.join(format!("{name}.log")));
+        OperatorProcess {
+            pid,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn kill(&self, signal: i32) {
+        kill_and_wait(self.pid, signal);
+    }
 }
 
 /// Installs the stand-in Argo Workflow CRD (tests/fixtures).
