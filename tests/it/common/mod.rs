@@ -594,14 +594,12 @@ pub async fn operator_token(env: &TestEnv) -> String {
     let sas: Api<ServiceAccount> = Api::namespaced(env.client.clone(), "swf-system");
     let request: TokenRequest =
         serde_json::from_value(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
-    let token = sas
-        .create_token_request("swf-operator", &PostParams::default(), &request)
+    sas.create_token_request("swf-operator", &PostParams::default(), &request)
         .await
         .expect("token request")
         .status
         .expect("token status")
-        .token;
-    token
+        .token
 }
 
 /// The `swf-operator` binary, run as a process (SIGKILL-able), as the operator's
