@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD_FILE := crds/scheduledworkflows.kubeflow.org.yaml
 
-.PHONY: run test assets test-deps cluster-up cluster-down crds check-crds lint fmt
+.PHONY: run test soak assets test-deps cluster-up cluster-down crds check-crds lint fmt
 PLANE := $(CARGO) run --quiet --example local-plane --
 
 ## Run the operator in the foreground: on $KUBECONFIG when set, else on a local control plane.
@@ -17,6 +17,11 @@ run: assets
 ## Run every test (unit + integration on a real kube-apiserver).
 test: assets test-deps check-crds
 	$(CARGO) test --locked --all-targets
+
+## The fault tests at full size: the operator SIGKILLed 100 times (CI: 12), failover,
+## API server outage, lost watches; each prints its counts.
+soak: assets
+	SWF_FAULT_KILLS=100 $(CARGO) test --locked --test it faults:: -- --nocapture --test-threads=1
 
 ## KFP's Python client, used by a test that runs examples/kfp_server_api_client.py.
 test-deps:

@@ -11,6 +11,8 @@ pub mod macros;
 pub mod manifest;
 pub mod metrics;
 pub mod migrate;
+#[cfg(test)]
+mod proptests;
 pub mod render;
 pub mod runkind;
 pub mod runstate;

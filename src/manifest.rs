@@ -224,19 +224,7 @@ mod tests {
 
     /// An anchor referenced over and over: ~25 KB of text, billions of nodes expanded.
     fn alias_bomb() -> String {
-        let mut s = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
-        let mut prev = "a".to_string();
-        for level in 0..9 {
-            let name = format!("l{level}");
-            let refs = vec![format!("*{prev}"); 9].join(",");
-            s.push_str(&format!("{name}: &{name} [{refs}]\n"));
-            prev = name;
-        }
-        s.push_str(&format!(
-            "spec: {{templates: [{}]}}\n",
-            vec![format!("*{prev}"); 300].join(",")
-        ));
-        s
+        include_str!("../tests/fixtures/bad-input/alias-bomb.yaml").to_string()
     }
 
     #[test]

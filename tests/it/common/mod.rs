@@ -610,7 +610,15 @@ pub struct OperatorProcess {
 }
 
 impl OperatorProcess {
+    /// Watching only the test's namespace.
     pub async fn start(env: &TestEnv, name: &str, extra: &[&str]) -> OperatorProcess {
+        let scope = ["--namespace", env.namespace.as_str()];
+        let args: Vec<&str> = scope.iter().chain(extra).copied().collect();
+        Self::start_with(env, name, &args).await
+    }
+
+    /// With exactly `args` after `run` (no namespace: every namespace).
+    pub async fn start_with(env: &TestEnv, name: &str, args: &[&str]) -> OperatorProcess {
         let local = env.plane.local.as_ref().expect("a local plane");
         let kubeconfig = local.layout.dir.join(format!("{name}.kubeconfig"));
         if !kubeconfig.exists() {
@@ -619,10 +627,10 @@ impl OperatorProcess {
         }
         let metrics_port = plane::free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_swf-operator"));
-        cmd.args(["run", "--namespace", &env.namespace])
+        cmd.arg("run")
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
             .args(["--watch-kinds", "batch/v1/Job"])
-            .args(extra)
+            .args(args)
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAME", name)
             .env("RUST_LOG", "info,kube=warn");
@@ -635,6 +643,20 @@ impl OperatorProcess {
 
     pub fn kill(&self, signal: i32) {
         kill_and_wait(self.pid, signal);
+    }
+
+    /// Its peak resident memory (VmHWM), in bytes; `None` once it has exited.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        // A zombie has no memory lines: the process has exited.
+        Some(kb * 1024)
     }
 }
 
