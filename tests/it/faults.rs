@@ -270,7 +270,8 @@ async fn failover_between_two_replicas_runs_nothing_twice() {
         common::OperatorProcess::start(&env, "replica-b", &args).await,
     ];
     let mut gaps = Vec::new();
-    for i in 0..4 {
+    let failovers = if kills() > 12 { 10 } else { 4 };
+    for i in 0..failovers {
         let holder = eventually(Duration::from_secs(60), "a leader", || lease_holder(&env, &lease)).await;
         let at = replicas.iter().position(|r| r.name == holder).unwrap();
         let (signal, how) = if i % 2 == 0 {
