@@ -12,7 +12,8 @@ run: assets
 	  echo "run: using KUBECONFIG=$$KUBECONFIG"; \
 	  kubectl apply -f crds/ && \
 	  kubectl apply -f examples/quickstart.yaml && \
-	  $(CARGO) run -- run --api-addr 127.0.0.1:8888 --grpc-addr 127.0.0.1:8887
+	  $(CARGO) run -- run --leader-elect=false --api-addr 127.0.0.1:8888 --grpc-addr 127.0.0.1:8887 \
+	    --api-plain-http --api-default-namespace default
 
 ## Run every test (unit + integration on a real kube-apiserver).
 test: assets test-deps check-crds

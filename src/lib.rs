@@ -20,4 +20,5 @@ pub mod schedule;
 pub mod server;
 pub mod status;
 pub mod stored;
+pub mod tls;
 pub mod validate;

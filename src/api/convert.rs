@@ -3,26 +3,55 @@
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
+use serde_json::{Value, json};
 
 use super::{
     error::ApiError,
+    list::Row,
     proto::{
         CronSchedule, Job, Parameter, PeriodicSchedule, PipelineSpec, Relationship, ResourceKey, ResourceReference,
         ResourceType, Trigger, job::Mode, trigger,
     },
 };
 use crate::{
-    crd::{self, DISPLAY_NAME_ANNOTATION, ScheduledWorkflow, ScheduledWorkflowSpec},
+    crd::{self, DISPLAY_NAME_ANNOTATION, ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
     cron,
+    stored::SwfObject,
 };
 
+/// A protobuf Timestamp: `nanos` is always in 0..1e9, also before 1970 (jiff counts a
+/// negative instant's fraction below zero, which protobuf refuses).
 pub fn to_ts(t: Timestamp) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
+    let (mut seconds, mut nanos) = (t.as_second(), t.subsec_nanosecond());
+    if nanos < 0 {
+        seconds -= 1;
+        nanos += 1_000_000_000;
+    }
+    pbjson_types::Timestamp { seconds, nanos }
+}
+
+/// KFP's changes to a workflow at create time (`template.go`), each optional.
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    /// Replaces an empty or `pipeline-runner` service account (KFP's
+    /// `DEFAULTPIPELINERUNNERSERVICEACCOUNT`; `setDefaultServiceAccount`). `None`: unchanged.
+    pub default_service_account: Option<String>,
+    /// Sets `sidecar.istio.io/inject: "false"` on every template that does not say otherwise
+    /// (KFP's default).
+    pub istio_sidecar_off: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            default_service_account: None,
+            istio_sidecar_off: true,
+        }
     }
 }
+
+/// KFP's default pipeline service account, the one `default_service_account` replaces.
+const KFP_RUNNER: &str = "pipeline-runner";
 
 fn from_ts(t: &pbjson_types::Timestamp, field: &str) -> Result<Time, ApiError> {
     Timestamp::new(t.seconds, t.nanos)
@@ -47,7 +76,11 @@ pub fn generate_name(display_name: &str) -> String {
 }
 
 /// A Job from a create request, as the namespace and resource to create.
-pub fn job_to_swf(job: &Job, default_namespace: &str) -> Result<(String, ScheduledWorkflow), ApiError> {
+pub fn job_to_swf(
+    job: &Job,
+    default_namespace: Option<&str>,
+    opts: &CreateOptions,
+) -> Result<(String, ScheduledWorkflow), ApiError> {
     let pipeline = job.pipeline_spec.clone().unwrap_or_default();
     let name = display_name(job, &pipeline)?;
     if !(1..=10).contains(&job.max_concurrency) {
@@ -65,7 +98,7 @@ pub fn job_to_swf(job: &Job, default_namespace: &str) -> Result<(String, Schedul
         ..Default::default()
     };
     let namespace = apply_references(&job.resource_references, &mut spec, default_namespace)?;
-    spec.workflow = Some(workflow_from(&pipeline, &mut spec)?);
+    source_from(&pipeline, &mut spec, opts)?;
     if let Some(t) = job.trigger.as_ref().and_then(|t| t.trigger.as_ref()) {
         spec.trigger = trigger_from(t)?;
     }
@@ -98,9 +131,9 @@ fn display_name(job: &Job, pipeline: &PipelineSpec) -> Result<String, ApiError> 
 fn apply_references(
     refs: &[ResourceReference],
     spec: &mut ScheduledWorkflowSpec,
-    default_namespace: &str,
+    default_namespace: Option<&str>,
 ) -> Result<String, ApiError> {
-    let mut namespace = default_namespace.to_string();
+    let mut namespace = default_namespace.map(str::to_string);
     for r in refs {
         let key = r.key.clone().unwrap_or_default();
         let kind = ResourceType::try_from(key.r#type).unwrap_or(ResourceType::UnknownResourceType);
@@ -111,7 +144,7 @@ fn apply_references(
             )));
         }
         match kind {
-            ResourceType::Namespace => namespace = key.id,
+            ResourceType::Namespace => namespace = Some(key.id),
             ResourceType::Experiment => spec.experiment_id = Some(key.id),
             ResourceType::Pipeline => spec.pipeline_id = Some(key.id),
             ResourceType::PipelineVersion => spec.pipeline_version_id = Some(key.id),
@@ -123,12 +156,19 @@ fn apply_references(
             }
         }
     }
-    Ok(namespace)
+    namespace.ok_or_else(|| {
+        ApiError::invalid("resource_references: give a NAMESPACE reference (this API has no default namespace)")
+    })
 }
 
-/// The embedded workflow from `pipeline_spec` (KFP stores the manifest as a JSON string; so
-/// do we, so it round-trips). Jobs that need KFP's pipeline store or compiler are refused.
-fn workflow_from(pipeline: &PipelineSpec, spec: &mut ScheduledWorkflowSpec) -> Result<crd::WorkflowResource, ApiError> {
+/// What to run, from `pipeline_spec`: an Argo Workflow (KFP stores its manifest as a JSON
+/// string; so do we, so it round-trips), or any other object as a `runTemplate` (what
+/// `swf_to_job` shows for one). Jobs that need KFP's pipeline store or compiler are refused.
+fn source_from(
+    pipeline: &PipelineSpec,
+    spec: &mut ScheduledWorkflowSpec,
+    opts: &CreateOptions,
+) -> Result<(), ApiError> {
     if !pipeline.pipeline_id.is_empty() {
         spec.pipeline_id = Some(pipeline.pipeline_id.clone());
     }
@@ -148,24 +188,92 @@ fn workflow_from(pipeline: &PipelineSpec, spec: &mut ScheduledWorkflowSpec) -> R
         };
         return Err(ApiError::invalid(why));
     }
-    let manifest = crate::manifest::parse(&pipeline.workflow_manifest)
-        .map_err(|e| ApiError::invalid(format!("pipeline_spec.workflow_manifest {e}")))?;
-    if !manifest.is_object() {
-        return Err(ApiError::invalid("pipeline_spec.workflow_manifest must be an object"));
+    if spec.pipeline_version_id.is_some() {
+        // KFP 1.8's `ValidatePipelineSpecAndResourceReferences`.
+        return Err(ApiError::invalid(
+            "Please don't specify a pipeline version or pipeline ID when you specify a workflow manifest or pipeline manifest.",
+        ));
     }
-    let parameters = pipeline
-        .parameters
-        .iter()
-        .map(|p| crd::Parameter {
-            name: p.name.clone(),
-            value: p.value.clone(),
-        })
-        .collect();
-    Ok(crd::WorkflowResource {
-        parameters,
-        spec: Some(serde_json::Value::String(manifest.to_string())),
-        pipeline_root: None,
-    })
+    let mut manifest = crate::manifest::parse(&pipeline.workflow_manifest)
+        .map_err(|e| ApiError::invalid(format!("pipeline_spec.workflow_manifest {e}")))?;
+    let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or("");
+    match (api_version, kind) {
+        ("argoproj.io/v1alpha1", "Workflow") => {
+            kfp_create_changes(&mut manifest, opts);
+            spec.workflow = Some(crd::WorkflowResource {
+                parameters: pipeline
+                    .parameters
+                    .iter()
+                    .map(|p| crd::Parameter {
+                        name: p.name.clone(),
+                        value: p.value.clone(),
+                    })
+                    .collect(),
+                spec: Some(Value::String(manifest.to_string())),
+                pipeline_root: None,
+            });
+        }
+        (v, "Workflow") if v.starts_with("argoproj.io/") => {
+            return Err(ApiError::invalid(format!(
+                "Unsupported argo version. Expected: argoproj.io/v1alpha1. Received: {v}"
+            )));
+        }
+        ("", _) | (_, "") => {
+            return Err(ApiError::invalid(
+                "pipeline_spec.workflow_manifest: unknown template format (it needs apiVersion and kind)",
+            ));
+        }
+        _ => {
+            spec.run_template = Some(
+                serde_json::from_value(manifest)
+                    .map_err(|e| ApiError::invalid(format!("pipeline_spec.workflow_manifest: {e}")))?,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// KFP's create-time changes to an Argo Workflow: the default service account, and Istio's
+/// sidecar off on every template that does not say.
+fn kfp_create_changes(manifest: &mut Value, opts: &CreateOptions) {
+    let Some(spec) = manifest.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(default_sa) = &opts.default_service_account {
+        let current = spec.get("serviceAccountName").and_then(Value::as_str).unwrap_or("");
+        if current.is_empty() || current == KFP_RUNNER {
+            spec.insert("serviceAccountName".into(), Value::String(default_sa.clone()));
+        }
+    }
+    if opts.istio_sidecar_off
+        && let Some(templates) = spec.get_mut("templates").and_then(Value::as_array_mut)
+    {
+        for t in templates.iter_mut().filter_map(Value::as_object_mut) {
+            let meta = t.entry("metadata").or_insert_with(|| json!({}));
+            if let Some(annotations) = meta
+                .as_object_mut()
+                .map(|m| m.entry("annotations").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+            {
+                annotations
+                    .entry("sidecar.istio.io/inject")
+                    .or_insert_with(|| Value::String("false".into()));
+            }
+        }
+    }
+}
+
+/// The service accounts a job's runs would use (`spec.serviceAccount`, the workflow's own).
+pub fn service_accounts(swf: &ScheduledWorkflow) -> Vec<String> {
+    let mut out: Vec<String> = swf.spec.service_account.iter().cloned().collect();
+    if let Some(Value::String(text)) = swf.spec.workflow.as_ref().and_then(|w| w.spec.as_ref())
+        && let Ok(wf) = crate::manifest::parse(text)
+        && let Some(sa) = wf.pointer("/spec/serviceAccountName").and_then(Value::as_str)
+    {
+        out.push(sa.to_string());
+    }
+    out
 }
 
 /// A trigger, with KFP's checks (robfig cron, interval at least 1 s).
@@ -226,13 +334,8 @@ fn reference(kind: ResourceType, id: &str, relationship: Relationship) -> Resour
 }
 
 /// KFP's status strings (`toApiJobStatus`).
-pub fn status_string(swf: &ScheduledWorkflow) -> &'static str {
-    match swf
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.first())
-        .map(|c| c.type_.as_str())
-    {
+pub fn status_string(status: &ScheduledWorkflowStatus) -> &'static str {
+    match status.conditions.first().map(|c| c.type_.as_str()) {
         Some("Enabled" | "Running" | "Succeeded" | "Ready" | "Done") => "ENABLED",
         Some("Disabled") => "DISABLED",
         _ => "STATUS_UNSPECIFIED",
@@ -240,63 +343,88 @@ pub fn status_string(swf: &ScheduledWorkflow) -> &'static str {
 }
 
 /// The last change of spec: recorded by the operator in status, else the creation time.
-pub fn updated_at(swf: &ScheduledWorkflow) -> Option<Timestamp> {
-    let created = swf.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let changed = swf
-        .status
-        .as_ref()
-        .and_then(|s| s.spec_updated_at.as_ref())
-        .map(|t| t.0);
-    created.max(changed)
+pub fn updated_at(obj: &SwfObject) -> Option<Timestamp> {
+    let created = obj.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    created.max(obj.status.spec_updated_at.as_ref().map(|t| t.0))
 }
 
-pub fn swf_to_job(swf: &ScheduledWorkflow) -> Job {
-    let spec = &swf.spec;
-    let condition = swf.status.as_ref().and_then(|s| s.conditions.first());
-    Job {
-        id: swf.uid().unwrap_or_default(),
-        name: swf
-            .annotations()
-            .get(DISPLAY_NAME_ANNOTATION)
-            .cloned()
-            .unwrap_or_else(|| swf.name_any()),
-        description: spec.description.clone().unwrap_or_default(),
-        pipeline_spec: Some(pipeline_spec_of(spec)),
-        resource_references: references_of(swf),
-        service_account: spec.service_account.clone().unwrap_or_default(),
-        max_concurrency: spec.max_concurrency.unwrap_or(1),
-        trigger: trigger_of(&spec.trigger),
-        // KFP never sets mode in responses (`toApiJobV1`).
-        mode: 0,
-        created_at: swf.metadata.creation_timestamp.as_ref().map(|t| to_ts(t.0)),
-        updated_at: updated_at(swf).map(to_ts),
-        status: status_string(swf).to_string(),
-        error: condition
-            .filter(|c| c.type_ == "Error")
-            .and_then(|c| c.message.clone())
-            .unwrap_or_default(),
-        enabled: spec.enabled,
-        no_catchup: spec.no_catchup.unwrap_or(false),
+fn display_name_of(obj: &SwfObject) -> String {
+    obj.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DISPLAY_NAME_ANNOTATION))
+        .cloned()
+        .or_else(|| obj.metadata.name.clone())
+        .unwrap_or_default()
+}
+
+/// What ListJobs sorts and filters a job by, without building the job.
+pub fn row(obj: &SwfObject) -> Row {
+    let spec = obj.spec.as_ref().ok();
+    Row {
+        id: obj.metadata.uid.clone().unwrap_or_default(),
+        name: display_name_of(obj),
+        description: spec.and_then(|s| s.description.clone()).unwrap_or_default(),
+        pipeline_id: spec.and_then(|s| s.pipeline_id.clone()).unwrap_or_default(),
+        created_at: obj.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+        updated_at: updated_at(obj).map_or(0, |t| t.as_second()),
     }
 }
 
-fn references_of(swf: &ScheduledWorkflow) -> Vec<ResourceReference> {
-    let spec = &swf.spec;
-    let ns = swf.namespace().unwrap_or_default();
-    let mut refs = vec![reference(ResourceType::Namespace, &ns, Relationship::Owner)];
+/// The Job KFP's clients see. A stored spec that cannot be read still lists, with `error`
+/// saying why.
+pub fn swf_to_job(obj: &SwfObject) -> Job {
+    let condition = obj.status.conditions.first();
+    let error = condition
+        .filter(|c| c.type_ == "Error")
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    let mut job = Job {
+        id: obj.metadata.uid.clone().unwrap_or_default(),
+        name: display_name_of(obj),
+        resource_references: vec![reference(
+            ResourceType::Namespace,
+            obj.metadata.namespace.as_deref().unwrap_or_default(),
+            Relationship::Owner,
+        )],
+        created_at: obj.metadata.creation_timestamp.as_ref().map(|t| to_ts(t.0)),
+        updated_at: updated_at(obj).map(to_ts),
+        status: status_string(&obj.status).to_string(),
+        error,
+        ..Default::default()
+    };
+    match &obj.spec {
+        Ok(spec) => fill_from_spec(&mut job, spec),
+        Err(e) => job.error = format!("the stored spec cannot be read: {e}"),
+    }
+    job
+}
+
+fn fill_from_spec(job: &mut Job, spec: &ScheduledWorkflowSpec) {
+    job.description = spec.description.clone().unwrap_or_default();
+    job.pipeline_spec = Some(pipeline_spec_of(spec));
     if let Some(id) = &spec.experiment_id {
-        refs.push(reference(ResourceType::Experiment, id, Relationship::Owner));
+        job.resource_references
+            .push(reference(ResourceType::Experiment, id, Relationship::Owner));
     }
     if let Some(id) = &spec.pipeline_version_id {
-        refs.push(reference(ResourceType::PipelineVersion, id, Relationship::Creator));
+        job.resource_references
+            .push(reference(ResourceType::PipelineVersion, id, Relationship::Creator));
     }
-    refs
+    job.service_account = spec.service_account.clone().unwrap_or_default();
+    job.max_concurrency = spec.max_concurrency.unwrap_or(1);
+    job.trigger = trigger_of(&spec.trigger);
+    // KFP never sets mode in responses (`toApiJobV1`).
+    job.mode = 0;
+    job.enabled = spec.enabled;
+    job.no_catchup = spec.no_catchup.unwrap_or(false);
 }
 
 fn pipeline_spec_of(spec: &ScheduledWorkflowSpec) -> PipelineSpec {
     let manifest = match spec.workflow.as_ref().and_then(|w| w.spec.as_ref()) {
-        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
+        // A runTemplate shows as the object it creates; created back, it stays a runTemplate.
         None => spec
             .run_template
             .as_ref()
@@ -366,18 +494,27 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let (ns, mut swf) = job_to_swf(&job(base()), "kubeflow").unwrap();
+        let (ns, mut swf) = job_to_swf(&job(base()), Some("kubeflow"), &CreateOptions::default()).unwrap();
         assert_eq!(ns, "team-a");
         assert_eq!(swf.metadata.generate_name.as_deref(), Some("nightlyetl-"));
         assert!(swf.spec.enabled, "mode ENABLED means enabled");
         swf.metadata.uid = Some("uid-1".into());
         swf.metadata.creation_timestamp = Some(Time("2026-02-01T00:00:00Z".parse().unwrap()));
-        let back = swf_to_job(&swf);
+        let stored_manifest = swf.spec.workflow.as_ref().unwrap().spec.clone().unwrap();
+        let back = swf_to_job(&SwfObject::from_typed(swf));
         assert_eq!(back.name, "Nightly ETL!");
         assert_eq!(back.id, "uid-1");
         assert_eq!(back.max_concurrency, 2);
         assert!(back.enabled && back.no_catchup);
-        assert_eq!(back.pipeline_spec.as_ref().unwrap().workflow_manifest, manifest());
+        assert_eq!(
+            back.pipeline_spec.as_ref().unwrap().workflow_manifest,
+            stored_manifest.as_str().unwrap()
+        );
+        let stored: Value = serde_json::from_str(stored_manifest.as_str().unwrap()).unwrap();
+        assert_eq!(
+            stored["spec"]["templates"][0]["metadata"]["annotations"]["sidecar.istio.io/inject"], "false",
+            "KFP's create-time change"
+        );
         assert_eq!(
             back.pipeline_spec.as_ref().unwrap().parameters[0].value,
             "[[ScheduledTime]]"
@@ -445,9 +582,97 @@ mod tests {
             for (k, val) in patch.as_object().unwrap() {
                 v[k] = val.clone();
             }
-            let err = job_to_swf(&job(v), "kubeflow").unwrap_err();
+            let err = job_to_swf(&job(v), Some("kubeflow"), &CreateOptions::default()).unwrap_err();
             assert!(err.message.contains(want), "{want}: {err:?}");
         }
+    }
+
+    #[test]
+    fn no_namespace_and_no_default_is_a_400() {
+        let mut v = base();
+        v["resource_references"] = json!([]);
+        let err = job_to_swf(&job(v), None, &CreateOptions::default()).unwrap_err();
+        assert!(err.message.contains("give a NAMESPACE reference"), "{err:?}");
+    }
+
+    #[test]
+    fn kfp_create_checks_and_changes() {
+        let with_manifest = |m: Value| {
+            let mut v = base();
+            v["pipeline_spec"]["workflow_manifest"] = Value::String(m.to_string());
+            job_to_swf(
+                &job(v),
+                None,
+                &CreateOptions {
+                    default_service_account: Some("team-runner".into()),
+                    istio_sidecar_off: false,
+                },
+            )
+        };
+        let err = with_manifest(json!({})).unwrap_err();
+        assert!(err.message.contains("unknown template format"), "{err:?}");
+        let err = with_manifest(json!({"apiVersion": "argoproj.io/v2", "kind": "Workflow"})).unwrap_err();
+        assert!(err.message.contains("Unsupported argo version"), "{err:?}");
+        let (_, swf) = with_manifest(json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "spec": {"serviceAccountName": "pipeline-runner", "templates": [{"name": "t"}]}}))
+        .unwrap();
+        let text = swf.spec.workflow.unwrap().spec.unwrap();
+        let wf: Value = serde_json::from_str(text.as_str().unwrap()).unwrap();
+        assert_eq!(wf["spec"]["serviceAccountName"], "team-runner");
+        assert!(wf["spec"]["templates"][0].get("metadata").is_none(), "istio change off");
+        // A manifest with a PIPELINE_VERSION reference (KFP 1.8 refuses both).
+        let mut v = base();
+        v["resource_references"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"key": {"type": "PIPELINE_VERSION", "id": "v1"}, "relationship": "CREATOR"}));
+        let err = job_to_swf(&job(v), None, &CreateOptions::default()).unwrap_err();
+        assert!(
+            err.message.contains("Please don't specify a pipeline version"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_run_template_job_round_trips_as_a_run_template() {
+        let template = json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {}}});
+        let mut swf: ScheduledWorkflow = serde_json::from_value(json!({"apiVersion": "kubeflow.org/v1beta1",
+            "kind": "ScheduledWorkflow", "metadata": {"name": "j", "namespace": "ns", "uid": "u"},
+            "spec": {"enabled": true, "runTemplate": template}}))
+        .unwrap();
+        swf.metadata.uid = Some("u".into());
+        let out = swf_to_job(&SwfObject::from_typed(swf));
+        let mut v = serde_json::to_value(&out).unwrap();
+        v.as_object_mut()
+            .unwrap()
+            .retain(|k, _| ["name", "max_concurrency", "pipeline_spec", "resource_references"].contains(&k.as_str()));
+        let (_, back) = job_to_swf(&job(v), None, &CreateOptions::default()).unwrap();
+        assert!(back.spec.workflow.is_none());
+        assert_eq!(back.spec.run_template.unwrap().kind, "Job");
+    }
+
+    #[test]
+    fn timestamps_before_1970_with_a_fraction_encode() {
+        let t: Timestamp = "1969-12-31T23:59:59.5Z".parse().unwrap();
+        let ts = to_ts(t);
+        assert_eq!((ts.seconds, ts.nanos), (-1, 500_000_000));
+        assert!(serde_json::to_string(&ts).is_ok());
+    }
+
+    #[test]
+    fn an_undecodable_spec_still_lists_with_its_error() {
+        let obj: SwfObject = serde_json::from_str(
+            r#"{"metadata": {"name": "x", "namespace": "ns", "uid": "u"}, "spec": {"maxConcurrency": "many"}}"#,
+        )
+        .unwrap();
+        let job = swf_to_job(&obj);
+        assert_eq!(job.id, "u");
+        assert!(
+            job.error
+                .starts_with("the stored spec cannot be read: spec.maxConcurrency"),
+            "{}",
+            job.error
+        );
     }
 
     #[test]

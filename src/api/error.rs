@@ -47,9 +47,12 @@ impl ApiError {
         }
     }
 
-    /// KFP's error body: `{"error", "code", "message", "details"}`.
+    /// KFP's error body: `{"error", "code", "message", "details"}`, `details` holding an
+    /// `api.Error` as KFP's (`util.ToGRPCError`) do.
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": self.message, "code": self.code as i32, "message": self.message, "details": []})
+        json!({"error": self.message, "code": self.code as i32, "message": self.message,
+            "details": [{"@type": "type.googleapis.com/api.Error", "error_message": self.message,
+                "error_details": self.message}]})
     }
 
     pub fn to_grpc(&self) -> tonic::Status {

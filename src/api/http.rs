@@ -13,9 +13,10 @@ use axum::{
 };
 
 use super::{
+    auth::Caller,
     error::{ApiError, Code},
     proto::{Job, ListJobsRequest, ResourceKey, ResourceType},
-    service::{Caller, JobApi},
+    service::JobApi,
 };
 
 pub const OPENAPI: &str = include_str!("../../api/job.swagger.json");
@@ -24,9 +25,25 @@ fn json(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// Timestamps as grpc-gateway writes them: UTC with `Z` (pbjson writes `+00:00`).
+fn zulu(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.len() >= 20 && s.ends_with("+00:00") && s.as_bytes()[10] == b'T' => {
+            s.truncate(s.len() - 6);
+            s.push('Z');
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(zulu),
+        serde_json::Value::Object(map) => map.values_mut().for_each(zulu),
+        _ => {}
+    }
+}
+
 fn reply<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
     match result {
-        Ok(v) => match serde_json::to_string(&v) {
+        Ok(v) => match serde_json::to_value(&v).map(|mut v| {
+            zulu(&mut v);
+            v.to_string()
+        }) {
             Ok(body) => json(StatusCode::OK, body),
             // pbjson refuses some values a stored object may hold (e.g. a timestamp it cannot
             // write): an error for this request, never a crash of the server.
@@ -42,8 +59,17 @@ fn reply<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
     }
 }
 
-fn caller(headers: &HeaderMap) -> Caller {
-    Caller::from_header(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+/// The caller: its bearer token, and in multi-user mode the trusted proxy's user header.
+fn caller(api: &JobApi, headers: &HeaderMap) -> Caller {
+    let mut caller = Caller::from_header(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    if let Some(mu) = api.multi_user() {
+        caller.proxied_user = headers
+            .get(mu.header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.strip_prefix(mu.prefix.as_str()).unwrap_or(v).to_string())
+            .filter(|u| !u.is_empty());
+    }
+    caller
 }
 
 async fn create(State(api): State<Arc<JobApi>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -51,14 +77,15 @@ async fn create(State(api): State<Arc<JobApi>>, headers: HeaderMap, body: Bytes)
         Ok(job) => job,
         Err(e) => return reply::<()>(Err(ApiError::invalid(format!("Invalid job: {e}")))),
     };
-    reply(api.create_job(&caller(&headers), job).await)
+    reply(api.create_job(&caller(&api, &headers), job).await)
 }
 
 async fn get_one(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    reply(api.get_job(&caller(&headers), &id).await)
+    reply(api.get_job(&caller(&api, &headers), &id).await)
 }
 
-/// Parses ListJobs' query string; unknown parameters are a 400, not silently ignored.
+/// Parses ListJobs' query string. Unknown parameters are ignored, as grpc-gateway does (KFP's
+/// clients send some this API has no use for).
 fn list_request(query: Option<&str>) -> Result<ListJobsRequest, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
         .map_err(|e| ApiError::invalid(format!("Invalid query: {e}")))?;
@@ -85,7 +112,7 @@ fn list_request(query: Option<&str>) -> Result<ListJobsRequest, ApiError> {
                     as i32;
             }
             "resource_reference_key.id" | "resourceReferenceKey.id" => key.id = v,
-            other => return Err(ApiError::invalid(format!("Invalid query: unknown parameter {other:?}"))),
+            _ => {}
         }
     }
     if key.r#type != 0 || !key.id.is_empty() {
@@ -96,7 +123,7 @@ fn list_request(query: Option<&str>) -> Result<ListJobsRequest, ApiError> {
 
 async fn list(State(api): State<Arc<JobApi>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let result = match list_request(query.as_deref()) {
-        Ok(req) => api.list_jobs(&caller(&headers), &req).await,
+        Ok(req) => api.list_jobs(&caller(&api, &headers), &req).await,
         Err(e) => Err(e),
     };
     reply(result)
@@ -104,7 +131,7 @@ async fn list(State(api): State<Arc<JobApi>>, headers: HeaderMap, RawQuery(query
 
 async fn enable(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     reply(
-        api.set_enabled(&caller(&headers), &id, true)
+        api.set_enabled(&caller(&api, &headers), &id, true)
             .await
             .map(|()| serde_json::json!({})),
     )
@@ -112,7 +139,7 @@ async fn enable(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Pa
 
 async fn disable(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     reply(
-        api.set_enabled(&caller(&headers), &id, false)
+        api.set_enabled(&caller(&api, &headers), &id, false)
             .await
             .map(|()| serde_json::json!({})),
     )
@@ -120,7 +147,7 @@ async fn disable(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): P
 
 async fn delete(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     reply(
-        api.delete_job(&caller(&headers), &id)
+        api.delete_job(&caller(&api, &headers), &id)
             .await
             .map(|()| serde_json::json!({})),
     )
@@ -156,14 +183,23 @@ mod tests {
         assert_eq!(r.sort_by, "name desc");
         assert_eq!(r.filter, "{}");
         assert_eq!(r.resource_reference_key.unwrap().r#type, ResourceType::Namespace as i32);
-        assert!(
-            list_request(Some("colour=blue"))
-                .unwrap_err()
-                .message
-                .contains("unknown parameter")
+        assert_eq!(
+            list_request(Some("colour=blue&page_size=3")).unwrap().page_size,
+            3,
+            "ignored"
         );
         assert!(list_request(Some("page_size=x")).is_err());
         assert!(list_request(Some("resource_reference_key.type=GALAXY")).is_err());
+    }
+
+    #[test]
+    fn timestamps_are_written_with_z() {
+        let mut v = serde_json::json!({"created_at": "2026-01-01T00:00:00+00:00", "name": "+00:00", "x": ["2026-01-01T00:00:00.5+00:00"]});
+        zulu(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"created_at": "2026-01-01T00:00:00Z", "name": "+00:00", "x": ["2026-01-01T00:00:00.5Z"]})
+        );
     }
 
     #[test]

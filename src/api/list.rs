@@ -1,8 +1,10 @@
-//! Pure ListJobs logic: `sort_by`, `filter`, `page_size` and keyset page tokens.
+//! Pure ListJobs logic: `sort_by`, `filter`, `page_size` and keyset page tokens (KFP's
+//! `list/list.go`, `filter/filter.go`).
 //!
 //! Pages are cut by a cursor (the sort value and id of the last job returned), not by an offset:
 //! jobs created or deleted between two page requests never cause a duplicate or a skipped
-//! survivor. `total_size` counts every job that matches the filter.
+//! survivor. `total_size` counts every job that matches the filter. Sorting and filtering work
+//! on small `Row`s; only the page's items are turned into `Job`s by the caller.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,7 @@ pub enum Field {
     CreatedAt,
     UpdatedAt,
     Description,
+    PackageId,
 }
 
 impl Field {
@@ -33,8 +36,38 @@ impl Field {
             "created_at" => Field::CreatedAt,
             "updated_at" => Field::UpdatedAt,
             "description" => Field::Description,
+            // KFP's field map keeps the pipeline id under its old name.
+            "package_id" | "pipeline_id" => Field::PackageId,
             _ => return None,
         })
+    }
+}
+
+/// What sorting and filtering read of a job.
+#[derive(Clone, Debug, Default)]
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub pipeline_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&Job> for Row {
+    fn from(j: &Job) -> Row {
+        Row {
+            id: j.id.clone(),
+            name: j.name.clone(),
+            description: j.description.clone(),
+            pipeline_id: j
+                .pipeline_spec
+                .as_ref()
+                .map(|p| p.pipeline_id.clone())
+                .unwrap_or_default(),
+            created_at: j.created_at.as_ref().map_or(0, |t| t.seconds),
+            updated_at: j.updated_at.as_ref().map_or(0, |t| t.seconds),
+        }
     }
 }
 
@@ -46,13 +79,14 @@ pub enum Value {
     Str(String),
 }
 
-fn value(job: &Job, field: Field) -> Value {
+fn value(row: &Row, field: Field) -> Value {
     match field {
-        Field::Id => Value::Str(job.id.clone()),
-        Field::Name => Value::Str(job.name.clone()),
-        Field::Description => Value::Str(job.description.clone()),
-        Field::CreatedAt => Value::Int(job.created_at.as_ref().map_or(0, |t| t.seconds)),
-        Field::UpdatedAt => Value::Int(job.updated_at.as_ref().map_or(0, |t| t.seconds)),
+        Field::Id => Value::Str(row.id.clone()),
+        Field::Name => Value::Str(row.name.clone()),
+        Field::Description => Value::Str(row.description.clone()),
+        Field::PackageId => Value::Str(row.pipeline_id.clone()),
+        Field::CreatedAt => Value::Int(row.created_at),
+        Field::UpdatedAt => Value::Int(row.updated_at),
     }
 }
 
@@ -101,12 +135,33 @@ struct Check {
     values: Vec<Value>,
 }
 
-/// Parses the `filter` parameter (a JSON `api.Filter`; proto or camelCase names).
-fn parse_filter(filter: &str) -> Result<Vec<Check>, ApiError> {
+/// The filter as given, decoded once more as KFP's `parseAPIFilter` does (`url.QueryUnescape`:
+/// the KFP UI and documented clients encode it twice), and parsed.
+fn decode_filter(filter: &str) -> Result<Filter, ApiError> {
+    let decoded: String = form_urlencoded::parse(format!("f={}", filter).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    serde_json::from_str(&decoded).map_err(|e| ApiError::invalid(format!("Invalid filter: {e}")))
+}
+
+/// The filter in one canonical form, so a page token matches however the filter was spelled.
+fn canonical_filter(filter: &str) -> Result<String, ApiError> {
     if filter.trim().is_empty() {
+        return Ok(String::new());
+    }
+    let parsed = decode_filter(filter)?;
+    serde_json::to_string(&parsed).map_err(|e| ApiError::invalid(format!("Invalid filter: {e}")))
+}
+
+/// Checks of a canonical filter (see `canonical_filter`; proto or camelCase names were
+/// accepted there).
+fn parse_filter(canonical: &str) -> Result<Vec<Check>, ApiError> {
+    if canonical.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let parsed: Filter = serde_json::from_str(filter).map_err(|e| ApiError::invalid(format!("Invalid filter: {e}")))?;
+    let parsed: Filter =
+        serde_json::from_str(canonical).map_err(|e| ApiError::invalid(format!("Invalid filter: {e}")))?;
     let mut checks = Vec::new();
     for p in parsed.predicates {
         let field = Field::parse(&p.key).ok_or_else(|| {
@@ -117,6 +172,7 @@ fn parse_filter(filter: &str) -> Result<Vec<Check>, ApiError> {
         })?;
         let op = predicate::Op::try_from(p.op).unwrap_or(predicate::Op::Unknown);
         let time_field = matches!(field, Field::CreatedAt | Field::UpdatedAt);
+        let list_op = op == predicate::Op::In;
         let single = matches!(
             p.value,
             Some(
@@ -151,7 +207,6 @@ fn parse_filter(filter: &str) -> Result<Vec<Check>, ApiError> {
                 return Err(ApiError::invalid(format!("Invalid filter: {:?} needs {want}", p.key)));
             }
         };
-        let list_op = op == predicate::Op::In;
         match op {
             predicate::Op::Unknown => {
                 return Err(ApiError::invalid(format!(
@@ -161,9 +216,6 @@ fn parse_filter(filter: &str) -> Result<Vec<Check>, ApiError> {
             }
             predicate::Op::IsSubstring if time_field => {
                 return Err(ApiError::invalid("Invalid filter: IS_SUBSTRING needs a string field"));
-            }
-            _ if list_op && values.is_empty() => {
-                return Err(ApiError::invalid("Invalid filter: IN needs at least one value"));
             }
             _ if !list_op && !single => {
                 return Err(ApiError::invalid(format!(
@@ -178,11 +230,12 @@ fn parse_filter(filter: &str) -> Result<Vec<Check>, ApiError> {
     Ok(checks)
 }
 
-fn matches(job: &Job, checks: &[Check]) -> bool {
+fn matches(row: &Row, checks: &[Check]) -> bool {
     use predicate::Op::*;
     checks.iter().all(|c| {
-        let v = value(job, c.field);
-        let x = &c.values[0];
+        let v = value(row, c.field);
+        // IN with an empty list matches nothing (KFP: `IN ()`).
+        let Some(x) = c.values.first() else { return false };
         match c.op {
             Equals => &v == x,
             NotEquals => &v != x,
@@ -191,7 +244,10 @@ fn matches(job: &Job, checks: &[Check]) -> bool {
             LessThan => &v < x,
             LessThanEquals => &v <= x,
             In => c.values.contains(&v),
-            IsSubstring => matches!((&v, x), (Value::Str(s), Value::Str(sub)) if s.contains(sub.as_str())),
+            // SQL LIKE in KFP's MySQL: case-insensitive.
+            IsSubstring => {
+                matches!((&v, x), (Value::Str(s), Value::Str(sub)) if s.to_lowercase().contains(&sub.to_lowercase()))
+            }
             Unknown => false,
         }
     })
@@ -228,14 +284,14 @@ pub struct Query<'a> {
     pub scope: &'a str,
 }
 
-pub struct Page {
-    pub jobs: Vec<Job>,
+pub struct Page<T> {
+    pub items: Vec<T>,
     pub total_size: i32,
     pub next_page_token: String,
 }
 
-/// Sorts, filters and cuts one page out of every job in scope.
-pub fn page(mut jobs: Vec<Job>, q: &Query) -> Result<Page, ApiError> {
+/// Sorts, filters and cuts one page out of every item in scope; `row` says what each is.
+pub fn page<T>(items: Vec<T>, row: impl Fn(&T) -> Row, q: &Query) -> Result<Page<T>, ApiError> {
     if q.page_size < 0 {
         return Err(ApiError::invalid(format!(
             "Invalid page size: {} (must be 0 or more)",
@@ -246,44 +302,29 @@ pub fn page(mut jobs: Vec<Job>, q: &Query) -> Result<Page, ApiError> {
         0 => DEFAULT_PAGE_SIZE,
         n => n.min(MAX_PAGE_SIZE),
     } as usize;
-    let (sort, filter, after) = if q.page_token.is_empty() {
-        (parse_sort(q.sort_by)?, q.filter.to_string(), None)
-    } else {
-        let token = decode(q.page_token)?;
-        // A token replaces sort and filter; if they are given too they must agree (KFP).
-        if !q.sort_by.is_empty() && parse_sort(q.sort_by)? != token.sort {
-            return Err(ApiError::invalid(
-                "page token does not match the sort_by of the request",
-            ));
-        }
-        if !q.filter.is_empty() && q.filter != token.filter {
-            return Err(ApiError::invalid("page token does not match the filter of the request"));
-        }
-        if token.scope != q.scope {
-            return Err(ApiError::invalid(
-                "page token does not match the resource_reference_key of the request",
-            ));
-        }
-        (token.sort, token.filter.clone(), Some((token.after, token.after_id)))
-    };
+    let (sort, filter, after) = query_state(q)?;
     let checks = parse_filter(&filter)?;
-    jobs.retain(|j| matches(j, &checks));
-    let total_size = jobs.len() as i32;
-    let key = |j: &Job| (value(j, sort.field), j.id.clone());
-    jobs.sort_by(|a, b| {
-        let ord = key(a).cmp(&key(b));
+    let mut rows: Vec<(Row, T)> = items
+        .into_iter()
+        .map(|t| (row(&t), t))
+        .filter(|(r, _)| matches(r, &checks))
+        .collect();
+    let total_size = i32::try_from(rows.len()).unwrap_or(i32::MAX);
+    let key = |r: &Row| (value(r, sort.field), r.id.clone());
+    rows.sort_by(|a, b| {
+        let ord = key(&a.0).cmp(&key(&b.0));
         if sort.desc { ord.reverse() } else { ord }
     });
     if let Some(cursor) = after {
-        jobs.retain(|j| {
-            let k = key(j);
+        rows.retain(|(r, _)| {
+            let k = key(r);
             if sort.desc { k < cursor } else { k > cursor }
         });
     }
-    let more = jobs.len() > size;
-    jobs.truncate(size);
-    let next_page_token = match (more, jobs.last()) {
-        (true, Some(last)) => encode(&Token {
+    let more = rows.len() > size;
+    rows.truncate(size);
+    let next_page_token = match (more, rows.last()) {
+        (true, Some((last, _))) => encode(&Token {
             sort,
             filter,
             scope: q.scope.to_string(),
@@ -293,10 +334,36 @@ pub fn page(mut jobs: Vec<Job>, q: &Query) -> Result<Page, ApiError> {
         _ => String::new(),
     };
     Ok(Page {
-        jobs,
+        items: rows.into_iter().map(|(_, t)| t).collect(),
         total_size,
         next_page_token,
     })
+}
+
+/// Sort, canonical filter and cursor of a query: from its page token when it has one (which
+/// then must agree with any sort, filter and scope also given, as KFP checks).
+/// Where a page starts: after this sort value and id.
+type Cursor = (Value, String);
+
+fn query_state(q: &Query) -> Result<(Sort, String, Option<Cursor>), ApiError> {
+    if q.page_token.is_empty() {
+        return Ok((parse_sort(q.sort_by)?, canonical_filter(q.filter)?, None));
+    }
+    let token = decode(q.page_token)?;
+    if !q.sort_by.is_empty() && parse_sort(q.sort_by)? != token.sort {
+        return Err(ApiError::invalid(
+            "page token does not match the sort_by of the request",
+        ));
+    }
+    if !q.filter.is_empty() && canonical_filter(q.filter)? != token.filter {
+        return Err(ApiError::invalid("page token does not match the filter of the request"));
+    }
+    if token.scope != q.scope {
+        return Err(ApiError::invalid(
+            "page token does not match the resource_reference_key of the request",
+        ));
+    }
+    Ok((token.sort, token.filter, Some((token.after, token.after_id))))
 }
 
 #[cfg(test)]
@@ -323,8 +390,12 @@ mod tests {
         }
     }
 
-    fn ids(p: &Page) -> Vec<&str> {
-        p.jobs.iter().map(|j| j.id.as_str()).collect()
+    fn ids(p: &Page<Job>) -> Vec<&str> {
+        p.items.iter().map(|j| j.id.as_str()).collect()
+    }
+
+    fn page(jobs: Vec<Job>, q: &Query) -> Result<Page<Job>, ApiError> {
+        super::page(jobs, |j: &Job| Row::from(j), q)
     }
 
     #[test]
@@ -392,9 +463,18 @@ mod tests {
             vec!["a", "c"]
         );
         assert_eq!(
-            run(r#"{"predicates":[{"op":"IS_SUBSTRING","key":"name","stringValue":"mm"}]}"#),
-            vec!["c"]
+            run(r#"{"predicates":[{"op":"IS_SUBSTRING","key":"name","stringValue":"MM"}]}"#),
+            vec!["c"],
+            "case-insensitive, as SQL LIKE"
         );
+        assert_eq!(
+            run(r#"{"predicates":[{"op":"IN","key":"name","string_values":{"values":[]}}]}"#),
+            Vec::<String>::new(),
+            "IN () matches nothing"
+        );
+        // Encoded once more, as the KFP UI sends it (KFP's parseAPIFilter unescapes it).
+        let twice = "%7B%22predicates%22%3A%5B%7B%22op%22%3A%22EQUALS%22%2C%22key%22%3A%22name%22%2C%22string_value%22%3A%22beta%22%7D%5D%7D";
+        assert_eq!(run(twice), vec!["b"]);
         assert_eq!(
             run(
                 r#"{"predicates":[{"op":"IS_SUBSTRING","key":"name","string_value":"a"},{"op":"LESS_THAN","key":"created_at","long_value":"25"}]}"#
@@ -446,7 +526,7 @@ mod tests {
     #[test]
     fn page_size_is_clamped() {
         let jobs: Vec<Job> = (0..250).map(|i| job(&format!("{i:03}"), "n", i)).collect();
-        assert_eq!(page(jobs.clone(), &q("", 1000, "", "")).unwrap().jobs.len(), 200);
-        assert_eq!(page(jobs, &q("", 0, "", "")).unwrap().jobs.len(), 20);
+        assert_eq!(page(jobs.clone(), &q("", 1000, "", "")).unwrap().items.len(), 200);
+        assert_eq!(page(jobs, &q("", 0, "", "")).unwrap().items.len(), 20);
     }
 }

@@ -1,227 +1,229 @@
-//! The JobService operations, shared by the HTTP and gRPC front ends. Every Kubernetes call
-//! that reads or changes a job is made with the caller's own bearer token, so Kubernetes RBAC
-//! decides who may list, create, enable or delete in which namespace.
+//! The JobService operations, shared by the HTTP and gRPC front ends.
+//!
+//! Every operation authenticates its caller first (`auth`). Reads come from the API's watch
+//! cache (`index`) after a SubjectAccessReview: an unknown id, or one the caller may not read,
+//! is a 404 that costs no request and reveals nothing. Writes are made as the caller, so
+//! Kubernetes RBAC has the last word.
 
-use futures::StreamExt;
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    config::AuthInfo,
-    runtime::{WatchStreamExt, reflector, watcher},
+    Api, Resource,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
 };
-use tracing::warn;
 
 use super::{
+    auth::{Auth, Caller, MultiUser, User},
     convert,
     error::{ApiError, Code},
+    index::Index,
     list,
     proto::{Job, ListJobsRequest, ListJobsResponse, ResourceType},
 };
-use crate::crd::ScheduledWorkflow;
+use crate::{crd::ScheduledWorkflow, stored::SwfObject};
 
-/// Who is calling: the bearer token of the `authorization` header, if any.
+/// How the API is set up.
 #[derive(Clone, Debug, Default)]
-pub struct Caller {
-    pub token: Option<String>,
-}
-
-impl Caller {
-    /// From an `authorization` header value (`Bearer <token>`).
-    pub fn from_header(value: Option<&str>) -> Caller {
-        let token = value
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        Caller { token }
-    }
+pub struct ApiSettings {
+    /// Namespace of jobs created or listed without a NAMESPACE reference; `None`: such a
+    /// request is a 400 (never the operator's own namespace by default).
+    pub default_namespace: Option<String>,
+    /// Only this namespace is served (a namespace-scoped install).
+    pub scope: Option<String>,
+    /// The API's own namespace, and the service accounts there a job may not run as (the
+    /// API's and the scheduler's: they would hand a user's workflow their rights).
+    pub own_namespace: Option<String>,
+    pub refused_service_accounts: Vec<String>,
+    /// KFP's create-time changes to a workflow.
+    pub create: convert::CreateOptions,
+    /// DANGEROUS, local development only: requests without a token act as the API itself.
+    pub allow_anonymous: bool,
+    pub multi_user: Option<MultiUser>,
 }
 
 pub struct JobApi {
-    /// Where the cluster is; the identity is replaced by the caller's for every request.
-    base: kube::Config,
-    /// The operator's own identity: used only to find which namespace a job id lives in (and
-    /// for every call when `allow_anonymous` is on, for local development).
-    own: Client,
-    store: reflector::Store<ScheduledWorkflow>,
-    default_namespace: String,
-    allow_anonymous: bool,
+    auth: Auth,
+    index: Index,
+    settings: ApiSettings,
 }
 
 impl JobApi {
-    /// Starts the id → namespace index (a watch with the operator's identity).
-    pub fn new(base: kube::Config, own: Client, default_namespace: String, allow_anonymous: bool) -> JobApi {
-        let (store, writer) = reflector::store();
-        let stream = reflector(
-            writer,
-            watcher(Api::<ScheduledWorkflow>::all(own.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .applied_objects();
-        tokio::spawn(async move {
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                if let Err(e) = event {
-                    warn!(error = %e, "job index watch error");
-                }
-            }
-        });
-        if allow_anonymous {
-            warn!(
-                "--api-insecure-anonymous: requests without a token act as the operator itself; never use this outside local development"
+    /// Starts the watch cache of jobs (with the API's own identity, in its scope).
+    pub fn new(base: kube::Config, own: kube::Client, settings: ApiSettings) -> JobApi {
+        if settings.allow_anonymous {
+            tracing::warn!(
+                "--api-insecure-anonymous: requests without a token act as the API itself; never use this outside local development"
             );
         }
         JobApi {
-            base,
-            own,
-            store,
-            default_namespace,
-            allow_anonymous,
+            index: Index::start(own.clone(), settings.scope.as_deref()),
+            auth: Auth::new(base, own, settings.allow_anonymous, settings.multi_user.clone()),
+            settings,
         }
     }
 
-    fn client_for(&self, caller: &Caller) -> Result<Client, ApiError> {
-        match &caller.token {
-            Some(token) => {
-                let mut config = self.base.clone();
-                config.auth_info = AuthInfo {
-                    token: Some(token.clone().into()),
-                    ..Default::default()
-                };
-                Client::try_from(config).map_err(|e| ApiError::new(Code::Internal, format!("client: {e}")))
-            }
-            None if self.allow_anonymous => Ok(self.own.clone()),
-            None => Err(ApiError::new(
-                Code::Unauthenticated,
-                "Request header error: there is no bearer token in the authorization header",
+    /// True once the watch cache has listed everything.
+    pub fn ready(&self) -> bool {
+        self.index.ready()
+    }
+
+    pub fn multi_user(&self) -> Option<&MultiUser> {
+        self.auth.multi_user()
+    }
+
+    fn in_scope(&self, namespace: &str) -> Result<(), ApiError> {
+        match &self.settings.scope {
+            Some(scope) if scope != namespace => Err(ApiError::new(
+                Code::PermissionDenied,
+                format!("this API serves namespace {scope} only"),
             )),
+            _ => Ok(()),
         }
     }
 
-    /// Namespace and name of the job with this id (the resource's uid).
-    async fn locate(&self, id: &str) -> Result<(String, String), ApiError> {
-        let found = |swf: &ScheduledWorkflow| (swf.namespace().unwrap_or_default(), swf.name_any());
-        if let Some(swf) = self.store.state().iter().find(|s| s.uid().as_deref() == Some(id)) {
-            return Ok(found(swf));
-        }
-        // Not indexed yet (just created elsewhere): ask the API server.
-        let all = Api::<ScheduledWorkflow>::all(self.own.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| ApiError::from_kube(e, "list jobs"))?;
-        all.items
-            .iter()
-            .find(|s| s.uid().as_deref() == Some(id))
-            .map(found)
-            .ok_or_else(|| ApiError::not_found(id))
-    }
-
-    async fn get_swf(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<(Api<ScheduledWorkflow>, ScheduledWorkflow), ApiError> {
-        let client = self.client_for(caller)?;
-        let (ns, name) = self.locate(id).await?;
-        let api: Api<ScheduledWorkflow> = Api::namespaced(client, &ns);
-        let swf = api
-            .get(&name)
-            .await
-            .map_err(|e| ApiError::from_kube(e, &format!("get job {id}")))?;
-        if swf.uid().as_deref() != Some(id) {
+    /// The job with `id`, if `user` may read it; otherwise a 404 that does not say which.
+    async fn readable(&self, user: &User, id: &str) -> Result<std::sync::Arc<SwfObject>, ApiError> {
+        let obj = self.index.by_uid(id).ok_or_else(|| ApiError::not_found(id))?;
+        let ns = obj.metadata.namespace.clone().unwrap_or_default();
+        if self.in_scope(&ns).is_err() || !self.auth.allowed(user, "get", &ns).await? {
             return Err(ApiError::not_found(id));
         }
-        Ok((api, swf))
+        Ok(obj)
     }
 
     pub async fn create_job(&self, caller: &Caller, job: Job) -> Result<Job, ApiError> {
-        let client = self.client_for(caller)?;
-        let (ns, swf) = convert::job_to_swf(&job, &self.default_namespace)?;
-        let api: Api<ScheduledWorkflow> = Api::namespaced(client, &ns);
-        let created = api
-            .create(&PostParams::default(), &swf)
+        let user = self.auth.authenticate(caller).await?;
+        let (ns, swf) = convert::job_to_swf(&job, self.settings.default_namespace.as_deref(), &self.settings.create)?;
+        self.in_scope(&ns)?;
+        self.refuse_own_identity(&ns, &swf)?;
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
+        let request = kube::core::Request::new(ScheduledWorkflow::url_path(&(), Some(&ns)));
+        let body = serde_json::to_vec(&swf).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+        let request = request
+            .create(&PostParams::default(), body)
+            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+        let created: SwfObject = api
+            .into_client()
+            .request(request)
             .await
             .map_err(|e| ApiError::from_kube(e, "create job"))?;
-        Ok(convert::swf_to_job(&created))
+        let job = convert::swf_to_job(&created);
+        self.index.remember(created);
+        Ok(job)
+    }
+
+    /// A job must not run as the API's (or operator's) own service account in its namespace:
+    /// that would hand a user's workflow the operator's rights.
+    fn refuse_own_identity(&self, ns: &str, swf: &ScheduledWorkflow) -> Result<(), ApiError> {
+        let Some(own_ns) = &self.settings.own_namespace else {
+            return Ok(());
+        };
+        let refused = &self.settings.refused_service_accounts;
+        match convert::service_accounts(swf)
+            .into_iter()
+            .find(|sa| refused.contains(sa))
+        {
+            Some(sa) if ns == own_ns => Err(ApiError::invalid(format!(
+                "service_account: {sa} is the operator's own service account in {own_ns} and cannot run jobs"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     pub async fn get_job(&self, caller: &Caller, id: &str) -> Result<Job, ApiError> {
-        Ok(convert::swf_to_job(&self.get_swf(caller, id).await?.1))
+        let user = self.auth.authenticate(caller).await?;
+        Ok(convert::swf_to_job(&*self.readable(&user, id).await?))
     }
 
     pub async fn list_jobs(&self, caller: &Caller, req: &ListJobsRequest) -> Result<ListJobsResponse, ApiError> {
-        let client = self.client_for(caller)?;
-        let key = req.resource_reference_key.clone().unwrap_or_default();
-        let (namespace, experiment) = match ResourceType::try_from(key.r#type)
-            .unwrap_or(ResourceType::UnknownResourceType)
-        {
-            ResourceType::UnknownResourceType if key.id.is_empty() => (self.default_namespace.clone(), None),
-            ResourceType::Namespace if !key.id.is_empty() => (key.id.clone(), None),
-            ResourceType::Experiment if !key.id.is_empty() => (self.default_namespace.clone(), Some(key.id.clone())),
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "resource_reference_key: {} {:?} is not supported (use NAMESPACE or EXPERIMENT with an id)",
-                    other.as_str_name(),
-                    key.id
-                )));
-            }
-        };
-        let api: Api<ScheduledWorkflow> = Api::namespaced(client, &namespace);
-        let mut items = Vec::new();
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = api
-                .list(&params)
-                .await
-                .map_err(|e| ApiError::from_kube(e, "list jobs"))?;
-            items.extend(page.items);
-            match page.metadata.continue_ {
-                Some(c) if !c.is_empty() => params = params.continue_token(&c),
-                _ => break,
-            }
+        let user = self.auth.authenticate(caller).await?;
+        let (namespace, experiment) = self.list_scope(req)?;
+        self.in_scope(&namespace)?;
+        if !self.auth.allowed(&user, "list", &namespace).await? {
+            return Err(ApiError::new(
+                Code::PermissionDenied,
+                format!("{} may not list jobs in namespace {namespace}", user.name),
+            ));
         }
-        let jobs: Vec<Job> = items
-            .iter()
-            .filter(|s| experiment.is_none() || s.spec.experiment_id == experiment)
-            .map(convert::swf_to_job)
+        let objects: Vec<_> = self
+            .index
+            .in_namespace(&namespace)
+            .into_iter()
+            .filter(|o| {
+                experiment.is_none()
+                    || o.spec.as_ref().ok().and_then(|s| s.experiment_id.as_ref()) == experiment.as_ref()
+            })
             .collect();
         let scope = format!("{namespace}/{}", experiment.unwrap_or_default());
-        let page = list::page(
-            jobs,
-            &list::Query {
-                page_token: &req.page_token,
-                page_size: req.page_size,
-                sort_by: &req.sort_by,
-                filter: &req.filter,
-                scope: &scope,
-            },
-        )?;
+        let query = list::Query {
+            page_token: &req.page_token,
+            page_size: req.page_size,
+            sort_by: &req.sort_by,
+            filter: &req.filter,
+            scope: &scope,
+        };
+        let page = list::page(objects, |o| convert::row(o), &query)?;
         Ok(ListJobsResponse {
-            jobs: page.jobs,
+            jobs: page.items.iter().map(|o| convert::swf_to_job(o)).collect(),
             total_size: page.total_size,
             next_page_token: page.next_page_token,
         })
     }
 
+    /// The namespace (and experiment) a ListJobs request is about.
+    fn list_scope(&self, req: &ListJobsRequest) -> Result<(String, Option<String>), ApiError> {
+        let key = req.resource_reference_key.clone().unwrap_or_default();
+        let default = || {
+            self.settings.default_namespace.clone().ok_or_else(|| {
+                ApiError::invalid("resource_reference_key: give a NAMESPACE (this API has no default namespace)")
+            })
+        };
+        match ResourceType::try_from(key.r#type).unwrap_or(ResourceType::UnknownResourceType) {
+            ResourceType::UnknownResourceType if key.id.is_empty() => Ok((default()?, None)),
+            ResourceType::Namespace if !key.id.is_empty() => Ok((key.id, None)),
+            ResourceType::Experiment if !key.id.is_empty() => Ok((default()?, Some(key.id))),
+            other => Err(ApiError::invalid(format!(
+                "resource_reference_key: {} {:?} is not supported (use NAMESPACE or EXPERIMENT with an id)",
+                other.as_str_name(),
+                key.id
+            ))),
+        }
+    }
+
     pub async fn set_enabled(&self, caller: &Caller, id: &str, enabled: bool) -> Result<(), ApiError> {
-        let (api, swf) = self.get_swf(caller, id).await?;
-        let patch = serde_json::json!({"spec": {"enabled": enabled}});
-        api.patch(&swf.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| ApiError::from_kube(e, &format!("change mode of job {id}")))?;
-        Ok(())
+        let user = self.auth.authenticate(caller).await?;
+        let obj = self.readable(&user, id).await?;
+        let (ns, name) = names(&obj);
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
+        // The uid in the patch is a precondition: a recreated object of the same name is not
+        // changed.
+        let patch = serde_json::json!({"metadata": {"uid": id}, "spec": {"enabled": enabled}});
+        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Err(ApiError::not_found(id)),
+            Err(e) => Err(ApiError::from_kube(e, &format!("change mode of job {id}"))),
+        }
     }
 
     pub async fn delete_job(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
-        let (api, swf) = self.get_swf(caller, id).await?;
+        let user = self.auth.authenticate(caller).await?;
+        let obj = self.readable(&user, id).await?;
+        let (ns, name) = names(&obj);
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
         // Background cascade: the runs go too (KFP's default for custom resources).
         let params = DeleteParams::background().preconditions(kube::api::Preconditions {
             uid: Some(id.to_string()),
             resource_version: None,
         });
-        api.delete(&swf.name_any(), &params)
-            .await
-            .map_err(|e| ApiError::from_kube(e, &format!("delete job {id}")))?;
-        Ok(())
+        match api.delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Err(ApiError::not_found(id)),
+            Err(e) => Err(ApiError::from_kube(e, &format!("delete job {id}"))),
+        }
     }
+}
+
+fn names(obj: &SwfObject) -> (String, String) {
+    (
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    )
 }

@@ -128,12 +128,19 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
     let (reader, writer) = reflector::store();
     let observer = ctx.clone();
     let lists = ctx.metrics.clone();
+    // After the first list, a list means the watch was lost (an API server outage, 410 Gone):
+    // every schedule gets a pass at once instead of waiting out its retry backoff.
+    let (relisted_tx, relisted_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut listed_once = false;
     let trigger = watcher(swfs, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .inspect(move |e| {
-            if let Ok(watcher::Event::Init) = e {
-                lists.cache_listed("scheduledworkflows");
+        .backoff(backoff::WatchBackoff::default())
+        .inspect(move |e| match e {
+            Ok(watcher::Event::Init) => lists.cache_listed("scheduledworkflows"),
+            Ok(watcher::Event::InitDone) if std::mem::replace(&mut listed_once, true) => {
+                info!("schedules listed again (a lost watch): a pass for every schedule");
+                let _ = relisted_tx.send(());
             }
+            _ => {}
         })
         .reflect(writer)
         .applied_objects()
@@ -142,17 +149,26 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
                 observer.status.observed(o);
             }
         })
-        .predicate_filter(worth_a_pass, PredicateConfig::default());
+        .predicate_filter(worth_a_pass, PredicateConfig::default())
+        // Errors are retried by the watch's own short backoff (`WatchBackoff`); passed on, they
+        // would also stall the controller's trigger stream behind kube's default backoff (up
+        // to 30 s and more, so the catch-up after an outage would wait for it).
+        .filter(|r| futures::future::ready(r.is_ok()));
     let became_leader = tokio_stream::wrappers::WatchStream::new(ctx.leader.subscribe())
         .filter(|leading| futures::future::ready(*leading))
         .map(|_| ());
+    let everyone = futures::stream::select(
+        became_leader,
+        tokio_stream::wrappers::UnboundedReceiverStream::new(relisted_rx),
+    );
     parts.health.watch(reader.clone(), ctx.clone());
     tasks.spawn(keep_gauges(reader.clone(), ctx.clone()));
     info!(namespace = ?ctx.settings.namespace, "controller started");
     Controller::for_stream(trigger, reader)
         .with_config(ControllerConfig::default().concurrency(CONCURRENT_PASSES))
+        .trigger_backoff(backoff::WatchBackoff::default())
         .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(wake_rx))
-        .reconcile_all_on(became_leader)
+        .reconcile_all_on(everyone)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -301,7 +301,7 @@ async fn watch_runs(cache: Arc<RunCache>, api: Api<RunObject>, wake: Wake, metri
     let config = watcher::Config::default()
         .labels(&format!("{LABEL_OWNED}=true"))
         .any_semantic();
-    let stream = watcher::watcher(api, config).default_backoff();
+    let stream = watcher::watcher(api, config).backoff(super::backoff::WatchBackoff::default());
     futures::pin_mut!(stream);
     let mut relist: Option<Vec<RunObject>> = None;
     let label = format!("runs:{}", cache.kind);

@@ -3,6 +3,7 @@
 //! one with `common::private_env`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_security;
 mod bad_input;
 mod cli;
 mod common;

@@ -104,8 +104,9 @@ pub fn repo_root() -> PathBuf {
 /// A control plane shared by all tests of one binary.
 pub struct ControlPlane {
     pub kubeconfig: PathBuf,
-    /// deploy/base's namespace, ServiceAccount and RBAC, applied once per plane.
+    /// deploy/base's namespace, ServiceAccounts and RBAC, applied once per plane.
     operator_rbac: tokio::sync::OnceCell<()>,
+    api_rbac: tokio::sync::OnceCell<()>,
     /// `None` when `USE_EXISTING_CLUSTER=true`.
     local: Option<LocalPlane>,
 }
@@ -136,6 +137,7 @@ pub fn control_plane() -> &'static ControlPlane {
             return ControlPlane {
                 kubeconfig,
                 operator_rbac: Default::default(),
+                api_rbac: Default::default(),
                 local: None,
             };
         }
@@ -283,6 +285,7 @@ fn start_local_plane_with(apiserver_flags: Vec<String>) -> ControlPlane {
     ControlPlane {
         kubeconfig: local.layout.kubeconfig(),
         operator_rbac: Default::default(),
+        api_rbac: Default::default(),
         local: Some(local),
     }
 }
@@ -602,6 +605,17 @@ pub async fn operator_token(env: &TestEnv) -> String {
         .token
 }
 
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// The `swf-operator` binary, run as a process (SIGKILL-able), as the operator's
 /// ServiceAccount, on a local plane. Its output goes to `<plane dir>/<name>.log`.
 pub struct OperatorProcess {
@@ -619,18 +633,20 @@ impl OperatorProcess {
 
     /// With exactly `args` after `run` (no namespace: every namespace).
     pub async fn start_with(env: &TestEnv, name: &str, args: &[&str]) -> OperatorProcess {
+        let metrics = format!("--metrics-addr=127.0.0.1:{}", plane::free_port());
+        let mut all = vec!["run", metrics.as_str(), "--watch-kinds", "batch/v1/Job"];
+        all.extend_from_slice(args);
+        Self::spawn(env, name, &operator_token(env).await, &all)
+    }
+
+    /// The binary with `args`, as the identity of `token`.
+    pub fn spawn(env: &TestEnv, name: &str, token: &str, args: &[&str]) -> OperatorProcess {
         let local = env.plane.local.as_ref().expect("a local plane");
         let kubeconfig = local.layout.dir.join(format!("{name}.kubeconfig"));
-        if !kubeconfig.exists() {
-            let ca = std::fs::read_to_string(local.layout.dir.join("pki/ca.crt")).unwrap();
-            plane::write_kubeconfig(&kubeconfig, &local.layout.server(), &ca, &operator_token(env).await);
-        }
-        let metrics_port = plane::free_port();
+        let ca = std::fs::read_to_string(local.layout.dir.join("pki/ca.crt")).unwrap();
+        plane::write_kubeconfig(&kubeconfig, &local.layout.server(), &ca, token);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_swf-operator"));
-        cmd.arg("run")
-            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
-            .args(["--watch-kinds", "batch/v1/Job"])
-            .args(args)
+        cmd.args(args)
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAME", name)
             .env("RUST_LOG", "info,kube=warn");
@@ -641,22 +657,19 @@ impl OperatorProcess {
         }
     }
 
+    /// Its resident memory now (VmRSS), in bytes.
+    pub fn rss(&self) -> Option<u64> {
+        proc_status_kb(self.pid, "VmRSS:").map(|kb| kb * 1024)
+    }
+
     pub fn kill(&self, signal: i32) {
         kill_and_wait(self.pid, signal);
     }
 
     /// Its peak resident memory (VmHWM), in bytes; `None` once it has exited.
     pub fn peak_rss(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        let kb: u64 = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
         // A zombie has no memory lines: the process has exited.
-        Some(kb * 1024)
+        proc_status_kb(self.pid, "VmHWM:").map(|kb| kb * 1024)
     }
 }
 
@@ -759,38 +772,75 @@ impl Operator {
 
 /// Starts the JobService (HTTP + gRPC) in this process on free ports; returns their URLs.
 pub async fn start_job_api(env: &TestEnv, default_namespace: &str) -> (String, String) {
-    start_job_api_with(env, default_namespace, None).await
+    let settings = swf_operator::api::service::ApiSettings {
+        default_namespace: Some(default_namespace.to_string()),
+        ..Default::default()
+    };
+    start_job_api_with(env, settings, None).await
 }
 
-/// As `start_job_api`, optionally over TLS (then the URLs are https).
+/// A client with the JobService's own identity and exactly the RBAC of
+/// `deploy/base/api-rbac.yaml`.
+pub async fn api_client(env: &TestEnv) -> Client {
+    env.plane.client_with_token(&api_token(env).await).await
+}
+
+/// A token of the JobService's ServiceAccount (its RBAC applied to the plane first).
+pub async fn api_token(env: &TestEnv) -> String {
+    let plane = env.plane;
+    plane
+        .api_rbac
+        .get_or_init(|| async {
+            let deploy = repo_root().join("deploy/base");
+            for file in ["namespace.yaml", "api-rbac.yaml"] {
+                kubectl(plane, &["apply", "-f", deploy.join(file).to_str().unwrap()]);
+            }
+        })
+        .await;
+    let sas: Api<ServiceAccount> = Api::namespaced(env.client.clone(), "swf-system");
+    let request: TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+    sas.create_token_request("swf-operator-api", &PostParams::default(), &request)
+        .await
+        .expect("token request")
+        .status
+        .expect("token status")
+        .token
+}
+
+/// As `start_job_api`, with `settings`, optionally over TLS (then the URLs are https). The
+/// API acts with its own ServiceAccount (`deploy/base/api-rbac.yaml`).
 pub async fn start_job_api_with(
     env: &TestEnv,
-    default_namespace: &str,
-    tls: Option<swf_operator::api::Tls>,
+    settings: swf_operator::api::service::ApiSettings,
+    tls: Option<std::sync::Arc<swf_operator::tls::Reloading>>,
 ) -> (String, String) {
     use swf_operator::api;
     let base = env.plane.admin_config().await;
-    let own = env.plane.admin_client().await;
-    let job_api = std::sync::Arc::new(api::service::JobApi::new(
-        base,
-        own,
-        default_namespace.to_string(),
-        false,
-    ));
+    let own = api_client(env).await;
+    let job_api = std::sync::Arc::new(api::service::JobApi::new(base, own, settings));
     let (http_port, grpc_port) = (plane::free_port(), plane::free_port());
     let http: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
     let grpc: std::net::SocketAddr = format!("127.0.0.1:{grpc_port}").parse().unwrap();
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let ready = job_api.clone();
     tokio::spawn(async move {
         if let Err(e) = api::serve(job_api, Some(http), Some(grpc), tls).await {
             panic!("JobService failed: {e:#}");
         }
     });
-    eventually(Duration::from_secs(30), "JobService listening", || async move {
-        let http_up = tokio::net::TcpStream::connect(http).await.is_ok();
-        let grpc_up = tokio::net::TcpStream::connect(grpc).await.is_ok();
-        (http_up && grpc_up).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "JobService listening and its cache listed",
+        || {
+            let ready = ready.clone();
+            async move {
+                let http_up = tokio::net::TcpStream::connect(http).await.is_ok();
+                let grpc_up = tokio::net::TcpStream::connect(grpc).await.is_ok();
+                (http_up && grpc_up && ready.ready()).then_some(())
+            }
+        },
+    )
     .await;
     (format!("{scheme}://{http}"), format!("{scheme}://{grpc}"))
 }

@@ -1,0 +1,250 @@
+//! Who is calling and what they may do, decided before any other work.
+//!
+//! - **Authentication**: a bearer token is checked with a TokenReview (made with the API's own
+//!   identity), or, in Kubeflow's multi-user mode, the user comes from the header a trusted
+//!   proxy sets (`kubeflow-userid`). An invalid token is a 401 at the cost of one TokenReview,
+//!   cached per token; nothing else is read.
+//! - **Authorization**: a SubjectAccessReview for the user, verb and namespace, cached briefly.
+//! - **Acting**: writes (create, enable/disable, delete) are made as the caller: with their
+//!   token, or by impersonating the header's user. Kubernetes RBAC has the last word, and the
+//!   audit log names the user. Clients are reused per caller (bounded).
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::api::{
+    authentication::v1::{TokenReview, TokenReviewSpec},
+    authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
+};
+use kube::{Api, Client, api::PostParams, config::AuthInfo};
+use moka::{future::Cache as AsyncCache, sync::Cache};
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, Code};
+
+/// Who is calling, from the request's headers.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    /// The bearer token of the `authorization` header.
+    pub token: Option<String>,
+    /// The user named by the trusted proxy's header (multi-user mode only).
+    pub proxied_user: Option<String>,
+}
+
+impl Caller {
+    /// From an `authorization` header value (`Bearer <token>`).
+    pub fn from_header(value: Option<&str>) -> Caller {
+        let token = value
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        Caller {
+            token,
+            proxied_user: None,
+        }
+    }
+}
+
+/// Kubeflow's multi-user mode: the user's identity comes from a trusted proxy's header (as
+/// KFP's `KUBEFLOW_USERID_HEADER`/`KUBEFLOW_USERID_PREFIX`), or from a token whose audience is
+/// `pipelines.kubeflow.org` (what the KFP SDK sends from a notebook).
+#[derive(Clone, Debug)]
+pub struct MultiUser {
+    pub header: String,
+    pub prefix: String,
+}
+
+/// Tokens with this audience are accepted in multi-user mode (KFP's).
+pub const KFP_AUDIENCE: &str = "pipelines.kubeflow.org";
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct User {
+    pub name: String,
+    pub groups: Vec<String>,
+    /// How to act as them.
+    pub acting: Acting,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Acting {
+    /// With their own bearer token.
+    Token(String),
+    /// By impersonation (the trusted proxy's user).
+    Impersonate,
+    /// As the API itself (`--api-insecure-anonymous`, local development only).
+    Own,
+}
+
+const AUTHN_TTL: Duration = Duration::from_secs(30);
+const AUTHZ_TTL: Duration = Duration::from_secs(10);
+const CLIENT_TTL: Duration = Duration::from_secs(600);
+/// Cached entries at most (each cache).
+const CACHED: u64 = 10_000;
+const CLIENTS: u64 = 256;
+
+pub struct Auth {
+    base: kube::Config,
+    own: Client,
+    allow_anonymous: bool,
+    multi_user: Option<MultiUser>,
+    /// Concurrent requests with the same token wait for one TokenReview.
+    tokens: AsyncCache<[u8; 32], Option<User>>,
+    reviews: AsyncCache<(User, &'static str, String), bool>,
+    clients: Cache<User, Client>,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Auth {
+    pub fn new(base: kube::Config, own: Client, allow_anonymous: bool, multi_user: Option<MultiUser>) -> Self {
+        Auth {
+            base,
+            own,
+            allow_anonymous,
+            multi_user,
+            tokens: AsyncCache::builder()
+                .max_capacity(CACHED)
+                .time_to_live(AUTHN_TTL)
+                .build(),
+            reviews: AsyncCache::builder()
+                .max_capacity(CACHED)
+                .time_to_live(AUTHZ_TTL)
+                .build(),
+            clients: Cache::builder().max_capacity(CLIENTS).time_to_idle(CLIENT_TTL).build(),
+        }
+    }
+
+    pub fn multi_user(&self) -> Option<&MultiUser> {
+        self.multi_user.as_ref()
+    }
+
+    /// The caller, authenticated; 401 otherwise.
+    pub async fn authenticate(&self, caller: &Caller) -> Result<User, ApiError> {
+        if let (Some(_), Some(user)) = (&self.multi_user, &caller.proxied_user) {
+            return Ok(User {
+                name: user.clone(),
+                groups: Vec::new(),
+                acting: Acting::Impersonate,
+            });
+        }
+        match &caller.token {
+            Some(token) => self.review_token(token).await,
+            None if self.allow_anonymous => Ok(User {
+                name: "swf-operator:anonymous".into(),
+                groups: Vec::new(),
+                acting: Acting::Own,
+            }),
+            None => Err(ApiError::new(
+                Code::Unauthenticated,
+                "Request header error: there is no bearer token in the authorization header",
+            )),
+        }
+    }
+
+    async fn review_token(&self, token: &str) -> Result<User, ApiError> {
+        let user = self
+            .tokens
+            .try_get_with(digest(token), self.token_review(token))
+            .await
+            .map_err(|e: Arc<ApiError>| (*e).clone())?;
+        user.ok_or_else(|| ApiError::new(Code::Unauthenticated, "the bearer token is not valid"))
+    }
+
+    /// A TokenReview with the API's identity: `None` when the token is not valid.
+    async fn token_review(&self, token: &str) -> Result<Option<User>, ApiError> {
+        let audiences = self.multi_user.as_ref().map(|_| vec![KFP_AUDIENCE.to_string()]);
+        let mut answers = Vec::new();
+        // Multi-user mode accepts KFP's audience, and the API server's default one.
+        for audiences in [audiences, None] {
+            let review = TokenReview {
+                spec: TokenReviewSpec {
+                    token: Some(token.to_string()),
+                    audiences,
+                },
+                ..Default::default()
+            };
+            let done = Api::<TokenReview>::all(self.own.clone())
+                .create(&PostParams::default(), &review)
+                .await
+                .map_err(|e| ApiError::new(Code::Unavailable, format!("cannot review the token: {e}")))?;
+            answers.push(done.status.unwrap_or_default());
+            if self.multi_user.is_none() {
+                break;
+            }
+        }
+        let Some(status) = answers.into_iter().find(|s| s.authenticated == Some(true)) else {
+            return Ok(None);
+        };
+        let info = status.user.unwrap_or_default();
+        Ok(Some(User {
+            name: info.username.unwrap_or_default(),
+            groups: info.groups.unwrap_or_default(),
+            acting: Acting::Token(token.to_string()),
+        }))
+    }
+
+    /// Whether `user` may `verb` ScheduledWorkflows in `namespace` (a SubjectAccessReview).
+    pub async fn allowed(&self, user: &User, verb: &'static str, namespace: &str) -> Result<bool, ApiError> {
+        if user.acting == Acting::Own {
+            return Ok(true);
+        }
+        let key = (user.clone(), verb, namespace.to_string());
+        self.reviews
+            .try_get_with(key, self.access_review(user, verb, namespace))
+            .await
+            .map_err(|e: Arc<ApiError>| (*e).clone())
+    }
+
+    async fn access_review(&self, user: &User, verb: &'static str, namespace: &str) -> Result<bool, ApiError> {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.name.clone()),
+                groups: Some(user.groups.clone()),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some("kubeflow.org".into()),
+                    resource: Some("scheduledworkflows".into()),
+                    verb: Some(verb.into()),
+                    namespace: Some(namespace.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let done = Api::<SubjectAccessReview>::all(self.own.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| ApiError::new(Code::Unavailable, format!("cannot review access: {e}")))?;
+        Ok(done.status.is_some_and(|s| s.allowed))
+    }
+
+    /// A client that acts as `user` (reused while they keep calling).
+    pub fn client_for(&self, user: &User) -> Result<Client, ApiError> {
+        if let Some(c) = self.clients.get(user) {
+            return Ok(c);
+        }
+        let mut config = self.base.clone();
+        match &user.acting {
+            Acting::Own => return Ok(self.own.clone()),
+            Acting::Token(token) => {
+                config.auth_info = AuthInfo {
+                    token: Some(token.clone().into()),
+                    ..Default::default()
+                };
+            }
+            Acting::Impersonate => {
+                config.auth_info.impersonate = Some(user.name.clone());
+                config.auth_info.impersonate_groups = (!user.groups.is_empty()).then(|| user.groups.clone());
+            }
+        }
+        let client = Client::try_from(config).map_err(|e| ApiError::new(Code::Internal, format!("client: {e}")))?;
+        self.clients.insert(user.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Shared by the front ends.
+pub type SharedAuth = Arc<Auth>;

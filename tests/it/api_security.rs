@@ -1,0 +1,441 @@
+//! The JobService is safe to expose: callers are authenticated before any work, reads cost no
+//! request and reveal nothing of other tenants, writes act as the caller, and one request
+//! cannot load the API server. On the real control plane.
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use swf_operator::api::service::ApiSettings;
+
+use crate::common::{self, TestEnv, eventually};
+
+fn manifest() -> String {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}})
+    .to_string()
+}
+
+fn job(name: &str, namespace: Option<&str>) -> Value {
+    let refs: Vec<Value> = namespace
+        .map(|ns| json!({"key": {"type": "NAMESPACE", "id": ns}, "relationship": "OWNER"}))
+        .into_iter()
+        .collect();
+    json!({"name": name, "max_concurrency": "1", "trigger": {"periodic_schedule": {"interval_second": "3600"}},
+        "resource_references": refs, "pipeline_spec": {"workflow_manifest": manifest()}})
+}
+
+async fn call(
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method, format!("{url}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn start(env: &TestEnv, settings: ApiSettings) -> String {
+    common::start_job_api_with(env, settings, None).await.0
+}
+
+fn delta(
+    before: &std::collections::BTreeMap<(String, String), f64>,
+    after: &std::collections::BTreeMap<(String, String), f64>,
+    verb: &str,
+    resource: &str,
+) -> f64 {
+    let k = (verb.to_string(), resource.to_string());
+    after.get(&k).copied().unwrap_or(0.0) - before.get(&k).copied().unwrap_or(0.0)
+}
+
+/// 500 concurrent requests with junk tokens for unknown ids: all 401, no LIST at the API
+/// server, one TokenReview per distinct token, and the API's memory does not grow.
+#[tokio::test]
+async fn junk_tokens_cost_one_token_review_and_no_list() {
+    let Some(env) = common::private_env("api-junk").await else {
+        return;
+    };
+    let port = common::plane::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let api = common::OperatorProcess::spawn(
+        &env,
+        "api",
+        &common::api_token(&env).await,
+        &["api", "--api-addr", &addr, "--api-plain-http"],
+    );
+    let url = format!("http://{addr}");
+    eventually(Duration::from_secs(60), "the API listening", || async {
+        reqwest::get(format!("{url}/healthz")).await.ok().map(|_| ())
+    })
+    .await;
+    let tokens = ["junk-a", "junk-b", "junk-c", "junk-d", "junk-e"];
+    let burst = |round: usize| {
+        let url = url.clone();
+        futures::future::join_all((0..500).map(move |i| {
+            let url = url.clone();
+            async move {
+                let token = format!("{}-{round}", tokens[i % tokens.len()]);
+                let path = format!("/apis/v1beta1/jobs/no-such-id-{i}");
+                call(&url, reqwest::Method::GET, &path, Some(&token), None).await.0
+            }
+        }))
+    };
+    burst(0).await; // warm up: connections, caches, allocator arenas
+    burst(2).await;
+    let before = env.plane.request_counts();
+    let rss_before = api.rss().unwrap();
+    let statuses = burst(1).await;
+    let after = env.plane.request_counts();
+    let rss_after = api.rss().unwrap();
+    let unauthorized = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let (lists, reviews) = (
+        delta(&before, &after, "LIST", "scheduledworkflows"),
+        delta(&before, &after, "POST", "tokenreviews"),
+    );
+    println!(
+        "junk tokens: 500 requests, {unauthorized} answered 401, {lists} LISTs, {reviews} TokenReviews, RSS {} -> {} KiB",
+        rss_before >> 10,
+        rss_after >> 10
+    );
+    assert_eq!(unauthorized, 500);
+    assert_eq!(lists, 0.0, "no LIST for an unknown id");
+    assert!(
+        reviews <= tokens.len() as f64,
+        "one review per distinct token: {reviews}"
+    );
+    assert!(
+        rss_after < rss_before + (4 << 20),
+        "memory stays flat: {rss_before} -> {rss_after}"
+    );
+    api.kill(libc::SIGKILL);
+}
+
+#[tokio::test]
+async fn another_tenants_job_is_a_404_and_reveals_nothing() {
+    let env = common::env("api-tenants").await;
+    let other = common::env("api-tenants-other").await;
+    let url = start(&env, ApiSettings::default()).await;
+    common::grant_swf_access(&env.client, &env.namespace, &common::user_name("alice")).await;
+    common::grant_swf_access(&env.client, &other.namespace, &common::user_name("bob")).await;
+    let alice = common::user_token(&env, "alice").await;
+    let bob = common::user_token(&env, "bob").await;
+    let (status, created) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&alice),
+        Some(job("secret", Some(&env.namespace))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, body) = call(
+        &url,
+        reqwest::Method::GET,
+        &format!("/apis/v1beta1/jobs/{id}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    let (unknown_status, unknown) = call(
+        &url,
+        reqwest::Method::GET,
+        "/apis/v1beta1/jobs/00000000-0000-0000-0000-000000000000",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!((status, unknown_status), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    let text = body.to_string();
+    assert!(!text.contains(&env.namespace) && !text.contains("secret"), "{text}");
+    assert_eq!(
+        body["message"].as_str().unwrap().replace(id, "X"),
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .replace("00000000-0000-0000-0000-000000000000", "X")
+    );
+    for path in [
+        format!("/apis/v1beta1/jobs/{id}/disable"),
+        format!("/apis/v1beta1/jobs/{id}"),
+    ] {
+        let method = if path.ends_with("disable") {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::DELETE
+        };
+        assert_eq!(
+            call(&url, method, &path, Some(&bob), None).await.0,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    // Alice lists her namespace; bob may not list it.
+    let list = format!(
+        "/apis/v1beta1/jobs?resource_reference_key.type=NAMESPACE&resource_reference_key.id={}",
+        env.namespace
+    );
+    let (status, page) = call(&url, reqwest::Method::GET, &list, Some(&alice), None).await;
+    assert_eq!((status, page["total_size"].as_i64()), (StatusCode::OK, Some(1)));
+    assert_eq!(
+        call(&url, reqwest::Method::GET, &list, Some(&bob), None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // KFP's error shape: details carry an api.Error.
+    assert_eq!(unknown["details"][0]["@type"], "type.googleapis.com/api.Error");
+}
+
+#[tokio::test]
+async fn no_namespace_and_no_default_is_a_400_and_the_operators_account_is_refused() {
+    let env = common::env("api-defaults").await;
+    let settings = ApiSettings {
+        own_namespace: Some(env.namespace.clone()),
+        refused_service_accounts: vec!["swf-operator".into()],
+        ..Default::default()
+    };
+    let url = start(&env, settings).await;
+    let admin = common::admin_token(&env).await;
+    let (status, body) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&admin),
+        Some(job("x", None)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("NAMESPACE"), "{body}");
+    let mut as_operator = job("x", Some(&env.namespace));
+    as_operator["service_account"] = json!("swf-operator");
+    let (status, body) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&admin),
+        Some(as_operator),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("operator's own service account"),
+        "{body}"
+    );
+    let (status, _) = call(&url, reqwest::Method::GET, "/apis/v1beta1/jobs", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "ListJobs without a namespace either");
+}
+
+#[tokio::test]
+async fn enable_and_delete_never_touch_a_recreated_object_of_the_same_name() {
+    let env = common::env("api-uid").await;
+    let url = start(&env, ApiSettings::default()).await;
+    let admin = common::admin_token(&env).await;
+    let (_, created) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&admin),
+        Some(job("again", Some(&env.namespace))),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let swfs: kube::Api<swf_operator::crd::ScheduledWorkflow> =
+        kube::Api::namespaced(env.client.clone(), &env.namespace);
+    let name = swfs.list(&Default::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    // Replaced behind the API's back: same name, new uid, disabled.
+    let mut fresh = swfs.get(&name).await.unwrap();
+    swfs.delete(&name, &Default::default()).await.unwrap();
+    eventually(Duration::from_secs(30), "deleted", || async {
+        swfs.get_opt(&name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    fresh.metadata = kube::api::ObjectMeta {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    fresh.spec.enabled = false;
+    fresh.status = None;
+    swfs.create(&Default::default(), &fresh).await.unwrap();
+    let (status, _) = call(
+        &url,
+        reqwest::Method::POST,
+        &format!("/apis/v1beta1/jobs/{id}/enable"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        !swfs.get(&name).await.unwrap().spec.enabled,
+        "the new object is untouched"
+    );
+    let (status, _) = call(
+        &url,
+        reqwest::Method::DELETE,
+        &format!("/apis/v1beta1/jobs/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(swfs.get_opt(&name).await.unwrap().is_some(), "and not deleted");
+}
+
+#[tokio::test]
+async fn a_namespaced_api_serves_by_id_without_cluster_rights_and_lists_from_its_cache() {
+    let Some(env) = common::private_env("api-scope").await else {
+        return;
+    };
+    let settings = ApiSettings {
+        scope: Some(env.namespace.clone()),
+        default_namespace: Some(env.namespace.clone()),
+        ..Default::default()
+    };
+    let url = start(&env, settings).await;
+    let admin = common::admin_token(&env).await;
+    let (_, created) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&admin),
+        Some(job("scoped", None)),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let before = env.plane.request_counts();
+    for _ in 0..20 {
+        assert_eq!(
+            call(
+                &url,
+                reqwest::Method::GET,
+                &format!("/apis/v1beta1/jobs/{id}"),
+                Some(&admin),
+                None
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&url, reqwest::Method::GET, "/apis/v1beta1/jobs", Some(&admin), None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let after = env.plane.request_counts();
+    assert_eq!(
+        delta(&before, &after, "LIST", "scheduledworkflows"),
+        0.0,
+        "reads come from the cache"
+    );
+    assert_eq!(delta(&before, &after, "GET", "scheduledworkflows"), 0.0);
+    let (status, _) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&admin),
+        Some(job("elsewhere", Some("default"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "outside the API's namespace");
+}
+
+#[tokio::test]
+async fn stored_objects_the_types_cannot_hold_still_list() {
+    let env = common::env("api-odd-objects").await;
+    let url = start(
+        &env,
+        ApiSettings {
+            default_namespace: Some(env.namespace.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = common::admin_token(&env).await;
+    // Made with kubectl: a start time before 1970 with a fraction, and an int32 overflow.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("odd.yaml");
+    std::fs::write(&file, format!(
+        "apiVersion: kubeflow.org/v1beta1\nkind: ScheduledWorkflow\nmetadata: {{name: old, namespace: {ns}}}\nspec:\n  enabled: true\n  trigger: {{periodicSchedule: {{intervalSecond: 60, startTime: '1969-12-31T23:59:59.500000Z'}}}}\n  runTemplate: {{apiVersion: batch/v1, kind: Job}}\n---\napiVersion: kubeflow.org/v1beta1\nkind: ScheduledWorkflow\nmetadata: {{name: huge, namespace: {ns}}}\nspec:\n  successfulRunsHistoryLimit: 2147483648\n  runTemplate: {{apiVersion: batch/v1, kind: Job}}\n",
+        ns = env.namespace
+    ))
+    .unwrap();
+    common::kubectl(env.plane, &["apply", "-f", file.to_str().unwrap()]);
+    let page = eventually(Duration::from_secs(30), "both listed", || async {
+        let (status, page) = call(
+            &url,
+            reqwest::Method::GET,
+            "/apis/v1beta1/jobs?sort_by=name",
+            Some(&admin),
+            None,
+        )
+        .await;
+        (status == StatusCode::OK && page["total_size"] == 2).then_some(page)
+    })
+    .await;
+    let jobs = page["jobs"].as_array().unwrap();
+    assert_eq!(
+        jobs[1]["trigger"]["periodic_schedule"]["start_time"],
+        "1969-12-31T23:59:59.500Z"
+    );
+    assert!(
+        jobs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("successfulRunsHistoryLimit"),
+        "{}",
+        jobs[0]
+    );
+    assert!(
+        jobs[0]["created_at"].as_str().unwrap().ends_with('Z'),
+        "timestamps with Z"
+    );
+}
+
+#[tokio::test]
+async fn grpc_reflection_lists_the_job_service() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let env = common::env("api-reflection").await;
+    let (_, grpc) = common::start_job_api_with(&env, ApiSettings::default(), None).await;
+    let channel = tonic::transport::Channel::from_shared(grpc)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client
+        .server_reflection_info(futures::stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("{answer:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"api.JobService".to_string()), "{names:?}");
+}
