@@ -24,9 +24,11 @@ test: assets test-deps check-crds
 soak: assets
 	SWF_FAULT_KILLS=100 $(CARGO) test --locked --test it faults:: -- --nocapture --test-threads=1
 
-## KFP's Python client, used by a test that runs examples/kfp_server_api_client.py.
+## KFP's Python clients (kfp-server-api, kfp 1.8), in a venv under target/py, for the tests
+## that run examples/kfp_server_api_client.py and examples/kfp_sdk_client.py.
 test-deps:
-	@python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
+	@test -x target/py/bin/python3 || python3 -m venv target/py
+	@target/py/bin/python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 ## Build or reuse kube-apiserver/etcd/kube-controller-manager (see hack/kube-assets.sh).
 assets:

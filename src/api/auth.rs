@@ -153,36 +153,48 @@ impl Auth {
         user.ok_or_else(|| ApiError::new(Code::Unauthenticated, "the bearer token is not valid"))
     }
 
-    /// A TokenReview with the API's identity: `None` when the token is not valid.
+    /// A TokenReview with the API's identity: `None` when the token is not valid. A token for
+    /// the API server acts as itself; in multi-user mode, a token for KFP's audience (which
+    /// the API server would refuse) acts by impersonation.
     async fn token_review(&self, token: &str) -> Result<Option<User>, ApiError> {
-        let audiences = self.multi_user.as_ref().map(|_| vec![KFP_AUDIENCE.to_string()]);
-        let mut answers = Vec::new();
-        // Multi-user mode accepts KFP's audience, and the API server's default one.
-        for audiences in [audiences, None] {
-            let review = TokenReview {
-                spec: TokenReviewSpec {
-                    token: Some(token.to_string()),
-                    audiences,
-                },
-                ..Default::default()
-            };
-            let done = Api::<TokenReview>::all(self.own.clone())
-                .create(&PostParams::default(), &review)
-                .await
-                .map_err(|e| ApiError::new(Code::Unavailable, format!("cannot review the token: {e}")))?;
-            answers.push(done.status.unwrap_or_default());
-            if self.multi_user.is_none() {
-                break;
-            }
+        if let Some(user) = self.review(token, None).await? {
+            return Ok(Some(User {
+                acting: Acting::Token(token.to_string()),
+                ..user
+            }));
         }
-        let Some(status) = answers.into_iter().find(|s| s.authenticated == Some(true)) else {
-            return Ok(None);
+        if self.multi_user.is_some()
+            && let Some(user) = self.review(token, Some(KFP_AUDIENCE)).await?
+        {
+            return Ok(Some(User {
+                acting: Acting::Impersonate,
+                ..user
+            }));
+        }
+        Ok(None)
+    }
+
+    async fn review(&self, token: &str, audience: Option<&str>) -> Result<Option<User>, ApiError> {
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_string()),
+                audiences: audience.map(|a| vec![a.to_string()]),
+            },
+            ..Default::default()
         };
+        let done = Api::<TokenReview>::all(self.own.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| ApiError::new(Code::Unavailable, format!("cannot review the token: {e}")))?;
+        let status = done.status.unwrap_or_default();
+        if status.authenticated != Some(true) {
+            return Ok(None);
+        }
         let info = status.user.unwrap_or_default();
         Ok(Some(User {
             name: info.username.unwrap_or_default(),
             groups: info.groups.unwrap_or_default(),
-            acting: Acting::Token(token.to_string()),
+            acting: Acting::Own, // set by the caller
         }))
     }
 

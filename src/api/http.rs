@@ -161,7 +161,11 @@ pub fn router(api: Arc<JobApi>) -> Router {
         .route("/apis/v1beta1/jobs/{id}/disable", post(disable))
         .route(
             "/apis/v1beta1/healthz",
-            get(|| async { json(StatusCode::OK, r#"{"multi_user":true}"#.into()) }),
+            get(|State(api): State<Arc<JobApi>>| async move {
+                // KFP's clients read multi_user to decide whether requests need a namespace.
+                let body = serde_json::json!({"multi_user": api.multi_user().is_some()});
+                json(StatusCode::OK, body.to_string())
+            }),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route(

@@ -85,6 +85,11 @@ impl Index {
         insert(&mut self.by_uid.write().unwrap_or_else(|p| p.into_inner()), obj);
     }
 
+    /// Drops what a delete removed, so the caller no longer reads it.
+    pub fn forget(&self, uid: &str) {
+        self.by_uid.write().unwrap_or_else(|p| p.into_inner()).remove(uid);
+    }
+
     /// True once the first list has completed.
     pub fn ready(&self) -> bool {
         *self.listed.borrow()

@@ -197,7 +197,10 @@ impl JobApi {
         // changed.
         let patch = serde_json::json!({"metadata": {"uid": id}, "spec": {"enabled": enabled}});
         match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => Ok(()),
+            Ok(updated) => {
+                self.index.remember(updated); // the caller reads their own write
+                Ok(())
+            }
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Err(ApiError::not_found(id)),
             Err(e) => Err(ApiError::from_kube(e, &format!("change mode of job {id}"))),
         }
@@ -214,7 +217,10 @@ impl JobApi {
             resource_version: None,
         });
         match api.delete(&name, &params).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.index.forget(id);
+                Ok(())
+            }
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Err(ApiError::not_found(id)),
             Err(e) => Err(ApiError::from_kube(e, &format!("delete job {id}"))),
         }

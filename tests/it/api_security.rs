@@ -439,3 +439,165 @@ async fn grpc_reflection_lists_the_job_service() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"api.JobService".to_string()), "{names:?}");
 }
+
+/// Kubeflow's multi-user mode: identity from the trusted proxy's header, or from a token for
+/// KFP's audience; the API acts for the user by impersonation (deploy/multi-user).
+#[tokio::test]
+async fn multi_user_mode_acts_for_the_header_or_kfp_audience_user() {
+    let env = common::env("api-multi-user").await;
+    common::kubectl(
+        env.plane,
+        &[
+            "apply",
+            "-f",
+            common::repo_root()
+                .join("deploy/multi-user/impersonation.yaml")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    let settings = ApiSettings {
+        multi_user: Some(swf_operator::api::auth::MultiUser {
+            header: "kubeflow-userid".into(),
+            prefix: "accounts.google.com:".into(),
+        }),
+        ..Default::default()
+    };
+    let url = start(&env, settings).await;
+    common::grant_swf_access(&env.client, &env.namespace, "alice@example.com").await;
+    let as_header = |user: &'static str, method: reqwest::Method, path: String, body: Option<Value>| {
+        let url = url.clone();
+        async move {
+            let mut req = reqwest::Client::new()
+                .request(method, format!("{url}{path}"))
+                .header("kubeflow-userid", format!("accounts.google.com:{user}"));
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, created) = as_header(
+        "alice@example.com",
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs".into(),
+        Some(job("hers", Some(&env.namespace))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    // Made by impersonation: the audit trail (managedFields' manager aside) is alice's; RBAC
+    // decided for her, and someone else is refused.
+    let (status, _) = as_header(
+        "mallory@example.com",
+        reqwest::Method::GET,
+        format!("/apis/v1beta1/jobs/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = as_header(
+        "mallory@example.com",
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs".into(),
+        Some(job("not-hers", Some(&env.namespace))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // A token for KFP's audience (what kfp.Client sends from a notebook).
+    let sa = "notebook";
+    let sas: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        kube::Api::namespaced(env.client.clone(), &env.namespace);
+    sas.create(
+        &Default::default(),
+        &serde_json::from_value(json!({"metadata": {"name": sa}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    common::grant_swf_access(
+        &env.client,
+        &env.namespace,
+        &format!("system:serviceaccount:{}:{sa}", env.namespace),
+    )
+    .await;
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": ["pipelines.kubeflow.org"], "expirationSeconds": 3600}}))
+            .unwrap();
+    let token = sas
+        .create_token_request(sa, &Default::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let (status, body) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&token),
+        Some(job("from-a-notebook", Some(&env.namespace))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, page) = call(
+        &url,
+        reqwest::Method::GET,
+        &format!(
+            "/apis/v1beta1/jobs?resource_reference_key.type=NAMESPACE&resource_reference_key.id={}",
+            env.namespace
+        ),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, page["total_size"].as_i64()),
+        (StatusCode::OK, Some(2)),
+        "{page}"
+    );
+}
+
+/// Without a certificate of its own, the API generates one into a Secret, once for every
+/// replica (`--api-tls-secret`, the default in deploy/), with only the RBAC in api-rbac.yaml.
+#[tokio::test]
+async fn replicas_share_one_generated_certificate() {
+    let Some(env) = common::private_env("api-tls-secret").await else {
+        return;
+    };
+    let own = common::api_client(&env).await;
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let replicas = (0..2)
+        .map(|_| swf_operator::tls::from_secret_or_generate(own.clone(), "swf-system", "swf-operator-api-tls", &names));
+    let pems: Vec<_> = futures::future::join_all(replicas)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(pems[0].cert, pems[1].cert, "both replicas serve the same certificate");
+    let again = swf_operator::tls::from_secret_or_generate(own, "swf-system", "swf-operator-api-tls", &names)
+        .await
+        .unwrap();
+    assert_eq!(again.ca, pems[0].ca, "a restart keeps it");
+    let tls = swf_operator::tls::Reloading::new(&pems[0].cert, &pems[0].key).unwrap();
+    let settings = ApiSettings {
+        default_namespace: Some(env.namespace.clone()),
+        ..Default::default()
+    };
+    let (url, _) = common::start_job_api_with(&env, settings, Some(tls)).await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pems[0].ca).unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("{url}/apis/v1beta1/jobs"))
+        .bearer_auth(common::admin_token(&env).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "a client trusting the Secret's CA connects"
+    );
+}

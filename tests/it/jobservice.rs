@@ -661,7 +661,7 @@ async fn kfp_server_api_python_client_works_unchanged() {
     let ns = env.namespace.clone();
     let token = common::admin_token(&env).await;
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
+        std::process::Command::new(common::python())
             .arg(script)
             .args([&url, &token, &ns])
             .output()
@@ -679,4 +679,38 @@ async fn kfp_server_api_python_client_works_unchanged() {
         assert!(stdout.contains(step), "{step}: {stdout}");
     }
     assert!(swfs(&env).list(&Default::default()).await.unwrap().items.is_empty());
+}
+
+/// KFP's SDK, `kfp.Client` 1.8.x, creates, lists, reads, disables and deletes a recurring run
+/// (examples/kfp_sdk_client.py, run for real).
+#[tokio::test]
+async fn kfp_sdk_client_1_8_manages_a_recurring_run() {
+    let env = common::env("api-kfp-sdk").await;
+    let (url, _) = common::start_job_api(&env, &env.namespace).await;
+    let script = common::repo_root().join("examples/kfp_sdk_client.py");
+    let token = common::admin_token(&env).await;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::python())
+            .arg(script)
+            .args([&url, &token])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the kfp SDK example failed (make test-deps?)\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for step in [
+        "created",
+        "listed 1",
+        "read sdk nightly 0 0 2 * * *",
+        "disabled",
+        "deleted",
+    ] {
+        assert!(stdout.contains(step), "{step}: {stdout}");
+    }
 }

@@ -845,18 +845,25 @@ pub async fn start_job_api_with(
     (format!("{scheme}://{http}"), format!("{scheme}://{grpc}"))
 }
 
+/// The Python with KFP's clients: the venv `make test-deps` makes, else the machine's.
+pub fn python() -> PathBuf {
+    let venv = repo_root().join("target/py/bin/python3");
+    if venv.exists() { venv } else { PathBuf::from("python3") }
+}
+
 /// Grants `user` full rights on ScheduledWorkflows in `namespace` (a Role + RoleBinding).
 pub async fn grant_swf_access(client: &Client, namespace: &str, user: &str) {
     use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let object_name = format!("swf-{}", sanitize(user));
     let role: Role = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": format!("swf-{user}")},
+        "metadata": {"name": object_name},
         "rules": [{"apiGroups": ["kubeflow.org"], "resources": ["scheduledworkflows"],
                    "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
     }))
     .unwrap();
     let binding: RoleBinding = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": format!("swf-{user}")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("swf-{user}")},
+        "metadata": {"name": object_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": object_name},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user_name(user)}]
     }))
     .unwrap();
