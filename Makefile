@@ -6,14 +6,18 @@ CRD_FILE := crds/scheduledworkflows.kubeflow.org.yaml
 .PHONY: run test soak assets test-deps cluster-up cluster-down crds check-crds lint fmt
 PLANE := $(CARGO) run --quiet --example local-plane --
 
-## Run the operator in the foreground: on $KUBECONFIG when set, else on a local control plane.
+## Run the operator in the foreground: on $KUBECONFIG when set, else on a local control plane
+## (there with its admission webhook registered on loopback).
 run: assets
-	@if [ -z "$$KUBECONFIG" ]; then export KUBECONFIG=$$($(PLANE) up); fi; \
+	@if [ -z "$$KUBECONFIG" ]; then \
+	    export KUBECONFIG=$$($(PLANE) up) && kubectl apply -f hack/local-webhook.yaml && \
+	    webhook="--admission-addr 127.0.0.1:9443"; \
+	  fi; \
 	  echo "run: using KUBECONFIG=$$KUBECONFIG"; \
 	  kubectl apply -f crds/ && \
 	  kubectl apply -f examples/quickstart.yaml && \
 	  $(CARGO) run -- run --leader-elect=false --api-addr 127.0.0.1:8888 --grpc-addr 127.0.0.1:8887 \
-	    --api-plain-http --api-default-namespace default
+	    --api-plain-http --api-default-namespace default $$webhook
 
 ## Run every test (unit + integration on a real kube-apiserver).
 test: assets test-deps check-crds

@@ -1,4 +1,4 @@
-//! Command line: `run`, `crd`, `check`, `next`.
+//! Command line: `run`, `api`, `crd`, `check`, `migrate-check`, `next`.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -107,6 +107,8 @@ pub struct RunArgs {
     v1_allowed_namespaces: String,
     #[command(flatten)]
     api: ApiArgs,
+    #[command(flatten)]
+    admission: crate::admission::args::AdmissionArgs,
 }
 
 /// Leader election: with two or more replicas, only the holder of a Lease creates runs.
@@ -462,6 +464,10 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     let lease = args.election.lease(&identity)?;
     let mut settings = Settings::new(args.namespace.clone(), &args.default_time_zone, watch_kinds);
     settings.v1_policy = crate::validate::V1Policy::new(args.block_v1_pipelines, &args.v1_allowed_namespaces);
+    let rules = crate::admission::review::Rules {
+        default_time_zone: args.default_time_zone.clone(),
+        v1_policy: settings.v1_policy.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let client = kube::Client::try_default()
@@ -469,6 +475,13 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             .context("no Kubernetes configuration found")?;
         let metrics = Arc::new(Metrics::default());
         let health = crate::server::Health::default();
+        let admission = args.admission.start(client.clone(), rules, metrics.clone()).await?;
+        let admission = async move {
+            match admission {
+                Some(webhook) => webhook.await,
+                None => futures::future::pending().await,
+            }
+        };
         let server = tokio::spawn(crate::server::serve(args.metrics_addr, metrics.clone(), health.clone()));
         let mut api = args.api.clone();
         if api.api_namespace.is_none() {
@@ -494,6 +507,7 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             result = controller::run(parts, shutdown_signal()) => result,
             result = server => result?.context("metrics server stopped"),
             result = api_server => result.context("JobService API stopped"),
+            result = admission => result.context("admission webhook stopped"),
         }
     })
 }

@@ -1,5 +1,6 @@
 //! swf-operator: a Kubernetes operator for KFP-compatible `ScheduledWorkflow` resources.
 //! docs/architecture.md says which module owns what.
+pub mod admission;
 pub mod api;
 pub mod check;
 pub mod cli;

@@ -39,6 +39,15 @@ pub struct ConditionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// CREATE or UPDATE.
+    pub operation: String,
+    /// allowed, invalid (the spec), unauthorized (the runs it would create), error (the
+    /// review could not be completed; denied).
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabel {
     pub cache: String,
 }
@@ -65,6 +74,7 @@ pub struct Metrics {
     cache_lists: Family<CacheLabel, Counter>,
     undecodable: Gauge<i64, AtomicI64>,
     status_writes: Counter<u64, AtomicU64>,
+    admission_reviews: Family<AdmissionLabels, Counter>,
     per_schedule: Mutex<HashMap<String, ScheduleGauge>>,
 }
 
@@ -86,6 +96,7 @@ impl Default for Metrics {
             cache_lists: Family::default(),
             undecodable: Gauge::default(),
             status_writes: Counter::default(),
+            admission_reviews: Family::default(),
             per_schedule: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -146,6 +157,11 @@ impl Default for Metrics {
             m.undecodable.clone(),
         );
         registry.register("status_writes", "Status patches sent", m.status_writes.clone());
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered, by operation and verdict (allowed, invalid, unauthorized, error)",
+            m.admission_reviews.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -182,6 +198,15 @@ impl Metrics {
     pub fn event_dropped(&self, reason: &str) {
         self.events_dropped
             .get_or_create(&ReasonLabel { reason: reason.into() })
+            .inc();
+    }
+
+    pub fn admission_reviewed(&self, operation: &str, verdict: &str) {
+        self.admission_reviews
+            .get_or_create(&AdmissionLabels {
+                operation: operation.into(),
+                verdict: verdict.into(),
+            })
             .inc();
     }
 

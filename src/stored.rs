@@ -89,8 +89,23 @@ fn decode<T: serde::de::DeserializeOwned>(field: &str, raw: Option<&RawValue>) -
         } else {
             format!("{field}.{path}")
         };
-        DecodeError(format!("{at}: {}", e.inner()))
+        DecodeError(format!("{at}: {}", without_position(&e.inner().to_string())))
     })
+}
+
+/// serde_json ends its messages with the position in the JSON text the API server sent, which
+/// the user never sees and which moves when other fields change.
+fn without_position(message: &str) -> &str {
+    match message.rsplit_once(" at line ") {
+        Some((text, position))
+            if position
+                .split_once(" column ")
+                .is_some_and(|(l, c)| l.parse::<u64>().is_ok() && c.parse::<u64>().is_ok()) =>
+        {
+            text
+        }
+        _ => message,
+    }
 }
 
 /// A `ScheduledWorkflow` as stored: metadata always, the spec when it decodes.
@@ -445,6 +460,10 @@ mod tests {
         assert!(
             err.starts_with("spec.successfulRunsHistoryLimit: invalid value: integer `2147483648`"),
             "{err}"
+        );
+        assert!(
+            !err.contains(" at line "),
+            "no position that moves with other fields: {err}"
         );
         let err = objs[1].spec.as_ref().unwrap_err().to_string();
         assert!(err.contains("recursion limit exceeded"), "{err}");

@@ -3,11 +3,13 @@
 //! one with `common::private_env`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admission;
 mod api_security;
 mod bad_input;
 mod cli;
 mod common;
 mod control_plane;
+mod corpus;
 mod faults;
 mod jobservice;
 mod operator;
