@@ -131,11 +131,18 @@ pub struct ElectionArgs {
     /// How often the leader renews (and others try to acquire).
     #[arg(long, default_value = "2s", value_parser = parse_seconds)]
     retry_period: Duration,
+    /// Split the schedules into this many shards, each owned through its own Lease
+    /// `<lease-name>-shard-<i>`, so replicas share the work (docs/shards.md). 1: one leader.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    shards: u32,
 }
 
 impl ElectionArgs {
     fn lease(&self, identity: &str) -> anyhow::Result<Option<LeaseConfig>> {
         if !self.leader_elect {
+            if self.shards > 1 {
+                tracing::info!("--leader-elect=false: this replica writes every schedule; --shards is ignored");
+            }
             return Ok(None);
         }
         let config = LeaseConfig {
@@ -145,6 +152,7 @@ impl ElectionArgs {
             lease_duration: self.lease_duration,
             renew_deadline: self.renew_deadline,
             retry_period: self.retry_period,
+            shards: self.shards,
         };
         config.validate().map_err(|e| anyhow::anyhow!("leader election: {e}"))?;
         Ok(Some(config))

@@ -19,6 +19,7 @@ pub mod runkind;
 pub mod runstate;
 pub mod schedule;
 pub mod server;
+pub mod shards;
 pub mod status;
 pub mod stored;
 pub mod tls;

@@ -70,6 +70,7 @@ pub struct Metrics {
     schedules: Family<ConditionLabel, Gauge>,
     active_runs: Gauge,
     leader: Gauge,
+    shards_held: Gauge,
     cache_objects: Family<CacheLabel, Gauge>,
     cache_lists: Family<CacheLabel, Counter>,
     undecodable: Gauge<i64, AtomicI64>,
@@ -92,6 +93,7 @@ impl Default for Metrics {
             schedules: Family::default(),
             active_runs: Gauge::default(),
             leader: Gauge::default(),
+            shards_held: Gauge::default(),
             cache_objects: Family::default(),
             cache_lists: Family::default(),
             undecodable: Gauge::default(),
@@ -138,8 +140,13 @@ impl Default for Metrics {
         );
         registry.register(
             "leader",
-            "1 while this replica holds the leader lease",
+            "1 while this replica holds the leader lease (with --shards: at least one shard's)",
             m.leader.clone(),
+        );
+        registry.register(
+            "shards_held",
+            "Shards whose lease this replica holds (1 without leader election: it owns everything)",
+            m.shards_held.clone(),
         );
         registry.register(
             "cache_objects",
@@ -214,8 +221,10 @@ impl Metrics {
         self.status_writes.inc();
     }
 
-    pub fn set_leader(&self, leader: bool) {
-        self.leader.set(i64::from(leader));
+    /// Shards this replica may write now; `swf_leader` is 1 when it is any.
+    pub fn set_held(&self, shards: usize) {
+        self.leader.set(i64::from(shards > 0));
+        self.shards_held.set(i64::try_from(shards).unwrap_or(i64::MAX));
     }
 
     pub fn set_cache_size(&self, cache: &str, objects: usize) {
@@ -300,5 +309,13 @@ mod tests {
         );
         m.retain_schedules(|uid| uid == "b");
         assert!(m.render().contains("swf_schedules{condition=\"Enabled\"} 0"));
+        m.set_held(2);
+        let text = m.render();
+        assert!(
+            text.contains("swf_leader 1") && text.contains("swf_shards_held 2"),
+            "{text}"
+        );
+        m.set_held(0);
+        assert!(m.render().contains("swf_leader 0"));
     }
 }

@@ -61,6 +61,7 @@ pub struct Context {
     pub status: StatusWriter,
     pub events: Events,
     pub backoff: Backoff,
+    /// Which schedules this replica may write (leader election, shards).
     pub leader: Leader,
     pub metrics: Arc<Metrics>,
 }

@@ -40,7 +40,7 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    #[error("not the leader: runs are created only by the replica holding the lease")]
+    #[error("not the leader: runs are created only by the replica holding the lease of the schedule's shard")]
     NotLeader,
 }
 

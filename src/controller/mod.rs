@@ -4,7 +4,8 @@
 //!
 //! - `reconcile`: one pass, in stages; `error_policy`: what a failed pass does next.
 //! - `runs`: watch caches of runs indexed by owner; `status_write`: status patches.
-//! - `events`, `backoff`, `leader`, `context`, `error`: what the passes share.
+//! - `events`, `backoff`, `leader`, `context`, `error`: what the passes share; `lease` and
+//!   `members`: the Leases behind `leader` (docs/shards.md).
 
 // `Error` carries a `kube::Error`; one is returned per failed pass, so its size is irrelevant.
 #![allow(clippy::result_large_err)]
@@ -14,6 +15,8 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod leader;
+mod lease;
+mod members;
 pub mod reconcile;
 pub mod runs;
 pub mod status_write;
@@ -154,11 +157,12 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
         // would also stall the controller's trigger stream behind kube's default backoff (up
         // to 30 s and more, so the catch-up after an outage would wait for it).
         .filter(|r| futures::future::ready(r.is_ok()));
-    let became_leader = tokio_stream::wrappers::WatchStream::new(ctx.leader.subscribe())
-        .filter(|leading| futures::future::ready(*leading))
+    // A shard gained (or leadership, with one shard): its schedules get a pass at once.
+    let gained = tokio_stream::wrappers::WatchStream::new(ctx.leader.gains())
+        .filter(|gains| futures::future::ready(*gains > 0))
         .map(|_| ());
     let everyone = futures::stream::select(
-        became_leader,
+        gained,
         tokio_stream::wrappers::UnboundedReceiverStream::new(relisted_rx),
     );
     parts.health.watch(reader.clone(), ctx.clone());
@@ -178,7 +182,7 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
         })
         .await;
     if let Some(election) = election {
-        // Let the election release the lease, so another replica takes over at once.
+        // Let the election release its leases, so other replicas take over at once.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), election).await;
     }
     Ok(())
@@ -211,7 +215,7 @@ async fn context(
             (leader, Some(tasks.spawn(election.run(shutdown))))
         }
         None => {
-            metrics.set_leader(true);
+            metrics.set_held(1); // everything, as one shard
             (leader::Leader::always(), None)
         }
     };

@@ -61,6 +61,16 @@ impl<'a> Target<'a> {
     fn publish(&self, ctx: &Context, kind: Kind, reason: &str, note: String) {
         ctx.events.publish(self.obj.object_ref(&()), kind, reason, note);
     }
+
+    /// Checked before every create, delete and status write: the lease of this schedule's
+    /// shard (the leader's, with one shard) is held and was renewed within the renew deadline.
+    fn may_write(&self, ctx: &Context) -> Result<(), Error> {
+        if ctx.leader.holds_for(&self.owner.namespace, &self.owner.name) {
+            Ok(())
+        } else {
+            Err(Error::NotLeader)
+        }
+    }
 }
 
 /// A spec that passed every check, with the cache of its run kind.
@@ -92,8 +102,9 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Action, Error> {
     if obj.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change()); // its runs go with it (owner references)
     }
-    if !ctx.leader.holds() {
-        // Woken again when this replica becomes the leader (see `run`).
+    let (ns, name) = (obj.metadata.namespace.as_deref(), obj.metadata.name.as_deref());
+    if !ctx.leader.holds_for(ns.unwrap_or_default(), name.unwrap_or_default()) {
+        // Another replica's schedule; woken again when this one gains its shard (see `run`).
         return Ok(Action::await_change());
     }
     let target = Target::of(obj, ctx)?;
@@ -354,9 +365,7 @@ impl Pass<'_> {
         runs: &mut Vec<ObservedRun>,
         applied: &mut Applied,
     ) -> Result<bool, Error> {
-        if !self.ctx.leader.holds() {
-            return Err(Error::NotLeader);
-        }
+        self.target.may_write(self.ctx)?;
         let service_account = self.checked.spec.service_account.as_deref();
         let body = render::render(&self.target.owner, service_account, &self.checked.v, req, self.now);
         let ns = &self.target.owner.namespace;
@@ -502,9 +511,7 @@ impl Pass<'_> {
     }
 
     async fn delete_run(&self, name: &str) -> Result<(), Error> {
-        if !self.ctx.leader.holds() {
-            return Err(Error::NotLeader);
-        }
+        self.target.may_write(self.ctx)?;
         let resource = &self.checked.cache.resource;
         let api: Api<RunObject> = Api::namespaced_with(self.ctx.client.clone(), &self.target.owner.namespace, resource);
         match api.delete(name, &DeleteParams::background()).await {
@@ -567,9 +574,7 @@ async fn write_status(
     current: &ScheduledWorkflowStatus,
     new: ScheduledWorkflowStatus,
 ) -> Result<(), Error> {
-    if !ctx.leader.holds() {
-        return Err(Error::NotLeader);
-    }
+    target.may_write(ctx)?;
     let wrote = ctx
         .status
         .write(&target.api, &target.owner.name, &target.owner.uid, current, new)

@@ -13,7 +13,10 @@ use crate::common::{
 
 /// Distinct run uids per tick (a delete-and-recreate shows as two uids, which names alone
 /// cannot show).
-async fn uids_per_tick(env: &TestEnv, swf: &swf_operator::crd::ScheduledWorkflow) -> BTreeMap<i64, Vec<String>> {
+pub(crate) async fn uids_per_tick(
+    env: &TestEnv,
+    swf: &swf_operator::crd::ScheduledWorkflow,
+) -> BTreeMap<i64, Vec<String>> {
     let mut by_tick: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for r in runs_of(env, swf, &job_resource()).await {
         let tick = r.labels()[render::LABEL_EPOCH].parse().unwrap();
@@ -153,7 +156,7 @@ async fn users_patching_the_spec_while_the_operator_writes_status_lose_nothing()
 
 /// Marks every unfinished Job in the namespace Complete, until aborted, so no schedule is
 /// held back by `maxConcurrency` (there is no kubelet to finish them).
-fn finish_jobs_forever(env: &TestEnv) -> tokio::task::JoinHandle<()> {
+pub(crate) fn finish_jobs_forever(env: &TestEnv) -> tokio::task::JoinHandle<()> {
     let (client, ns) = (env.client.clone(), env.namespace.clone());
     let jobs: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(client, &ns, &job_resource());
     tokio::spawn(async move {
@@ -194,7 +197,7 @@ fn jitter(lo: u64, hi: u64, i: usize) -> Duration {
 
 /// Counts of one schedule's runs: ticks, runs, duplicates (a tick with two uids) and lost
 /// ticks (gaps on its grid of `every` seconds, between its first and last tick).
-fn tally(by_tick: &BTreeMap<i64, Vec<String>>, every: i64) -> (usize, usize, usize, i64) {
+pub(crate) fn tally(by_tick: &BTreeMap<i64, Vec<String>>, every: i64) -> (usize, usize, usize, i64) {
     let ticks: Vec<i64> = by_tick.keys().copied().collect();
     let runs = by_tick.values().map(Vec::len).sum();
     let duplicates = by_tick.values().filter(|u| u.len() > 1).count();
@@ -253,7 +256,7 @@ async fn sigkill_at_random_moments_never_runs_a_tick_twice_nor_loses_one() {
 }
 
 /// The holder of the test's Lease.
-async fn lease_holder(env: &TestEnv, lease: &str) -> Option<String> {
+pub(crate) async fn lease_holder(env: &TestEnv, lease: &str) -> Option<String> {
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
         kube::Api::namespaced(env.client.clone(), "swf-system");
     leases

@@ -14,3 +14,4 @@ mod faults;
 mod jobservice;
 mod operator;
 mod scheduling;
+mod shards;

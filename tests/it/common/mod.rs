@@ -657,6 +657,23 @@ impl OperatorProcess {
         }
     }
 
+    /// What it has logged so far (`<plane dir>/<name>.log`), without terminal colour codes.
+    pub fn log(&self, env: &TestEnv) -> String {
+        let local = env.plane.local.as_ref().expect("a local plane");
+        let text = std::fs::read_to_string(local.layout.dir.join(format!("{}.log", self.name))).unwrap_or_default();
+        let mut plain = String::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // An escape sequence runs up to its final letter (`ESC [ 3 m`).
+                chars.by_ref().find(|c| c.is_ascii_alphabetic());
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    }
+
     /// Its resident memory now (VmRSS), in bytes.
     pub fn rss(&self) -> Option<u64> {
         proc_status_kb(self.pid, "VmRSS:").map(|kb| kb * 1024)
