@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CRD_FILE := crds/scheduledworkflows.kubeflow.org.yaml
 
-.PHONY: run test soak assets test-deps cluster-up cluster-down crds check-crds lint fmt
+.PHONY: run test soak bench bench-smoke bench-deps assets test-deps cluster-up cluster-down crds check-crds lint fmt
 PLANE := $(CARGO) run --quiet --example local-plane --
 
 ## Run the operator in the foreground: on $KUBECONFIG when set, else on a local control plane
@@ -27,6 +27,24 @@ test: assets test-deps check-crds
 ## API server outage, lost watches; each prints its counts.
 soak: assets
 	SWF_FAULT_KILLS=100 $(CARGO) test --locked --test it faults:: -- --nocapture --test-threads=1
+
+## The benchmark: swf-operator beside Kubernetes' CronJob controller on fresh local control
+## planes (about 35 minutes on 2 cores); prints the tables, writes target/bench/{results.csv,
+## results.json,bench.png}. Bigger runs: BENCH_SWF_ONLY_SIZES=10000 BENCH_SHARDED_SIZES=20000.
+bench: assets bench-deps
+	$(CARGO) build --release --locked --bin swf-operator --example bench
+	target/release/examples/bench run
+
+## The benchmark scaled down (CI): fails when a run is missed or doubled.
+bench-smoke: assets bench-deps
+	$(CARGO) build --locked --bin swf-operator --example bench
+	target/debug/examples/bench run --check --sizes 10 --ticks 1 --both-at 0 --list-jobs 200 \
+	  --list-clients 5 --list-seconds 2 --cron-iterations 100 --out target/bench-smoke
+
+## The plot's font, from Debian's archive.
+bench-deps:
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || \
+	  { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core; }
 
 ## KFP's Python clients (kfp-server-api, kfp 1.8), in a venv under target/py, for the tests
 ## that run examples/kfp_server_api_client.py and examples/kfp_sdk_client.py.

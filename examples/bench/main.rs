@@ -1,0 +1,207 @@
+//! `make bench`: swf-operator side by side with Kubernetes' CronJob controller (v2) on the
+//! project's real control plane, a fresh one per scenario. README "Performance" explains the
+//! method; this prints the tables and writes results.csv, results.json and bench.png.
+//!
+//!   cargo run --release --example bench -- run [--sizes 100,1000,5000] [--ticks 3] ...
+//!   cargo run --release --example bench -- watch FILE     (the watcher process; internal)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[allow(dead_code)]
+#[path = "../../tests/it/common/plane.rs"]
+mod plane;
+
+mod cluster;
+mod core;
+mod plot;
+mod report;
+mod scenario;
+mod watch;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use scenario::{Binaries, Controller, Plan};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Run(RunArgs),
+    /// Internal: the watcher process.
+    Watch {
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Schedules per scenario, each run for swf-operator and for the CronJob controller.
+    #[arg(long, env = "BENCH_SIZES", value_delimiter = ',', default_value = "100,1000,5000")]
+    sizes: Vec<usize>,
+    /// Sizes for swf-operator alone (no CronJob run), e.g. 10000.
+    #[arg(long, env = "BENCH_SWF_ONLY_SIZES", value_delimiter = ',')]
+    swf_only_sizes: Vec<usize>,
+    /// Sizes for swf-operator with two shards (two replicas), e.g. 20000.
+    #[arg(long, env = "BENCH_SHARDED_SIZES", value_delimiter = ',')]
+    sharded_sizes: Vec<usize>,
+    /// N of the scenario where both controllers run at once (0: none).
+    #[arg(long, env = "BENCH_BOTH_AT", default_value_t = 1000)]
+    both_at: usize,
+    /// Whole minutes measured per scenario.
+    #[arg(long, env = "BENCH_TICKS", default_value_t = 3)]
+    ticks: usize,
+    /// ListJobs: jobs, concurrent clients, seconds (jobs 0: skip).
+    #[arg(long, env = "BENCH_LIST_JOBS", default_value_t = 10_000)]
+    list_jobs: usize,
+    #[arg(long, env = "BENCH_LIST_CLIENTS", default_value_t = 50)]
+    list_clients: usize,
+    #[arg(long, env = "BENCH_LIST_SECONDS", default_value_t = 10)]
+    list_seconds: u64,
+    /// Next-tick computations per cron spec.
+    #[arg(long, env = "BENCH_CRON_ITERATIONS", default_value_t = 2000)]
+    cron_iterations: usize,
+    #[arg(long, env = "BENCH_OUT", default_value = "target/bench")]
+    out: PathBuf,
+    /// Exit 1 when a run was missed or doubled, or a ListJobs call failed (CI's smoke run).
+    #[arg(long)]
+    check: bool,
+    /// The swf-operator binary (default: next to this one).
+    #[arg(long)]
+    operator: Option<PathBuf>,
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn plans(args: &RunArgs) -> Vec<Plan> {
+    let mut plans = Vec::new();
+    let one = |name: String, contenders: Vec<(Controller, usize)>| Plan {
+        name,
+        contenders,
+        ticks: args.ticks,
+    };
+    for &n in &args.sizes {
+        plans.push(one(format!("swf N={n}"), vec![(Controller::Swf { shards: 1 }, n)]));
+        plans.push(one(format!("cronjob N={n}"), vec![(Controller::CronJob, n)]));
+    }
+    for &n in args.swf_only_sizes.iter().filter(|n| **n > 0) {
+        plans.push(one(format!("swf N={n}"), vec![(Controller::Swf { shards: 1 }, n)]));
+    }
+    for &n in args.sharded_sizes.iter().filter(|n| **n > 0) {
+        plans.push(one(
+            format!("swf 2 shards N={n}"),
+            vec![(Controller::Swf { shards: 2 }, n)],
+        ));
+    }
+    if args.both_at > 0 {
+        let n = args.both_at;
+        plans.push(one(
+            format!("both at once N={n}+{n}"),
+            vec![(Controller::Swf { shards: 1 }, n), (Controller::CronJob, n)],
+        ));
+    }
+    plans
+}
+
+async fn run(args: RunArgs) {
+    let assets = plane::find_assets(&repo_root());
+    let me = std::env::current_exe().unwrap();
+    let operator = args.operator.clone().unwrap_or_else(|| {
+        // target/<profile>/examples/bench → target/<profile>/swf-operator
+        me.parent().and_then(|p| p.parent()).unwrap().join("swf-operator")
+    });
+    assert!(
+        operator.exists(),
+        "{} is missing: cargo build first",
+        operator.display()
+    );
+    let bins = Binaries {
+        operator: operator.clone(),
+        bench: me,
+    };
+    println!("machine: {} cores, {}", cores(), cpu_model());
+    let cron = core::cron_core(args.cron_iterations);
+    println!(
+        "\ncron core: {} specs, next tick in {:.0} ns (median), {:.0} ns (p99), {:.0} ns (max)",
+        cron.specs, cron.median_ns, cron.p99_ns, cron.max_ns
+    );
+    let list = if args.list_jobs > 0 {
+        let l = core::list_jobs(&assets, &operator, args.list_jobs, args.list_clients, args.list_seconds).await;
+        println!(
+            "ListJobs (page of 20 of {} jobs, {} clients, {} s): {} requests, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, JobService peak RSS {:.0} MiB",
+            l.jobs,
+            l.clients,
+            args.list_seconds,
+            l.requests,
+            l.errors,
+            l.per_second,
+            l.p50_ms,
+            l.p99_ms,
+            l.max_ms,
+            l.api_peak_rss_mib
+        );
+        Some(l)
+    } else {
+        None
+    };
+    let mut results = Vec::new();
+    for plan in plans(&args) {
+        let result = scenario::run(&assets, &bins, &plan).await;
+        let rows: Vec<report::Row> = result.outcomes.iter().map(|o| report::row(&result, o)).collect();
+        print!("{}", report::table(&rows));
+        results.push(result);
+    }
+    let rows: Vec<report::Row> = results
+        .iter()
+        .flat_map(|s| s.outcomes.iter().map(|o| report::row(s, o)))
+        .collect();
+    println!("\n## Trigger lag, cost, correctness\n\n{}", report::table(&rows));
+    println!("## swf-operator ÷ CronJob\n\n{}", report::ratios(&rows));
+    println!("## API requests in the window\n\n{}", report::requests_table(&results));
+    let extra = serde_json::json!({"cron_core": cron, "list_jobs": list});
+    report::write_files(&args.out, &rows, &results, extra);
+    let png = args.out.join("bench.png");
+    match plot::draw(&rows, &png) {
+        Ok(()) => println!("wrote {}, results.csv, results.json", png.display()),
+        Err(e) => println!("no plot: {e}"),
+    }
+    let wrong = rows.iter().any(|r| r.missed > 0 || r.duplicates > 0) || list.as_ref().is_some_and(|l| l.errors > 0);
+    if args.check && wrong {
+        eprintln!("bench: a run was missed or doubled, or ListJobs failed (see the tables)");
+        std::process::exit(1);
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The CPU model, for the record.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // One thread: children are spawned from it (PR_SET_PDEATHSIG follows the spawning thread).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match cli.command {
+        Cmd::Run(args) => runtime.block_on(run(args)),
+        Cmd::Watch { out } => runtime.block_on(watch::run(&out)),
+    }
+}
