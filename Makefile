@@ -46,9 +46,13 @@ bench-deps:
 	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || \
 	  { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core; }
 
-## KFP's Python clients (kfp-server-api, kfp 1.8), in a venv under target/py, for the tests
-## that run examples/kfp_server_api_client.py and examples/kfp_sdk_client.py.
+## Debian's lua5.1 (Argo CD's health check) and prometheus (promtool, a real server), and
+## KFP's Python clients (kfp-server-api, kfp 1.8) in a venv under target/py, for the tests.
 test-deps:
+	@missing=""; command -v lua5.1 >/dev/null || missing="$$missing lua5.1"; \
+	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 	@test -x target/py/bin/python3 || python3 -m venv target/py
 	@target/py/bin/python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 

@@ -336,7 +336,7 @@ fn run_api(args: ApiArgs) -> anyhow::Result<()> {
 }
 
 impl CheckArgs {
-    fn run(self) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let report = crate::check::check_files(&self.files, &self.default_time_zone, self.count, Timestamp::now());
         print!("{}", report.output);
         if report.errors > 0 {
@@ -391,7 +391,7 @@ impl NextArgs {
         }
     }
 
-    fn run(self) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let tz = TimeZone::get(&self.time_zone).with_context(|| format!("unknown time zone {:?}", self.time_zone))?;
         let step = self.step(tz.clone())?;
         let mut t = self.after.unwrap_or_else(Timestamp::now);

@@ -35,7 +35,7 @@ pub const DISPLAY_NAME_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/displ
     printcolumn(name = "Last", type_ = "date", json_path = ".status.trigger.lastTriggeredTime"),
     printcolumn(name = "Next", type_ = "string", json_path = ".status.trigger.nextTriggeredTime"),
     printcolumn(name = "Active", type_ = "integer", json_path = ".status.activeRuns"),
-    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[0].type"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[-1:].type"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -66,12 +66,16 @@ pub struct ScheduledWorkflowSpec {
     /// Service account the runs use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
+    /// KFP: the pipeline the runs come from (written by KFP's API server; kept as given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_id: Option<String>,
+    /// KFP: the pipeline's name, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_name: Option<String>,
+    /// KFP: the pipeline version the runs come from, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_version_id: Option<String>,
+    /// KFP: the experiment the runs belong to, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment_id: Option<String>,
     /// KFP plugin input, kept as given.
@@ -102,8 +106,10 @@ pub struct ScheduledWorkflowSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
+    /// Runs at the times a cron expression names (set this or periodicSchedule, not both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron_schedule: Option<CronSchedule>,
+    /// Runs every intervalSecond seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub periodic_schedule: Option<PeriodicSchedule>,
 }
@@ -111,8 +117,10 @@ pub struct Trigger {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CronSchedule {
+    /// No tick before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// No tick after this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Time>,
     /// robfig/cron v1 expression, seconds first (KFP's grammar).
@@ -123,8 +131,10 @@ pub struct CronSchedule {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeriodicSchedule {
+    /// No tick before this instant (the first tick is at startTime).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// No tick after this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Time>,
     /// Seconds between runs; below 1 is read as 1 (KFP reads 0 as 1), at most 100 years.
@@ -152,6 +162,7 @@ pub struct Parameter {
     /// The workflow parameter to set (KFP's API server writes KFP v2 values JSON-encoded).
     #[serde(default)]
     pub name: String,
+    /// Its value; macros such as `[[ScheduledTime]]` and `[[Index]]` are replaced per run.
     #[serde(default)]
     pub value: String,
 }
@@ -160,10 +171,14 @@ pub struct Parameter {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunTemplate {
+    /// apiVersion of the object to create, e.g. `batch/v1`.
     pub api_version: String,
+    /// kind of the object to create, e.g. `Job`.
     pub kind: String,
+    /// Labels and annotations for each run (KFP's run labels are added).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<RunTemplateMetadata>,
+    /// The object's spec, as its kind defines it; strings may hold macros.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_value")]
     pub spec: Option<serde_json::Value>,
@@ -171,8 +186,10 @@ pub struct RunTemplate {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct RunTemplateMetadata {
+    /// Labels set on every run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Annotations set on every run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -191,11 +208,15 @@ pub enum ConcurrencyPolicy {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledWorkflowStatus {
-    /// KFP keeps exactly one summary condition: Enabled, Disabled, Running, Succeeded or Error.
+    /// `Ready` (True when the schedule runs as its spec says, disabled included), `Stalled`
+    /// (only while it cannot: the reason and message say why), then KFP's one summary
+    /// condition, last, where KFP's API server reads it (`ConditionSummary`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// When the schedule last fired and fires next (KFP's trigger status).
     #[serde(default)]
     pub trigger: TriggerStatus,
+    /// The active runs and the most recent finished ones (at most maxHistory).
     #[serde(default)]
     pub workflow_history: WorkflowHistory,
     /// Extension: generation of the spec this status was computed from.
@@ -215,19 +236,26 @@ pub struct ScheduledWorkflowStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// Enabled, Disabled, Running, Succeeded or Error.
+    /// KFP's summary (Enabled, Disabled, Running, Succeeded or Error; always the last
+    /// condition, where KFP reads it), or kstatus' Ready and Stalled in front of it.
     #[serde(rename = "type", default)]
     pub type_: String,
-    /// Always "True" for KFP's summary condition.
+    /// Always "True" for KFP's summary condition; "True" or "False" for Ready.
     #[serde(default)]
     pub status: String,
+    /// A CamelCase word saying why (for an Error: which check failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What a person needs to know, with the field path for a spec problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Extension: changes only when `type` changes (no heartbeat writes, KFP #8757).
+    /// Extension: changes only when `type` (or, for Ready and Stalled, `status`) changes (no
+    /// heartbeat writes, KFP #8757).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
+    /// Extension, on Ready and Stalled: the generation of the spec they describe (kstatus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -254,8 +282,10 @@ pub struct TriggerStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowHistory {
+    /// Runs that have not finished, newest scheduled first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub active: Vec<WorkflowStatus>,
+    /// Finished runs, newest scheduled first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub completed: Vec<WorkflowStatus>,
 }
@@ -264,26 +294,37 @@ pub struct WorkflowHistory {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowStatus {
+    /// The run's name.
     #[serde(default)]
     pub name: String,
+    /// The run's namespace.
     #[serde(default)]
     pub namespace: String,
+    /// KFP: the run's API path (kept when KFP wrote it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_link: Option<String>,
+    /// The run's uid.
     #[serde(default)]
     pub uid: String,
+    /// Pending, Running, Succeeded, Failed (Argo's own phase for Workflows).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub phase: String,
+    /// Why it ended, when its kind says.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// When the run object was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,
+    /// When it started running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// When it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
+    /// The tick it was created for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<Time>,
+    /// Its workflowIndex (1 for the schedule's first run).
     #[serde(default)]
     pub index: i64,
     /// Extension: `apiVersion`/`kind` of the run.
@@ -331,5 +372,38 @@ fn strip_empty_string_defaults(value: &mut serde_json::Value) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(strip_empty_string_defaults),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every property path under `schema` that has no description.
+    fn undescribed(schema: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+            if let Some(items) = schema.get("items") {
+                undescribed(items, &format!("{path}[]"), out);
+            }
+            return;
+        };
+        for (name, prop) in props {
+            let here = format!("{path}.{name}");
+            let text = prop.get("description").and_then(|d| d.as_str()).unwrap_or_default();
+            if text.trim().is_empty() {
+                out.push(here.clone());
+            }
+            undescribed(prop, &here, out);
+        }
+    }
+
+    #[test]
+    fn kubectl_explain_describes_every_field() {
+        let crd = ScheduledWorkflow::crd_manifest();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let mut missing = Vec::new();
+        undescribed(&schema["properties"]["spec"], "spec", &mut missing);
+        undescribed(&schema["properties"]["status"], "status", &mut missing);
+        assert!(missing.is_empty(), "fields without a description: {missing:#?}");
     }
 }

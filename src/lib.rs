@@ -12,6 +12,7 @@ pub mod macros;
 pub mod manifest;
 pub mod metrics;
 pub mod migrate;
+pub mod plugin;
 #[cfg(test)]
 mod proptests;
 pub mod render;

@@ -52,11 +52,19 @@ pub struct CacheLabel {
     pub cache: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
 /// What one schedule contributes to the gauges.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct ScheduleGauge {
     condition: String,
     active: i64,
+    /// Its current run-failure streak (only schedules with one get a series).
+    streak: Option<(ScheduleLabels, i64)>,
 }
 
 pub struct Metrics {
@@ -76,6 +84,7 @@ pub struct Metrics {
     undecodable: Gauge<i64, AtomicI64>,
     status_writes: Counter<u64, AtomicU64>,
     admission_reviews: Family<AdmissionLabels, Counter>,
+    failure_streaks: Family<ScheduleLabels, Gauge>,
     per_schedule: Mutex<HashMap<String, ScheduleGauge>>,
 }
 
@@ -99,6 +108,7 @@ impl Default for Metrics {
             undecodable: Gauge::default(),
             status_writes: Counter::default(),
             admission_reviews: Family::default(),
+            failure_streaks: Family::default(),
             per_schedule: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -164,6 +174,11 @@ impl Default for Metrics {
             m.undecodable.clone(),
         );
         registry.register("status_writes", "Status patches sent", m.status_writes.clone());
+        registry.register(
+            "schedule_failure_streak",
+            "Runs of a schedule that failed in a row, most recent finished first (only schedules with a streak)",
+            m.failure_streaks.clone(),
+        );
         registry.register(
             "admission_reviews",
             "Admission reviews answered, by operation and verdict (allowed, invalid, unauthorized, error)",
@@ -245,11 +260,20 @@ impl Metrics {
 
     /// Records one schedule's summary condition and active runs (replacing what it had).
     pub fn schedule(&self, uid: &str, condition: &str, active: usize) {
-        let entry = ScheduleGauge {
-            condition: condition.to_string(),
-            active: i64::try_from(active).unwrap_or(i64::MAX),
+        let mut per = lock(&self.per_schedule);
+        let entry = per.entry(uid.to_string()).or_default();
+        entry.condition = condition.to_string();
+        entry.active = i64::try_from(active).unwrap_or(i64::MAX);
+    }
+
+    /// Records how many of a schedule's runs failed in a row (0: none).
+    pub fn failure_streak(&self, uid: &str, namespace: &str, name: &str, failed: usize) {
+        let labels = ScheduleLabels {
+            namespace: namespace.into(),
+            name: name.into(),
         };
-        lock(&self.per_schedule).insert(uid.to_string(), entry);
+        let streak = (failed > 0).then(|| (labels, i64::try_from(failed).unwrap_or(i64::MAX)));
+        lock(&self.per_schedule).entry(uid.to_string()).or_default().streak = streak;
     }
 
     /// Forgets schedules that no longer exist.
@@ -264,9 +288,15 @@ impl Metrics {
             by_condition.insert(c, 0);
         }
         let mut active = 0;
+        self.failure_streaks.clear();
         for s in per.values() {
-            *by_condition.entry(s.condition.as_str()).or_default() += 1;
+            if !s.condition.is_empty() {
+                *by_condition.entry(s.condition.as_str()).or_default() += 1;
+            }
             active += s.active;
+            if let Some((labels, failed)) = &s.streak {
+                self.failure_streaks.get_or_create(labels).set(*failed);
+            }
         }
         for (condition, n) in by_condition {
             self.schedules

@@ -174,6 +174,30 @@ pub fn history(runs: &[ObservedRun], last_index: i64, max_history: i64) -> Workf
     WorkflowHistory { active, completed }
 }
 
+/// The runs of the current failure streak: the finished runs, in the order they finished
+/// (ties by scheduled time), that failed after the last one that succeeded; oldest first.
+/// Active runs do not break a streak: only finished runs are counted.
+pub fn failure_streak(runs: &[ObservedRun]) -> Vec<&ObservedRun> {
+    let mut finished: Vec<&ObservedRun> = runs
+        .iter()
+        .filter(|r| r.outcome != Outcome::Active && !r.deleting)
+        .collect();
+    finished.sort_by(|a, b| {
+        let key = |r: &ObservedRun| {
+            (
+                r.status.finished_at.clone().map(|t| t.0),
+                r.status.scheduled_at.clone().map(|t| t.0),
+            )
+        };
+        key(a).cmp(&key(b)).then_with(|| a.status.name.cmp(&b.status.name))
+    });
+    let since_success = finished
+        .iter()
+        .rposition(|r| r.outcome == Outcome::Succeeded)
+        .map_or(0, |i| i + 1);
+    finished.split_off(since_success)
+}
+
 /// Finished runs to delete so at most `keep_succeeded` / `keep_failed` remain (oldest first).
 pub fn beyond_history_limits(
     runs: &[ObservedRun],
@@ -339,5 +363,33 @@ mod tests {
             .map(|r| r.status.name.clone())
             .collect();
         assert_eq!(doomed, vec!["r1", "r2", "r3"]);
+    }
+
+    #[test]
+    fn a_failure_streak_is_counted_in_finish_order_since_the_last_success() {
+        let job = |name: &str, index: i64, outcome: &str, finished: &str| {
+            let status = match outcome {
+                "ok" => json!({"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": finished}]}),
+                "fail" => json!({"conditions": [{"type": "Failed", "status": "True", "lastTransitionTime": finished}]}),
+                _ => json!({}),
+            };
+            observed(run("batch/v1", "Job", name, index, status))
+        };
+        let runs = vec![
+            job("r1", 1, "fail", "2026-01-01T00:01:00Z"),
+            job("r2", 2, "ok", "2026-01-01T00:05:00Z"),
+            job("r3", 3, "fail", "2026-01-01T00:03:00Z"), // finished before r2 succeeded
+            job("r4", 4, "fail", "2026-01-01T00:06:00Z"),
+            job("r5", 5, "active", ""),
+            job("r6", 6, "fail", "2026-01-01T00:07:00Z"),
+        ];
+        let names = |v: Vec<&ObservedRun>| v.iter().map(|r| r.status.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(failure_streak(&runs)),
+            ["r4", "r6"],
+            "an active run does not break it"
+        );
+        assert!(failure_streak(&runs[..2]).is_empty(), "a success ends it");
+        assert_eq!(names(failure_streak(&runs[..1])), ["r1"]);
     }
 }

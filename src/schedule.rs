@@ -149,6 +149,23 @@ fn first_after(s: &Schedule, floor: Timestamp, anchor: Timestamp) -> Option<Time
     s.within_end(t)
 }
 
+/// Up to `count` ticks strictly after `after`, in order (a periodic grid is anchored at
+/// `anchor`: the last tick, else startTime, else the creation time). For display.
+pub fn ticks_after(s: &Schedule, after: Timestamp, anchor: Timestamp, count: usize) -> Vec<Timestamp> {
+    let mut ticks = Vec::with_capacity(count);
+    let mut t = after;
+    while ticks.len() < count {
+        match first_after(s, t, anchor) {
+            Some(next) if next > t => {
+                ticks.push(next);
+                t = next;
+            }
+            _ => break,
+        }
+    }
+    ticks
+}
+
 /// Latest tick at or before `t` (and strictly after `floor`).
 pub fn latest_at_or_before(s: &Schedule, t: Timestamp, floor: Timestamp, anchor: Timestamp) -> Option<Timestamp> {
     let t = match s.end {

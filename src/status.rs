@@ -15,6 +15,20 @@ pub const DISABLED: (&str, &str) = ("Disabled", "The schedule is disabled.");
 pub const RUNNING: (&str, &str) = ("Running", "The one-off schedule is running.");
 pub const SUCCEEDED: (&str, &str) = ("Succeeded", "The one-off schedule has succeeded.");
 pub const ERROR: &str = "Error";
+/// kstatus' conditions (`kubectl wait --for=condition=Ready`, Flux, Argo CD).
+pub const READY: &str = "Ready";
+pub const STALLED: &str = "Stalled";
+const SUMMARY_TYPES: [&str; 5] = [ENABLED.0, DISABLED.0, RUNNING.0, SUCCEEDED.0, ERROR];
+
+/// KFP's summary condition. KFP's API server reads the last condition (`ConditionSummary`), so
+/// it is kept last; it is found by type, so Ready and Stalled are never read as it.
+pub fn summary_condition(status: &ScheduledWorkflowStatus) -> Option<&Condition> {
+    status
+        .conditions
+        .iter()
+        .rev()
+        .find(|c| SUMMARY_TYPES.contains(&c.type_.as_str()))
+}
 
 fn time(t: Option<Timestamp>) -> Option<Time> {
     t.map(Time)
@@ -34,7 +48,7 @@ pub fn trigger_state(
     let last_triggered = t.last_triggered_time.as_ref().map(|t| t.0).max(runs.latest_tick);
     let last_index = t.last_workflow_index.unwrap_or(0).max(runs.highest_index);
     let mut skip_through = t.skip_through.as_ref().map(|t| t.0);
-    let was_disabled = current.conditions.first().is_some_and(|c| c.type_ == DISABLED.0);
+    let was_disabled = summary_condition(current).is_some_and(|c| c.type_ == DISABLED.0);
     if enabled && was_disabled && last_index > 0 {
         skip_through = Some(skip_through.map_or(now, |s| s.max(now)));
     }
@@ -52,7 +66,7 @@ fn condition(
     message: String,
     now: Timestamp,
 ) -> Condition {
-    let since = match current.conditions.first() {
+    let since = match summary_condition(current) {
         Some(c) if c.type_ == type_ => c.last_transition_time.clone(),
         _ => Some(Time(now)),
     };
@@ -62,6 +76,46 @@ fn condition(
         reason: Some(reason.into()),
         message: Some(message),
         last_transition_time: since,
+        observed_generation: None,
+    }
+}
+
+/// Ready (and, for an `Error`, Stalled) in front of KFP's summary, which stays last.
+fn with_kstatus(
+    current: &ScheduledWorkflowStatus,
+    summary: Condition,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let failed = summary.type_ == ERROR;
+    let mut conditions = vec![kstatus(current, READY, !failed, &summary, generation, now)];
+    if failed {
+        conditions.push(kstatus(current, STALLED, true, &summary, generation, now));
+    }
+    conditions.push(summary);
+    conditions
+}
+
+fn kstatus(
+    current: &ScheduledWorkflowStatus,
+    type_: &str,
+    holds: bool,
+    summary: &Condition,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if holds { "True" } else { "False" };
+    let since = match current.conditions.iter().find(|c| c.type_ == type_) {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Some(Time(now)),
+    };
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: summary.reason.clone(),
+        message: summary.message.clone(),
+        last_transition_time: since,
+        observed_generation: generation,
     }
 }
 
@@ -88,7 +142,8 @@ pub fn invalid(
     now: Timestamp,
 ) -> ScheduledWorkflowStatus {
     let mut status = current.clone();
-    status.conditions = vec![condition(current, ERROR, reason, message.to_string(), now)];
+    let summary = condition(current, ERROR, reason, message.to_string(), now);
+    status.conditions = with_kstatus(current, summary, generation, now);
     status.trigger.next_triggered_time = None;
     generation_fields(current, &mut status, generation, now);
     status
@@ -152,7 +207,7 @@ pub fn compute(
         }
     };
     let mut status = ScheduledWorkflowStatus {
-        conditions: vec![summary],
+        conditions: with_kstatus(current, summary, generation, now),
         trigger: TriggerStatus {
             last_triggered_time: time(o.state.last_triggered),
             next_triggered_time: time(o.next),
@@ -200,7 +255,7 @@ mod tests {
         let first = compute(&Default::default(), Some(1), observed(true), at("2026-01-01T01:00:01Z"));
         let second = compute(&first, Some(1), observed(true), at("2026-01-01T01:30:00Z"));
         assert_eq!(first, second, "no heartbeat fields (KFP #8757)");
-        assert_eq!(first.conditions[0].type_, "Enabled");
+        assert_eq!(summary_condition(&first).unwrap().type_, "Enabled");
         assert_eq!(first.trigger.last_workflow_index, Some(1));
     }
 
@@ -208,9 +263,9 @@ mod tests {
     fn transition_time_moves_only_on_type_change_and_reenable_skips_the_pause() {
         let enabled = compute(&Default::default(), Some(1), observed(true), at("2026-01-01T01:00:01Z"));
         let disabled = compute(&enabled, Some(2), observed(false), at("2026-01-01T01:10:00Z"));
-        assert_eq!(disabled.conditions[0].type_, "Disabled");
+        assert_eq!(summary_condition(&disabled).unwrap().type_, "Disabled");
         assert_eq!(
-            disabled.conditions[0].last_transition_time,
+            summary_condition(&disabled).unwrap().last_transition_time,
             Some(Time(at("2026-01-01T01:10:00Z")))
         );
         assert_eq!(disabled.spec_updated_at, Some(Time(at("2026-01-01T01:10:00Z"))));
@@ -255,8 +310,11 @@ mod tests {
             message: "creating run x: forbidden".into(),
         });
         let s = compute(&Default::default(), Some(1), o, at("2026-01-01T01:00:01Z"));
-        assert_eq!(s.conditions[0].type_, "Error");
-        assert_eq!(s.conditions[0].reason.as_deref(), Some("RunCreateFailed"));
+        assert_eq!(summary_condition(&s).unwrap().type_, "Error");
+        assert_eq!(
+            summary_condition(&s).unwrap().reason.as_deref(),
+            Some("RunCreateFailed")
+        );
     }
 
     #[test]
@@ -269,9 +327,52 @@ mod tests {
             "spec.timeZone: unknown",
             at("2026-01-01T01:05:00Z"),
         );
-        assert_eq!(bad.conditions[0].type_, "Error");
-        assert_eq!(bad.conditions[0].message.as_deref(), Some("spec.timeZone: unknown"));
+        assert_eq!(summary_condition(&bad).unwrap().type_, "Error");
+        assert_eq!(
+            summary_condition(&bad).unwrap().message.as_deref(),
+            Some("spec.timeZone: unknown")
+        );
         assert_eq!(bad.trigger.last_workflow_index, Some(1));
         assert_eq!(bad.trigger.next_triggered_time, None);
+    }
+
+    fn find<'a>(s: &'a ScheduledWorkflowStatus, type_: &str) -> Option<&'a Condition> {
+        s.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    #[test]
+    fn kstatus_ready_and_stalled_stand_before_kfps_summary() {
+        let ok = compute(&Default::default(), Some(3), observed(true), at("2026-01-01T01:00:01Z"));
+        let types: Vec<&str> = ok.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Ready", "Enabled"], "KFP reads the last one");
+        let ready = find(&ok, READY).unwrap();
+        assert_eq!((ready.status.as_str(), ready.observed_generation), ("True", Some(3)));
+        let disabled = compute(&ok, Some(4), observed(false), at("2026-01-01T01:10:00Z"));
+        assert_eq!(
+            find(&disabled, READY).unwrap().status,
+            "True",
+            "a disabled schedule is as asked"
+        );
+        assert_eq!(
+            find(&disabled, READY).unwrap().last_transition_time,
+            ready.last_transition_time,
+            "Ready did not change"
+        );
+        let bad = invalid(
+            &disabled,
+            Some(5),
+            "InvalidSpec",
+            "spec.timeZone: unknown",
+            at("2026-01-01T01:20:00Z"),
+        );
+        let types: Vec<&str> = bad.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Ready", "Stalled", "Error"]);
+        let (ready, stalled) = (find(&bad, READY).unwrap(), find(&bad, STALLED).unwrap());
+        assert_eq!((ready.status.as_str(), stalled.status.as_str()), ("False", "True"));
+        assert_eq!(stalled.reason.as_deref(), Some("InvalidSpec"));
+        assert_eq!(stalled.observed_generation, Some(5));
+        assert_eq!(ready.last_transition_time, Some(Time(at("2026-01-01T01:20:00Z"))));
+        let fixed = compute(&bad, Some(6), observed(true), at("2026-01-01T01:30:00Z"));
+        assert!(find(&fixed, STALLED).is_none(), "Stalled goes once the spec runs");
     }
 }

@@ -335,7 +335,7 @@ fn reference(kind: ResourceType, id: &str, relationship: Relationship) -> Resour
 
 /// KFP's status strings (`toApiJobStatus`).
 pub fn status_string(status: &ScheduledWorkflowStatus) -> &'static str {
-    match status.conditions.first().map(|c| c.type_.as_str()) {
+    match crate::status::summary_condition(status).map(|c| c.type_.as_str()) {
         Some("Enabled" | "Running" | "Succeeded" | "Ready" | "Done") => "ENABLED",
         Some("Disabled") => "DISABLED",
         _ => "STATUS_UNSPECIFIED",
@@ -374,7 +374,7 @@ pub fn row(obj: &SwfObject) -> Row {
 /// The Job KFP's clients see. A stored spec that cannot be read still lists, with `error`
 /// saying why.
 pub fn swf_to_job(obj: &SwfObject) -> Job {
-    let condition = obj.status.conditions.first();
+    let condition = crate::status::summary_condition(&obj.status);
     let error = condition
         .filter(|c| c.type_ == "Error")
         .and_then(|c| c.message.clone())

@@ -130,9 +130,13 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Action, Error> {
     let new_status = p.build_status(&plan, &applied, &runs);
     ctx.metrics.schedule(
         &p.target.owner.uid,
-        new_status.conditions.first().map_or("", |c| c.type_.as_str()),
+        status::summary_condition(&new_status).map_or("", |c| c.type_.as_str()),
         runs.iter().filter(|r| r.is_active()).count(),
     );
+    let owner = &p.target.owner;
+    let streak = runstate::failure_streak(&runs).len();
+    ctx.metrics
+        .failure_streak(&owner.uid, &owner.namespace, &owner.name, streak);
     write_status(ctx, &p.target, &p.current, new_status).await?;
     match applied.failure {
         Some(e) => Err(e),
@@ -203,8 +207,9 @@ async fn report(
     now: Timestamp,
 ) -> Result<(), Error> {
     let new = status::invalid(current, target.generation, reason, message, now);
-    let first = current.conditions.first();
-    if first.and_then(|c| c.message.as_deref()) != Some(message) || first.is_some_and(|c| c.type_ != status::ERROR) {
+    let summary = status::summary_condition(current);
+    if summary.and_then(|c| c.message.as_deref()) != Some(message) || summary.is_some_and(|c| c.type_ != status::ERROR)
+    {
         warn!(ns = %target.owner.namespace, name = %target.owner.name, %reason, %message, "schedule cannot run");
         target.publish(ctx, Kind::Warning, reason, message.to_string());
     }

@@ -261,11 +261,13 @@ async fn a_500_on_create_shows_in_the_condition_and_backs_off() {
     let patch = h.answer("PATCH", "/nightly/status", 200, json!({})).await;
     let err = pass.await.unwrap().unwrap_err();
     assert_eq!(err.reason(), "RunCreateFailed");
-    let condition = &patch["status"]["conditions"][0];
+    let conditions = patch["status"]["conditions"].as_array().unwrap();
+    let condition = conditions.last().unwrap(); // KFP's summary, where KFP reads it
     assert_eq!(
         (condition["type"].as_str(), condition["reason"].as_str()),
         (Some("Error"), Some("RunCreateFailed"))
     );
+    assert_eq!(conditions[1]["type"], "Stalled");
     assert!(condition["message"].as_str().unwrap().contains("InternalError (mock)"));
     assert_eq!(patch["status"]["trigger"]["lastWorkflowIndex"], Value::Null);
     // The controller's error policy: a Warning event, then 5 s, 10 s, ... between retries.

@@ -161,8 +161,9 @@ async fn check_case(env: &TestEnv, name: &str, expect: &Expect) {
     match expect {
         Expect::Error(want) | Expect::RunRefused(want) => {
             let message = eventually(WAIT, &format!("{name}: an Error condition"), || async {
-                let c = stored(env, name).await.status.conditions.into_iter().next()?;
-                (c.type_ == "Error").then_some(c.message.unwrap_or_default())
+                let status = stored(env, name).await.status;
+                let c = swf_operator::status::summary_condition(&status)?;
+                (c.type_ == "Error").then(|| c.message.clone().unwrap_or_default())
             })
             .await;
             assert!(message.contains(want), "{name}: {message:?} lacks {want:?}");

@@ -153,3 +153,24 @@ async fn deploy_manifests_and_examples_are_accepted_by_the_api_server() {
         }
     }
 }
+
+/// `kubectl explain` shows the CRD's field descriptions (written from the Rust doc comments;
+/// a unit test fails on a field without one). Kubernetes 1.20 publishes CRD schemas as OpenAPI
+/// v2, which drops what is under a `nullable` field (1.27+ explains from v3, all of it).
+#[tokio::test]
+async fn kubectl_explain_describes_the_fields() {
+    let env = common::env("explain").await;
+    let out = common::eventually(Duration::from_secs(60), "the CRD's schema published", || async {
+        let out = std::process::Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", env.plane.kubeconfig.display()))
+            .args(["explain", "scheduledworkflows.spec.trigger"])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .await;
+    assert!(out.contains("When to run. No trigger means one run"), "{out}");
+    assert!(out.contains("Runs at the times a cron expression names"), "{out}");
+}

@@ -2,6 +2,7 @@
 //! run-now, restarts, invalid specs and cascading deletes. Schedules are seconds long;
 //! every wait is a generous poll, never a sleep that assumes a fast machine.
 use crate::common;
+use swf_operator::status::summary_condition;
 
 use std::time::Duration;
 
@@ -80,7 +81,7 @@ async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {
         (s.workflow_history.active.len() == 2 && s.trigger.last_workflow_index == Some(2)).then_some(s)
     })
     .await;
-    assert_eq!(status.conditions[0].type_, "Enabled");
+    assert_eq!(summary_condition(&status).unwrap().type_, "Enabled");
     assert!(status.trigger.next_triggered_time.is_some());
     tokio::time::sleep(Duration::from_secs(5)).await; // two+ ticks pass; nothing may be created
     assert_eq!(
@@ -140,7 +141,7 @@ async fn periodic_jobs_respect_start_and_end_window() {
     let runs = runs_of(&env, &swf, &job_resource()).await;
     let want: Vec<i64> = [2, 4, 6].iter().map(|k| start.as_second() + k).collect();
     assert_eq!(epochs(&runs), want);
-    assert_eq!(status.conditions[0].type_, "Enabled");
+    assert_eq!(summary_condition(&status).unwrap().type_, "Enabled");
     assert_eq!(status.workflow_history.active.len(), 3);
     // A Job completing moves it to history.
     finish_job(&env.client, &env.namespace, &runs[0].name_any()).await;

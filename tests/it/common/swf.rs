@@ -102,8 +102,9 @@ pub async fn finish_job(client: &Client, ns: &str, name: &str) {
 
 pub async fn condition(env: &TestEnv, name: &str) -> Option<(String, String)> {
     let swf = swfs(env).get(name).await.ok()?;
-    let c = swf.status?.conditions.into_iter().next()?;
-    Some((c.type_, c.message.unwrap_or_default()))
+    let status = swf.status?;
+    let c = swf_operator::status::summary_condition(&status)?;
+    Some((c.type_.clone(), c.message.clone().unwrap_or_default()))
 }
 
 pub async fn events_for(env: &TestEnv, name: &str) -> Vec<(String, String, String)> {
