@@ -7,7 +7,8 @@ CRD_FILE := crds/scheduledworkflows.kubeflow.org.yaml
 PLANE := $(CARGO) run --quiet --example local-plane --
 
 ## Run the operator in the foreground: on $KUBECONFIG when set, else on a local control plane
-## (there with its admission webhook registered on loopback).
+## (there with its admission webhook registered on loopback). Also builds the `kubectl swf`
+## plugin (target/debug/kubectl-swf).
 run: assets
 	@if [ -z "$$KUBECONFIG" ]; then \
 	    export KUBECONFIG=$$($(PLANE) up) && kubectl apply -f hack/local-webhook.yaml && \
@@ -16,6 +17,7 @@ run: assets
 	  echo "run: using KUBECONFIG=$$KUBECONFIG"; \
 	  kubectl apply -f crds/ && \
 	  kubectl apply -f examples/quickstart.yaml && \
+	  $(CARGO) build --bin kubectl-swf && \
 	  $(CARGO) run -- run --leader-elect=false --api-addr 127.0.0.1:8888 --grpc-addr 127.0.0.1:8887 \
 	    --api-plain-http --api-default-namespace default $$webhook
 

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 /// On a schedule: each new value asks for one immediate run (the run that serves it carries
 /// `render::SERVED_RUN_NOW_ANNOTATION`).
 pub const RUN_NOW_REQUEST_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/run-now";
+/// On a suspended schedule (spec.failurePolicy): each new value resumes it.
+pub const RESUME_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/resume";
 /// Annotation holding the display name of a job created through the JobService API.
 pub const DISPLAY_NAME_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/displayName";
 
@@ -101,6 +103,21 @@ pub struct ScheduledWorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub failed_runs_history_limit: Option<i32>,
+    /// Extension: what the schedule does when its runs keep failing (docs/failure-policy.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_policy: Option<FailurePolicy>,
+}
+
+/// Extension: stop a schedule whose runs keep failing (kubeflow/pipelines#8294).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailurePolicy {
+    /// Suspend the schedule after this many finished runs in a row failed (1..100): no run is
+    /// created until it is resumed with the `scheduledworkflows.kubeflow.org/resume`
+    /// annotation (`kubectl swf resume NAME`). That many failed runs are kept, whatever
+    /// failedRunsHistoryLimit says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_after_consecutive_failures: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -231,6 +248,59 @@ pub struct ScheduledWorkflowStatus {
     /// Extension: the schedule in words, with its time zone (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Extension: the backfill asked for by the `scheduledworkflows.kubeflow.org/backfill`
+    /// annotation, and how far it has got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillStatus>,
+    /// Extension: set while spec.failurePolicy holds the schedule suspended, and to remember
+    /// the last resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<SuspensionStatus>,
+}
+
+/// Progress of a backfill (docs/backfill.md).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillStatus {
+    /// The annotation value this status is about (`<from>/<to>`, closed-open).
+    #[serde(default)]
+    pub range: String,
+    /// Running, Finished, Cancelled (the annotation was removed), Failed or Invalid.
+    #[serde(default)]
+    pub phase: String,
+    /// Why it failed or is invalid, or what it waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The schedule's ticks in the range.
+    #[serde(default)]
+    pub total: i64,
+    /// Ticks of the range that have a run (created by the backfill or before it).
+    #[serde(default)]
+    pub done: i64,
+    /// Every tick up to this one has a run; the backfill goes on after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<Time>,
+    /// The next tick to run (waiting for a slot, or for its time to come).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_tick: Option<Time>,
+}
+
+/// spec.failurePolicy's state (docs/failure-policy.md).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SuspensionStatus {
+    /// When the schedule was suspended; absent when it is not suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_at: Option<Time>,
+    /// The failed runs that suspended it, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_runs: Vec<String>,
+    /// The last `resume` annotation value served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_resume: Option<String>,
+    /// When it was served: only runs that finish after it count towards a new suspension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at: Option<Time>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -2,11 +2,13 @@
 //! docs/architecture.md says which module owns what.
 pub mod admission;
 pub mod api;
+pub mod backfill;
 pub mod check;
 pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod cron;
+pub mod failure_policy;
 pub mod go_duration;
 pub mod macros;
 pub mod manifest;

@@ -127,6 +127,7 @@ proptest! {
                 index: r.index,
                 run_uuid: "u".into(),
                 run_now: None,
+                backfill: None,
             };
             let obj = render::render(&owner, spec.service_account.as_deref(), &v, &req, now);
             prop_assert!(obj["metadata"]["name"].as_str().is_some_and(|n| n.len() <= 63));

@@ -133,6 +133,8 @@ pub struct RunRequest {
     pub index: i64,
     pub run_uuid: String,
     pub run_now: Option<String>,
+    /// The backfill request (annotation value) this run serves, if any.
+    pub backfill: Option<String>,
 }
 
 /// A run's body before KFP's labels and the owner are added.
@@ -166,6 +168,10 @@ pub fn render(owner: &Owner, service_account: Option<&str>, v: &Validated, req: 
     if let Some(request) = &req.run_now {
         body.annotations
             .insert(SERVED_RUN_NOW_ANNOTATION.into(), request.clone());
+    }
+    if let Some(range) = &req.backfill {
+        body.annotations
+            .insert(crate::backfill::BACKFILL_RUN_ANNOTATION.into(), range.clone());
     }
     json!({
         "apiVersion": kind.api_version(),
@@ -350,6 +356,7 @@ mod tests {
             index: 3,
             run_uuid: "uuid-3".into(),
             run_now: None,
+            backfill: None,
         }
     }
 

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
+    backfill::BACKFILL_RUN_ANNOTATION,
     crd::{WorkflowHistory, WorkflowStatus},
     render::{LABEL_EPOCH, LABEL_INDEX, SERVED_RUN_NOW_ANNOTATION},
     runkind::{Completion, RunKind},
@@ -27,6 +28,8 @@ pub struct ObservedRun {
     pub tick: Option<Timestamp>,
     /// The `run-now` request it served, if any.
     pub run_now: Option<String>,
+    /// The backfill request it served, if any (`backfill::BACKFILL_RUN_ANNOTATION`).
+    pub backfill: Option<String>,
     /// Being deleted: neither active nor a candidate for deletion.
     pub deleting: bool,
 }
@@ -121,15 +124,13 @@ pub fn observe(kind: &RunKind, run: &RunObject) -> ObservedRun {
         kind: Some(kind.to_string()),
         ..Default::default()
     };
+    let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned();
     ObservedRun {
         status,
         outcome,
         tick,
-        run_now: meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(SERVED_RUN_NOW_ANNOTATION))
-            .cloned(),
+        run_now: annotation(SERVED_RUN_NOW_ANNOTATION),
+        backfill: annotation(BACKFILL_RUN_ANNOTATION),
         deleting: meta.deletion_timestamp.is_some(),
     }
 }
@@ -137,20 +138,34 @@ pub fn observe(kind: &RunKind, run: &RunObject) -> ObservedRun {
 /// What the runs that exist say about the schedule: they, not status, decide what has run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunsSummary {
-    /// The latest tick with a run (run-now runs excluded: they are not ticks).
+    /// The latest tick the schedule itself ran (run-now and backfill runs excluded: a
+    /// backfill of the past must not move the schedule's own catch-up point).
     pub latest_tick: Option<Timestamp>,
     /// The highest `workflowIndex` of any run.
     pub highest_index: i64,
-    /// Runs that count against `maxConcurrency`.
+    /// The schedule's own runs that count against `maxConcurrency` (backfill runs have
+    /// their own `maxConcurrency`: docs/backfill.md).
     pub active: usize,
+    /// Active backfill runs.
+    pub backfill_active: usize,
 }
 
 pub fn summarize(runs: &[ObservedRun]) -> RunsSummary {
+    let own = || runs.iter().filter(|r| r.backfill.is_none());
     RunsSummary {
-        latest_tick: runs.iter().filter(|r| r.run_now.is_none()).filter_map(|r| r.tick).max(),
+        latest_tick: own().filter(|r| r.run_now.is_none()).filter_map(|r| r.tick).max(),
         highest_index: runs.iter().map(|r| r.status.index).max().unwrap_or(0).max(0),
-        active: runs.iter().filter(|r| r.is_active()).count(),
+        active: own().filter(|r| r.is_active()).count(),
+        backfill_active: runs.iter().filter(|r| r.backfill.is_some() && r.is_active()).count(),
     }
+}
+
+/// The ticks that have a run (scheduled, backfilled or KFP's; run-now runs are not ticks).
+pub fn ticks_with_runs(runs: &[ObservedRun]) -> std::collections::BTreeSet<Timestamp> {
+    runs.iter()
+        .filter(|r| r.run_now.is_none())
+        .filter_map(|r| r.tick)
+        .collect()
 }
 
 /// KFP's history: all active runs, and finished runs with `index > lastIndex - maxHistory`,

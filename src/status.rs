@@ -4,7 +4,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
-    crd::{Condition, ScheduledWorkflowStatus, TriggerStatus, WorkflowHistory},
+    crd::{BackfillStatus, Condition, ScheduledWorkflowStatus, SuspensionStatus, TriggerStatus, WorkflowHistory},
+    failure_policy::SUSPENDED_REASON,
     runstate::RunsSummary,
     schedule::TriggerState,
 };
@@ -87,7 +88,8 @@ fn with_kstatus(
     generation: Option<i64>,
     now: Timestamp,
 ) -> Vec<Condition> {
-    let failed = summary.type_ == ERROR;
+    // A spec that cannot run, and a schedule suspended by its failure policy, wait for a person.
+    let failed = summary.type_ == ERROR || summary.reason.as_deref() == Some(SUSPENDED_REASON);
     let mut conditions = vec![kstatus(current, READY, !failed, &summary, generation, now)];
     if failed {
         conditions.push(kstatus(current, STALLED, true, &summary, generation, now));
@@ -168,10 +170,19 @@ pub struct Observed {
     pub history: WorkflowHistory,
     pub schedule: String,
     pub ended: bool,
+    /// spec.failurePolicy's state; its message when it holds the schedule suspended.
+    pub suspension: Option<SuspensionStatus>,
+    pub suspended_message: Option<String>,
+    pub backfill: Option<BackfillStatus>,
 }
 
-/// KFP's summary condition type and message (`getStatusAndMessage`).
-fn summary(o: &Observed, active: i64) -> (&'static str, String) {
+/// KFP's summary condition type, reason and message (`getStatusAndMessage`). A schedule
+/// suspended by its failure policy is `Disabled` (KFP's readers see a schedule that does not
+/// run) with its own reason.
+fn summary(o: &Observed, active: i64) -> (&'static str, &'static str, String) {
+    if let Some(message) = &o.suspended_message {
+        return (DISABLED.0, SUSPENDED_REASON, message.clone());
+    }
     let (type_, message) = if o.one_off {
         if o.state.last_index > 0 && active == 0 {
             SUCCEEDED
@@ -186,10 +197,11 @@ fn summary(o: &Observed, active: i64) -> (&'static str, String) {
     if o.ended && !o.one_off && o.enabled {
         return (
             type_,
+            type_,
             "The schedule is enabled; it has no tick left before its endTime.".into(),
         );
     }
-    (type_, message.to_string())
+    (type_, type_, message.to_string())
 }
 
 pub fn compute(
@@ -202,8 +214,8 @@ pub fn compute(
     let summary = match &o.problem {
         Some(p) => condition(current, ERROR, &p.reason, p.message.clone(), now),
         None => {
-            let (type_, message) = summary(&o, active);
-            condition(current, type_, type_, message, now)
+            let (type_, reason, message) = summary(&o, active);
+            condition(current, type_, reason, message, now)
         }
     };
     let mut status = ScheduledWorkflowStatus {
@@ -218,6 +230,8 @@ pub fn compute(
         workflow_history: o.history,
         active_runs: Some(active),
         schedule: Some(o.schedule),
+        backfill: o.backfill,
+        suspension: o.suspension,
         ..Default::default()
     };
     generation_fields(current, &mut status, generation, now);
@@ -247,7 +261,30 @@ mod tests {
             history: WorkflowHistory::default(),
             schedule: "0 0 * * * * (UTC)".into(),
             ended: false,
+            suspension: None,
+            suspended_message: None,
+            backfill: None,
         }
+    }
+
+    #[test]
+    fn a_suspended_schedule_is_disabled_for_kfp_and_stalled_for_kstatus_and_resumes_without_backfilling() {
+        let enabled = compute(&Default::default(), Some(1), observed(true), at("2026-01-01T01:00:01Z"));
+        let mut o = observed(true);
+        o.suspended_message = Some("Suspended after 3 runs in a row failed (a, b, c)".into());
+        let suspended = compute(&enabled, Some(1), o, at("2026-01-01T02:00:00Z"));
+        let kinds: Vec<(&str, &str)> = suspended
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(kinds, [("Ready", "False"), ("Stalled", "True"), ("Disabled", "True")]);
+        let summary = summary_condition(&suspended).unwrap();
+        assert_eq!(summary.reason.as_deref(), Some(SUSPENDED_REASON));
+        assert!(summary.message.as_deref().unwrap().contains("a, b, c"));
+        // Resumed: the ticks that fell while suspended are not run.
+        let state = trigger_state(&suspended, &RunsSummary::default(), true, at("2026-01-01T05:00:00Z"));
+        assert_eq!(state.skip_through, Some(at("2026-01-01T05:00:00Z")));
     }
 
     #[test]
@@ -293,6 +330,7 @@ mod tests {
             latest_tick: Some(at("2026-01-01T02:00:00Z")),
             highest_index: 2,
             active: 1,
+            backfill_active: 0,
         };
         let state = trigger_state(&lagging, &runs, true, at("2026-01-01T02:00:05Z"));
         assert_eq!(state.last_triggered, Some(at("2026-01-01T02:00:00Z")));

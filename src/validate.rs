@@ -17,6 +17,8 @@ pub const MAX_CONCURRENCY: (i64, i64) = (1, 10);
 pub const MAX_HISTORY: (i64, i64) = (0, 100);
 const DEFAULT_MAX_CONCURRENCY: i64 = 1;
 const DEFAULT_MAX_HISTORY: i64 = 10;
+/// spec.failurePolicy.suspendAfterConsecutiveFailures' bound (our extension).
+pub const MAX_SUSPEND_AFTER: i64 = 100;
 /// The longest period accepted (100 years); beyond it no tick is representable anyway.
 pub const MAX_INTERVAL_SECONDS: i64 = 100 * 365 * 24 * 3600;
 
@@ -100,6 +102,8 @@ pub struct Validated {
     pub no_catchup: bool,
     pub policy: ConcurrencyPolicy,
     pub max_history: i64,
+    /// spec.failurePolicy.suspendAfterConsecutiveFailures (docs/failure-policy.md).
+    pub suspend_after: Option<usize>,
     /// Things that work but probably surprise (a 5-field cron read seconds-first, a clamp).
     pub warnings: Vec<String>,
 }
@@ -150,6 +154,7 @@ pub fn validate(spec: &ScheduledWorkflowSpec, default_tz: &str) -> Result<Valida
         MAX_HISTORY,
         &mut found,
     );
+    let suspend_after = failure_policy(spec, &mut found);
     match (schedule, source) {
         (Some(schedule), Some(source)) if found.errors.is_empty() => Ok(Validated {
             schedule,
@@ -159,6 +164,7 @@ pub fn validate(spec: &ScheduledWorkflowSpec, default_tz: &str) -> Result<Valida
             no_catchup: spec.no_catchup.unwrap_or(false),
             policy: spec.concurrency_policy.unwrap_or_default(),
             max_history,
+            suspend_after,
             warnings: found.warnings,
         }),
         _ => Err(Invalid(found.errors)),
@@ -183,6 +189,19 @@ fn time_zone(spec: &ScheduledWorkflowSpec, default_tz: &str, found: &mut Finding
             (name, TimeZone::UTC)
         }
     }
+}
+
+/// Our extension, so an out-of-range value is refused rather than clamped.
+fn failure_policy(spec: &ScheduledWorkflowSpec, found: &mut Findings) -> Option<usize> {
+    let n = spec.failure_policy.as_ref()?.suspend_after_consecutive_failures?;
+    if !(1..=MAX_SUSPEND_AFTER).contains(&n) {
+        found.error(
+            "spec.failurePolicy.suspendAfterConsecutiveFailures",
+            format!("{n} is outside 1..{MAX_SUSPEND_AFTER}"),
+        );
+        return None;
+    }
+    usize::try_from(n).ok()
 }
 
 /// KFP clamps out-of-range values when it reads them; so do we, and say so.
@@ -385,6 +404,21 @@ mod tests {
 
     fn wf() -> serde_json::Value {
         serde_json::json!({"spec": {"entrypoint": "main", "templates": [{"name": "main"}]}})
+    }
+
+    #[test]
+    fn failure_policy_out_of_range_is_refused_with_its_field() {
+        let with = |n: i64| {
+            spec(
+                serde_json::json!({"trigger": {"periodicSchedule": {"intervalSecond": 60}}, "workflow": wf(),
+                "failurePolicy": {"suspendAfterConsecutiveFailures": n}}),
+            )
+        };
+        assert_eq!(validate(&with(3), "UTC").unwrap().suspend_after, Some(3));
+        for bad in [0, -1, 101] {
+            let e = validate(&with(bad), "UTC").unwrap_err().to_string();
+            assert!(e.contains("spec.failurePolicy.suspendAfterConsecutiveFailures"), "{e}");
+        }
     }
 
     #[test]

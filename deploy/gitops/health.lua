@@ -1,8 +1,9 @@
 -- Argo CD health of a ScheduledWorkflow (kubeflow.org/v1beta1), from the operator's status:
 -- kstatus' Ready/Stalled conditions and KFP's summary condition (the last one).
 --   Healthy      Ready=True and the schedule is enabled
---   Suspended    spec.enabled is false (or the operator suspended it), with the reason
---   Degraded     Stalled=True: the spec cannot run; the message says why
+--   Suspended    spec.enabled is false, with the reason
+--   Degraded     Stalled=True: the spec cannot run, or its failure policy suspended it
+--                (SuspendedAfterFailures); the message says why
 --   Progressing  the operator has not yet reported on this generation of the spec
 -- Install: argocd-cm.yaml next to this file. Tested with lua5.1 (tests/it/gitops.rs).
 local hs = {}

@@ -5,7 +5,13 @@ use std::{sync::Arc, time::Duration};
 use jiff::Timestamp;
 use kube::Client;
 
-use super::{backoff::Backoff, events::Events, leader::Leader, runs::RunCaches, status_write::StatusWriter};
+use super::{
+    backoff::Backoff,
+    events::Events,
+    leader::Leader,
+    runs::{RecentCreates, RunCaches},
+    status_write::StatusWriter,
+};
 use crate::{metrics::Metrics, runkind::RunKind};
 
 /// Settings of one operator process.
@@ -58,6 +64,8 @@ pub struct Context {
     pub settings: Settings,
     pub clock: Clock,
     pub runs: RunCaches,
+    /// Runs created by this process that the caches may not show yet.
+    pub created: RecentCreates,
     pub status: StatusWriter,
     pub events: Events,
     pub backoff: Backoff,

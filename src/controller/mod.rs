@@ -232,6 +232,7 @@ async fn context(
         settings: parts.settings.clone(),
         clock: Clock::system(),
         runs,
+        created: Default::default(),
         status: status_write::StatusWriter::default(),
         backoff: backoff::Backoff::default(),
         leader,

@@ -1,7 +1,7 @@
 //! One reconcile pass, in named stages:
 //! check the spec (report a bad one once) → load the runs (watch cache) → prune history →
-//! plan (pure) → apply the plan (replace, create or adopt) → write status → next action.
-//! See docs/architecture.md.
+//! failure policy (suspend or resume) → plan (pure) → apply the plan (replace, create or
+//! adopt) → backfill → write status → next action. See docs/architecture.md.
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,7 +16,11 @@ use super::{
     runs::{Readiness, RunCache},
 };
 use crate::{
-    crd::{RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
+    backfill::{self, BACKFILL_ANNOTATION},
+    crd::{
+        BackfillStatus, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflowSpec, ScheduledWorkflowStatus,
+    },
+    failure_policy,
     render::{self, Owner, RunRequest},
     runstate::{self, ObservedRun},
     schedule::{self, Cadence, Plan, PlanInput, TriggerState},
@@ -122,12 +126,20 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Action, Error> {
         now,
     };
     let mut runs = p.load_runs();
-    p.prune_history(&mut runs).await?;
+    let backfill_request = p.backfill_request();
+    p.prune_history(&mut runs, backfill_request.as_ref()).await?;
+    let suspension = p.failure_policy(&runs);
+    let enabled = p.checked.spec.enabled && !suspension.suspended();
     let summary = runstate::summarize(&runs);
-    let state = status::trigger_state(&p.current, &summary, p.checked.spec.enabled, now);
-    let plan = schedule::plan(&p.plan_input(state.clone(), summary.active));
-    let applied = p.apply(&plan, state, &mut runs).await?;
-    let new_status = p.build_status(&plan, &applied, &runs);
+    let state = status::trigger_state(&p.current, &summary, enabled, now);
+    let plan = schedule::plan(&p.plan_input(state.clone(), enabled, summary.active));
+    let mut applied = p.apply(&plan, state, &mut runs).await?;
+    let backfill = if suspension.suspended() || applied.failure.is_some() {
+        p.current.backfill.clone() // waits: resumed with the schedule, or after the retry
+    } else {
+        p.backfill(backfill_request, &mut runs, &mut applied).await?
+    };
+    let new_status = p.build_status(&plan, &applied, &runs, suspension, backfill);
     ctx.metrics.schedule(
         &p.target.owner.uid,
         status::summary_condition(&new_status).map_or("", |c| c.type_.as_str()),
@@ -137,10 +149,15 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Action, Error> {
     let streak = runstate::failure_streak(&runs).len();
     ctx.metrics
         .failure_streak(&owner.uid, &owner.namespace, &owner.name, streak);
+    let backfill_next = new_status
+        .backfill
+        .as_ref()
+        .filter(|b| b.phase == backfill::RUNNING)
+        .and_then(|b| b.next_tick.as_ref().map(|t| t.0));
     write_status(ctx, &p.target, &p.current, new_status).await?;
     match applied.failure {
         Some(e) => Err(e),
-        None => Ok(next_action(&plan, &applied, now)),
+        None => Ok(next_action(&plan, &applied, backfill_next, now)),
     }
 }
 
@@ -237,6 +254,10 @@ struct Applied {
     failure: Option<Error>,
     /// A tick was skipped or given up: plan again at once for the ticks after it.
     replan: bool,
+    /// Backfill ticks skipped (a foreign object holds the name): handled, not run.
+    backfill_skipped: Vec<Timestamp>,
+    /// Why the backfill stopped (a create that kept failing for a lasting reason).
+    backfill_failed: Option<String>,
 }
 
 /// How one create went.
@@ -249,24 +270,83 @@ enum Created {
 }
 
 impl Pass<'_> {
+    /// The schedule's runs: the watch cache, plus runs this process created that the cache
+    /// does not show yet (so they count against `maxConcurrency` at once).
     fn load_runs(&self) -> Vec<ObservedRun> {
         let cache = &self.checked.cache;
-        cache
-            .owned_by(&self.target.owner.uid)
+        let cached = cache.owned_by(&self.target.owner.uid);
+        let unseen = self.ctx.created.unseen(&self.target.owner.uid, &cached);
+        cached
             .iter()
             .map(|r| runstate::observe(&cache.kind, r))
+            .chain(unseen.iter().map(|r| runstate::observe(&cache.kind, r)))
             .collect()
     }
 
+    fn annotation(&self, key: &str) -> Option<&str> {
+        let annotations = self.target.obj.metadata.annotations.as_ref()?;
+        annotations.get(key).map(String::as_str)
+    }
+
+    fn backfill_request(&self) -> Option<backfill::Request> {
+        let tz = &self.checked.v.schedule.time_zone;
+        backfill::Request::read(self.annotation(BACKFILL_ANNOTATION), self.current.backfill.as_ref(), tz)
+    }
+
+    /// spec.failurePolicy: suspends after N failed runs in a row (one Warning event), and
+    /// serves a new `resume` annotation value.
+    fn failure_policy(&self, runs: &[ObservedRun]) -> failure_policy::Decision {
+        let decision = failure_policy::decide(&failure_policy::Input {
+            threshold: self.checked.v.suspend_after,
+            runs,
+            current: self.current.suspension.as_ref(),
+            resume: self.annotation(RESUME_ANNOTATION),
+            now: self.now,
+        });
+        let was_suspended = self
+            .current
+            .suspension
+            .as_ref()
+            .is_some_and(|s| s.suspended_at.is_some());
+        match &decision.status {
+            Some(s) if decision.newly_suspended => {
+                let message = failure_policy::message(s, &self.target.owner.name);
+                warn!(ns = %self.target.owner.namespace, name = %self.target.owner.name, "{message}");
+                self.publish(Kind::Warning, failure_policy::SUSPENDED_REASON, message);
+            }
+            _ if decision.resumed && was_suspended => {
+                let note = "Resumed: runs are created again; the failure count restarts".to_string();
+                self.publish(Kind::Normal, "Resumed", note);
+            }
+            _ => {}
+        }
+        decision
+    }
+
     /// History limits (extension): deletes the oldest finished runs beyond them. A run is
-    /// deleted only once status records its tick, so a lagging cache cannot make it run again.
-    async fn prune_history(&self, runs: &mut Vec<ObservedRun>) -> Result<(), Error> {
+    /// deleted only once status records its tick, so a lagging cache cannot make it run again;
+    /// nor is a run of a tick a backfill has still to pass. The failure policy's N failed
+    /// runs are kept whatever the limit.
+    async fn prune_history(
+        &self,
+        runs: &mut Vec<ObservedRun>,
+        backfill: Option<&backfill::Request>,
+    ) -> Result<(), Error> {
         let recorded = self.current.trigger.last_triggered_time.as_ref().map(|t| t.0);
         let spec = self.checked.spec;
+        let keep_failed = match (spec.failed_runs_history_limit, self.checked.v.suspend_after) {
+            (Some(limit), Some(n)) => Some(limit.max(i32::try_from(n).unwrap_or(i32::MAX))),
+            (limit, _) => limit,
+        };
+        let recorded_tick = |r: &ObservedRun| match (&r.run_now, &r.backfill) {
+            (Some(_), _) | (None, Some(_)) => true,
+            (None, None) => r.tick.is_some_and(|t| Some(t) <= recorded),
+        };
+        let backfill_pending = |r: &ObservedRun| r.tick.is_some_and(|t| backfill.is_some_and(|b| b.pending(t)));
         let doomed: Vec<String> =
-            runstate::beyond_history_limits(runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit)
+            runstate::beyond_history_limits(runs, spec.successful_runs_history_limit, keep_failed)
                 .into_iter()
-                .filter(|r| r.run_now.is_some() || r.tick.is_some_and(|t| Some(t) <= recorded))
+                .filter(|r| recorded_tick(r) && !backfill_pending(r))
                 .map(|r| r.status.name.clone())
                 .collect();
         for name in &doomed {
@@ -276,15 +356,19 @@ impl Pass<'_> {
         Ok(())
     }
 
-    fn plan_input(&self, state: TriggerState, active: usize) -> PlanInput<'_> {
+    fn created(&self) -> Timestamp {
         let created = self.target.obj.metadata.creation_timestamp.as_ref();
+        created.map_or(self.now, |t| t.0)
+    }
+
+    fn plan_input(&self, state: TriggerState, enabled: bool, active: usize) -> PlanInput<'_> {
         PlanInput {
             schedule: &self.checked.v.schedule,
-            enabled: self.checked.spec.enabled,
+            enabled,
             no_catchup: self.checked.v.no_catchup,
             max_concurrency: self.checked.v.max_concurrency,
             policy: self.checked.v.policy,
-            created: created.map_or(self.now, |t| t.0),
+            created: self.created(),
             state,
             active,
             now: self.now,
@@ -309,6 +393,8 @@ impl Pass<'_> {
             problem: None,
             failure: None,
             replan: false,
+            backfill_skipped: Vec::new(),
+            backfill_failed: None,
         };
         let mut requests = self.scheduled_requests(plan);
         requests.extend(self.run_now_request(runs, &requests));
@@ -333,6 +419,7 @@ impl Pass<'_> {
                 index: r.index,
                 run_uuid: uuid::Uuid::new_v4().to_string(),
                 run_now: None,
+                backfill: None,
             })
             .collect()
     }
@@ -340,11 +427,13 @@ impl Pass<'_> {
     /// A new `run-now` annotation value asks for one immediate run while a slot is free. A
     /// value is served once: status remembers it, and so does its run (an annotation).
     fn run_now_request(&self, runs: &[ObservedRun], scheduled: &[RunRequest]) -> Option<RunRequest> {
-        let annotations = self.target.obj.metadata.annotations.as_ref()?;
-        let value = annotations.get(RUN_NOW_REQUEST_ANNOTATION).filter(|v| !v.is_empty())?;
-        let served = self.current.trigger.last_run_now.as_ref() == Some(value)
-            || runs.iter().any(|r| r.run_now.as_ref() == Some(value));
-        let busy = runs.iter().filter(|r| r.is_active()).count() + scheduled.len();
+        let value = self
+            .annotation(RUN_NOW_REQUEST_ANNOTATION)
+            .filter(|v| !v.is_empty())?
+            .to_string();
+        let served = self.current.trigger.last_run_now.as_ref() == Some(&value)
+            || runs.iter().any(|r| r.run_now.as_ref() == Some(&value));
+        let busy = runstate::summarize(runs).active + scheduled.len();
         if served || busy >= self.checked.v.max_concurrency {
             return None;
         }
@@ -354,11 +443,12 @@ impl Pass<'_> {
             self.current.trigger.last_workflow_index.unwrap_or(0),
         ];
         Some(RunRequest {
-            name: render::run_now_name(&self.target.owner.name, value),
+            name: render::run_now_name(&self.target.owner.name, &value),
             scheduled: self.now,
             index: last.into_iter().max().unwrap_or(0) + 1,
             run_uuid: uuid::Uuid::new_v4().to_string(),
-            run_now: Some(value.clone()),
+            run_now: Some(value),
+            backfill: None,
         })
     }
 
@@ -375,7 +465,10 @@ impl Pass<'_> {
         let body = render::render(&self.target.owner, service_account, &self.checked.v, req, self.now);
         let ns = &self.target.owner.namespace;
         let (run, outcome) = match self.create_or_adopt(&req.name, body).await {
-            Ok(Created::New(run)) => (run, "created"),
+            Ok(Created::New(run)) => {
+                self.ctx.created.remember(&self.target.owner.uid, run.clone());
+                (run, "created")
+            }
             Ok(Created::Existing(run)) => (run, "adopted"),
             Ok(Created::Conflict) => {
                 self.ctx.metrics.run(ns, "conflict");
@@ -411,19 +504,22 @@ impl Pass<'_> {
         let observed = runstate::observe(kind, &run);
         let (ns, swf) = (&self.target.owner.namespace, &self.target.owner.name);
         if fresh {
-            if req.run_now.is_none() {
+            if req.run_now.is_none() && req.backfill.is_none() {
                 let lag = (self.now - req.scheduled).total(jiff::Unit::Second).unwrap_or(0.0);
                 self.ctx.metrics.trigger_lag(lag);
             }
-            info!(%ns, %swf, run = %req.name, scheduled = %req.scheduled, "created run");
-            let note = format!("Created {} {} for {}", kind.kind, req.name, req.scheduled);
+            info!(%ns, %swf, run = %req.name, scheduled = %req.scheduled, backfill = req.backfill.is_some(), "created run");
+            let what = if req.backfill.is_some() { " (backfill)" } else { "" };
+            let note = format!("Created {} {} for {}{what}", kind.kind, req.name, req.scheduled);
             self.publish(Kind::Normal, "RunCreated", note);
         } else {
             info!(%ns, %swf, run = %req.name, "adopted a run an earlier pass created");
         }
-        match &req.run_now {
-            Some(v) => applied.last_run_now = Some(v.clone()),
-            None => applied.state.last_triggered = applied.state.last_triggered.max(Some(req.scheduled)),
+        match (&req.run_now, &req.backfill) {
+            (Some(v), _) => applied.last_run_now = Some(v.clone()),
+            // A backfill of the past does not move the schedule's own trigger state.
+            (None, Some(_)) => {}
+            (None, None) => applied.state.last_triggered = applied.state.last_triggered.max(Some(req.scheduled)),
         }
         applied.state.last_index = applied.state.last_index.max(req.index).max(observed.status.index);
         runs.retain(|r| r.status.name != observed.status.name);
@@ -435,9 +531,10 @@ impl Pass<'_> {
         let (ns, swf) = (&self.target.owner.namespace, &self.target.owner.name);
         warn!(%ns, %swf, run = %req.name, %reason, "{note}");
         self.publish(Kind::Warning, reason, note);
-        match &req.run_now {
-            Some(v) => applied.last_run_now = Some(v.clone()),
-            None => applied.state.skip_through = applied.state.skip_through.max(Some(req.scheduled)),
+        match (&req.run_now, &req.backfill) {
+            (Some(v), _) => applied.last_run_now = Some(v.clone()),
+            (None, Some(_)) => applied.backfill_skipped.push(req.scheduled),
+            (None, None) => applied.state.skip_through = applied.state.skip_through.max(Some(req.scheduled)),
         }
         applied.replan = true;
     }
@@ -447,8 +544,15 @@ impl Pass<'_> {
     fn create_failed(&self, req: &RunRequest, e: Error, later_due: bool, applied: &mut Applied) {
         let attempts = self.ctx.backoff.tick_failed(&self.target.owner.uid, req.scheduled);
         let lasting = e.api_source().is_some_and(is_lasting);
+        let code = e.api_source().and_then(status_code).unwrap_or(0);
+        if lasting && attempts >= MAX_TICK_ATTEMPTS && req.backfill.is_some() {
+            // The backfill stops (a new annotation value starts it again); the schedule goes on.
+            let note = format!("{e} (HTTP {code}); gave up after {attempts} attempts; the backfill stops");
+            self.publish(Kind::Warning, "BackfillFailed", note.clone());
+            applied.backfill_failed = Some(note);
+            return;
+        }
         if lasting && attempts >= MAX_TICK_ATTEMPTS && (later_due || req.run_now.is_some()) {
-            let code = e.api_source().and_then(status_code).unwrap_or(0);
             let note = format!(
                 "{e} (HTTP {code}); gave up after {attempts} attempts: {}",
                 what_is_skipped(req)
@@ -503,7 +607,8 @@ impl Pass<'_> {
         if count == 0 {
             return Ok(());
         }
-        let mut active: Vec<&ObservedRun> = runs.iter().filter(|r| r.is_active()).collect();
+        // Backfill runs have their own slots: Replace never deletes them.
+        let mut active: Vec<&ObservedRun> = runs.iter().filter(|r| r.is_active() && r.backfill.is_none()).collect();
         active.sort_by(|a, b| a.status.scheduled_at.cmp(&b.status.scheduled_at));
         let victims: Vec<String> = active.iter().take(count).map(|r| r.status.name.clone()).collect();
         for name in &victims {
@@ -529,8 +634,112 @@ impl Pass<'_> {
         }
     }
 
-    fn build_status(&self, plan: &Plan, applied: &Applied, runs: &[ObservedRun]) -> ScheduledWorkflowStatus {
+    /// The backfill stage: creates the request's due ticks within its slots, in time order,
+    /// and reports progress (events when it starts, finishes, is cancelled or is invalid).
+    async fn backfill(
+        &self,
+        request: Option<backfill::Request>,
+        runs: &mut Vec<ObservedRun>,
+        applied: &mut Applied,
+    ) -> Result<Option<BackfillStatus>, Error> {
+        let current = self.current.backfill.as_ref();
+        let existing = runstate::ticks_with_runs(runs);
+        let situation = backfill::Situation {
+            schedule: &self.checked.v.schedule,
+            anchor: backfill::anchor(&self.checked.v.schedule, self.created()),
+            existing: &existing,
+            active: runstate::summarize(runs).backfill_active,
+            max_concurrency: self.checked.v.max_concurrency,
+            now: self.now,
+        };
+        let step = backfill::step(request.as_ref(), current, &situation);
+        let (request, ticks, plan) = match (step, request) {
+            (backfill::Step::Work { ticks, plan }, Some(request)) => (request, ticks, plan),
+            (backfill::Step::Report(status), _) => {
+                self.announce_backfill(current, status.as_ref());
+                return Ok(status);
+            }
+            (backfill::Step::Work { .. }, None) => return Ok(current.cloned()), // work needs a request
+        };
+        let mut handled = Vec::new();
+        for &tick in &plan.create {
+            let req = RunRequest {
+                name: render::run_name(&self.target.owner.name, tick),
+                scheduled: tick,
+                index: applied.state.last_index + 1,
+                run_uuid: uuid::Uuid::new_v4().to_string(),
+                run_now: None,
+                backfill: Some(request.value.clone()),
+            };
+            if !self.create_one(&req, true, runs, applied).await? {
+                if applied.backfill_skipped.contains(&tick) {
+                    handled.push(tick);
+                }
+                break;
+            }
+            handled.push(tick);
+        }
+        let mut status = backfill::progress(&request, &ticks, &existing, &handled, self.now);
+        if let Some(message) = applied.backfill_failed.take() {
+            status = backfill::failed(status, message);
+        }
+        self.announce_backfill(current, Some(&status));
+        Ok(Some(status))
+    }
+
+    /// One event per change of a backfill's range or phase.
+    fn announce_backfill(&self, before: Option<&BackfillStatus>, after: Option<&BackfillStatus>) {
+        let Some(after) = after else { return };
+        if before.is_some_and(|b| b.range == after.range && b.phase == after.phase) {
+            return;
+        }
+        let started = before.is_none_or(|b| b.range != after.range);
+        let range = &after.range;
+        let (kind, reason, note) = match after.phase.as_str() {
+            backfill::INVALID => (
+                Kind::Warning,
+                "BackfillInvalid",
+                format!("Backfill {range}: {}", after.message.clone().unwrap_or_default()),
+            ),
+            backfill::CANCELLED => (
+                Kind::Normal,
+                "BackfillCancelled",
+                format!(
+                    "Backfill {range} cancelled after {} of {} ticks",
+                    after.done, after.total
+                ),
+            ),
+            backfill::FINISHED => (
+                Kind::Normal,
+                "BackfillFinished",
+                format!(
+                    "Backfill {range} finished: {} of {} ticks have runs",
+                    after.done, after.total
+                ),
+            ),
+            backfill::RUNNING if started => (
+                Kind::Normal,
+                "BackfillStarted",
+                format!("Backfill {range}: {} ticks", after.total),
+            ),
+            _ => return, // Failed: BackfillFailed was published with the error
+        };
+        self.publish(kind, reason, note);
+    }
+
+    fn build_status(
+        &self,
+        plan: &Plan,
+        applied: &Applied,
+        runs: &[ObservedRun],
+        suspension: failure_policy::Decision,
+        backfill: Option<BackfillStatus>,
+    ) -> ScheduledWorkflowStatus {
         let v = &self.checked.v;
+        let suspended_message = match &suspension.status {
+            Some(s) if s.suspended_at.is_some() => Some(failure_policy::message(s, &self.target.owner.name)),
+            _ => None,
+        };
         let history = runstate::history(runs, applied.state.last_index, v.max_history);
         let all_created = applied.failure.is_none() && !applied.replan;
         status::compute(
@@ -551,6 +760,9 @@ impl Pass<'_> {
                 history,
                 schedule: schedule::describe(&self.checked.spec.trigger, &v.time_zone),
                 ended: plan.next.is_none(),
+                suspension: suspension.status,
+                suspended_message,
+                backfill,
             },
             self.now,
         )
@@ -591,15 +803,22 @@ async fn write_status(
     Ok(())
 }
 
-/// Requeue exactly at the next tick; while a due tick waits for a slot, run events wake the
-/// pass. An idle schedule (disabled, ended, one-off done) waits for a change and costs nothing.
-fn next_action(plan: &Plan, applied: &Applied, now: Timestamp) -> Action {
+/// Requeue exactly at the next tick (the schedule's, or a backfill's still to come); while a
+/// due tick waits for a slot, run events wake the pass. An idle schedule (disabled, ended,
+/// one-off done, no backfill running) waits for a change and costs nothing.
+fn next_action(plan: &Plan, applied: &Applied, backfill_next: Option<Timestamp>, now: Timestamp) -> Action {
     if applied.replan {
         return Action::requeue(REPLAN);
     }
-    match plan.next {
-        Some(_) if plan.waiting => Action::requeue(WAITING_SAFETY_NET),
-        Some(t) => Action::requeue(Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO)),
+    let until = |t: Timestamp| Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO);
+    let scheduled = match plan.next {
+        Some(_) if plan.waiting => Some(WAITING_SAFETY_NET),
+        Some(t) => Some(until(t)),
+        None => None,
+    };
+    let backfill = backfill_next.map(|t| if t > now { until(t) } else { WAITING_SAFETY_NET });
+    match scheduled.into_iter().chain(backfill).min() {
+        Some(delay) => Action::requeue(delay),
         None => Action::await_change(),
     }
 }

@@ -384,3 +384,44 @@ mod tests {
         assert!(c.owned_by("uid-b").is_empty());
     }
 }
+
+/// How long a run this process created is counted before its watch event arrives.
+const RECENT_TTL: Duration = Duration::from_secs(30);
+
+/// Runs this process created that the watch cache may not show yet: the watch lags the
+/// create's reply, and a pass woken by the first of several creates must still count the
+/// others against `maxConcurrency`. Forgotten once the cache shows them, or after
+/// `RECENT_TTL` (a run deleted before its watch event arrived counts no longer than that).
+#[derive(Default)]
+pub struct RecentCreates {
+    by_owner: Mutex<HashMap<String, Vec<(std::time::Instant, RunObject)>>>,
+}
+
+impl RecentCreates {
+    pub fn remember(&self, owner_uid: &str, run: RunObject) {
+        let mut map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
+        // Expired entries go here too, so a deleted schedule's are not kept.
+        map.retain(|_, runs| {
+            runs.retain(|(at, _)| at.elapsed() < RECENT_TTL);
+            !runs.is_empty()
+        });
+        map.entry(owner_uid.to_string())
+            .or_default()
+            .push((std::time::Instant::now(), run));
+    }
+
+    /// The runs created for `owner_uid` that `cached` does not hold yet.
+    pub fn unseen(&self, owner_uid: &str, cached: &[Arc<RunObject>]) -> Vec<RunObject> {
+        let mut map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(runs) = map.get_mut(owner_uid) else {
+            return Vec::new();
+        };
+        let seen = |r: &RunObject| cached.iter().any(|c| c.metadata.name == r.metadata.name);
+        runs.retain(|(at, r)| at.elapsed() < RECENT_TTL && !seen(r));
+        let unseen = runs.iter().map(|(_, r)| r.clone()).collect();
+        if runs.is_empty() {
+            map.remove(owner_uid);
+        }
+        unseen
+    }
+}

@@ -100,6 +100,7 @@ fn harness(runs: Vec<Value>) -> Harness {
         settings: Settings::new(None, "UTC", vec![]),
         clock: Clock::fixed(at(NOW)),
         runs: caches,
+        created: Default::default(),
         status: StatusWriter::default(),
         events,
         backoff: Backoff::default(),
@@ -392,4 +393,30 @@ async fn a_replica_that_is_not_the_leader_does_nothing() {
             .is_err(),
         "no request at all"
     );
+}
+
+#[tokio::test]
+async fn runs_created_but_not_yet_in_the_cache_count_against_max_concurrency() {
+    // The cache stays empty, as a watch that lags the creates' replies: the second pass must
+    // still see the two runs the first one created, and create nothing more.
+    let mut h = harness(vec![]);
+    let obj = swf(json!({"maxConcurrency": 2}));
+    let first = start(&h, obj.clone());
+    h.created().await;
+    h.created().await;
+    h.answer_with("PATCH", "/nightly/status", 200, patched).await;
+    first.await.unwrap().unwrap();
+    let second = start(&h, obj);
+    // A pass that sends a request waits for its answer, so look before awaiting the pass.
+    let request = tokio::time::timeout(Duration::from_millis(500), h.api.next_request()).await;
+    assert!(
+        request.is_err(),
+        "the second pass sent {:?}",
+        request
+            .ok()
+            .flatten()
+            .map(|(r, _)| format!("{} {}", r.method(), r.uri()))
+    );
+    let action = second.await.unwrap().unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)), "waits for a slot");
 }

@@ -1,5 +1,6 @@
 //! `kubectl swf`: a kubectl plugin (the `kubectl-swf` binary on `PATH`) for ScheduledWorkflows:
-//! `get`, `describe`, `runs`, `run-now`, `enable`, `disable`, `next`, `check`, `completion`.
+//! `get`, `describe`, `runs`, `run-now`, `enable`, `disable`, `backfill`, `resume`, `next`,
+//! `check`, `completion`.
 //! kubectl's conventions: `-n`, `-A`, `--context`, `--kubeconfig`, `-o json|yaml|wide`; exit
 //! code 0 on success, 1 on an error (a message on stderr), 2 on a usage error.
 
@@ -19,8 +20,9 @@ use kube::{
 };
 
 use crate::{
+    backfill::{self, BACKFILL_ANNOTATION},
     cli::{CheckArgs, NextArgs},
-    crd::{RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflow},
+    crd::{RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflow},
     render,
     runstate::{self, ObservedRun},
     stored::{RunObject, SwfObject},
@@ -84,6 +86,21 @@ enum Cmd {
     Enable { name: String },
     /// Set spec.enabled to false.
     Disable { name: String },
+    /// Run the schedule's ticks in [FROM, TO) (the backfill annotation; docs/backfill.md).
+    /// FROM and TO: RFC 3339 (2026-01-01T00:00:00Z), or a local time or date in the
+    /// schedule's zone (2026-01-01T06:00, 2026-01-01).
+    Backfill {
+        name: String,
+        #[arg(long, required_unless_present = "cancel")]
+        from: Option<String>,
+        #[arg(long, required_unless_present = "cancel")]
+        to: Option<String>,
+        /// Remove the request: ticks not yet started are not run.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        cancel: bool,
+    },
+    /// Resume a schedule its failure policy suspended (the resume annotation).
+    Resume { name: String },
     /// Next fire times of a KFP cron expression or a period (offline).
     Next(NextArgs),
     /// Validate ScheduledWorkflow manifests offline (exit 1 when one is invalid).
@@ -128,6 +145,8 @@ async fn remote(g: Global, command: Cmd) -> anyhow::Result<()> {
         Cmd::RunNow { name } => k.run_now(&name).await,
         Cmd::Enable { name } => k.set_enabled(&name, true).await,
         Cmd::Disable { name } => k.set_enabled(&name, false).await,
+        Cmd::Backfill { name, from, to, cancel } => k.backfill(&name, from.zip(to).filter(|_| !cancel)).await,
+        Cmd::Resume { name } => k.resume(&name).await,
         Cmd::Next(_) | Cmd::Check(_) | Cmd::Completion { .. } => Ok(()),
     }
 }
@@ -299,16 +318,58 @@ impl Kube {
         Ok(events.split_off(keep))
     }
 
-    async fn run_now(&self, name: &str) -> anyhow::Result<()> {
-        self.one(name).await?;
-        let value = Timestamp::now().as_second().to_string();
+    /// Sets (or with `None`, removes) one annotation with a merge patch.
+    async fn annotate(&self, name: &str, key: &str, value: Option<&str>) -> anyhow::Result<()> {
         let mut annotations = serde_json::Map::new();
-        annotations.insert(RUN_NOW_REQUEST_ANNOTATION.into(), value.clone().into());
+        annotations.insert(key.into(), value.map_or(serde_json::Value::Null, Into::into));
         let patch = serde_json::json!({"metadata": {"annotations": annotations}});
         self.schedules()
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
+        Ok(())
+    }
+
+    async fn run_now(&self, name: &str) -> anyhow::Result<()> {
+        self.one(name).await?;
+        let value = Timestamp::now().as_second().to_string();
+        self.annotate(name, RUN_NOW_REQUEST_ANNOTATION, Some(&value)).await?;
         println!("scheduledworkflow/{name}: run-now requested ({RUN_NOW_REQUEST_ANNOTATION}={value})");
+        Ok(())
+    }
+
+    /// Checks the range against the schedule (its zone, its tick count) before asking.
+    async fn backfill(&self, name: &str, range: Option<(String, String)>) -> anyhow::Result<()> {
+        let obj = self.one(name).await?;
+        let Some((from, to)) = range else {
+            self.annotate(name, BACKFILL_ANNOTATION, None).await?;
+            println!("scheduledworkflow/{name}: backfill cancelled");
+            return Ok(());
+        };
+        let viewed = Viewed::new(&obj, &self.g.default_time_zone);
+        let v = viewed.validated.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let value = format!("{from}/{to}");
+        let parsed = backfill::parse_range(&value, &v.schedule.time_zone).map_err(anyhow::Error::msg)?;
+        let created = obj
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or_else(Timestamp::now, |t| t.0);
+        let ticks =
+            backfill::ticks(&v.schedule, backfill::anchor(&v.schedule, created), parsed).map_err(anyhow::Error::msg)?;
+        self.annotate(name, BACKFILL_ANNOTATION, Some(&value)).await?;
+        println!(
+            "scheduledworkflow/{name}: backfill of {} ticks requested ({BACKFILL_ANNOTATION}={value}); \
+             follow it with `kubectl swf describe {name}`",
+            ticks.len()
+        );
+        Ok(())
+    }
+
+    async fn resume(&self, name: &str) -> anyhow::Result<()> {
+        self.one(name).await?;
+        let value = Timestamp::now().as_second().to_string();
+        self.annotate(name, RESUME_ANNOTATION, Some(&value)).await?;
+        println!("scheduledworkflow/{name}: resume requested ({RESUME_ANNOTATION}={value})");
         Ok(())
     }
 

@@ -276,6 +276,20 @@ pub fn describe(s: &Viewed<'_>, runs: &[ObservedRun], events: &[EventLine], now:
         field("Not running:", why);
     }
     field("Last:", local_or_dash(s.last(), &s.zone));
+    if let Some(b) = &s.obj.status.backfill {
+        let next = b.next_tick.as_ref().map(|t| format!(", next {}", local(t.0, &s.zone)));
+        let message = b.message.as_ref().map(|m| format!(": {m}"));
+        let line = format!(
+            "{} {}, {}/{} ticks{}{}",
+            b.range,
+            b.phase,
+            b.done,
+            b.total,
+            next.unwrap_or_default(),
+            message.unwrap_or_default()
+        );
+        field("Backfill:", line);
+    }
     out.push_str("Next 5 fire times:\n");
     let next = s.next_fire_times(now, 5);
     if next.is_empty() {

@@ -41,7 +41,7 @@ fn lua(value: &Value) -> String {
 }
 
 /// Argo CD's verdict on `obj`: (status, message).
-fn argocd_health(obj: &Value) -> (String, String) {
+pub(crate) fn argocd_health(obj: &Value) -> (String, String) {
     let script = common::repo_root().join("deploy/gitops/health.lua");
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "obj = {}", lua(obj)).unwrap();

@@ -5,11 +5,13 @@
 
 mod admission;
 mod api_security;
+mod backfill;
 mod bad_input;
 mod cli;
 mod common;
 mod control_plane;
 mod corpus;
+mod failure_policy;
 mod faults;
 mod gitops;
 mod jobservice;

@@ -128,6 +128,58 @@ async fn kubectl_swf_shows_schedules_runs_and_next_fire_times() {
     })
     .await;
 
+    // Backfill: checked against the schedule first (dates in its zone), then followed in describe.
+    let (code, _, err) = kubectl_swf(
+        &env,
+        &[
+            "backfill",
+            "yearly",
+            "-n",
+            ns,
+            "--from",
+            "2023-01-01",
+            "--to",
+            "2020-01-01",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the end is not after the start"), "{err}");
+    let out = ok(
+        &env,
+        &[
+            "backfill",
+            "yearly",
+            "-n",
+            ns,
+            "--from",
+            "2020-01-01",
+            "--to",
+            "2023-01-01",
+        ],
+    );
+    assert!(out.contains("backfill of 3 ticks requested"), "{out}");
+    let described = eventually(WAIT, "backfill progress in describe", || async {
+        let d = ok(&env, &["describe", "yearly", "-n", ns]);
+        d.lines()
+            .any(|l| l.starts_with("Backfill:") && l.contains("2020-01-01/2023-01-01 Running, 1/3 ticks"))
+            .then_some(d)
+    })
+    .await;
+    println!("$ kubectl swf describe yearly\n{described}");
+    ok(&env, &["backfill", "yearly", "-n", ns, "--cancel"]);
+    let annotations = swfs(&env).get("yearly").await.unwrap().annotations().clone();
+    assert!(
+        !annotations.contains_key(swf_operator::backfill::BACKFILL_ANNOTATION),
+        "{annotations:?}"
+    );
+    let out = ok(&env, &["resume", "yearly", "-n", ns]);
+    assert!(out.contains("resume requested"), "{out}");
+    let annotations = swfs(&env).get("yearly").await.unwrap().annotations().clone();
+    assert!(
+        annotations.contains_key(swf_operator::crd::RESUME_ANNOTATION),
+        "{annotations:?}"
+    );
+
     let (code, _, err) = kubectl_swf(&env, &["describe", "nope", "-n", ns]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("scheduledworkflow \"nope\" not found"), "{err}");

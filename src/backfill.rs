@@ -1,0 +1,486 @@
+//! Pure backfill planning: the ticks a schedule would have fired in a requested range, and
+//! which of them to create now. No I/O and no clock. The request is the annotation
+//! `scheduledworkflows.kubeflow.org/backfill: <from>/<to>`; docs/backfill.md has the rules:
+//! - the range is closed-open: a tick `t` runs when `from <= t < to`;
+//! - `from` and `to` are RFC 3339 instants (`2026-01-01T00:00:00Z`), or civil date-times or
+//!   dates (`2026-01-01T00:00`, `2026-01-01`) read in the schedule's time zone;
+//! - ticks are the schedule's own (cron in its zone, DST included; periodic on the grid
+//!   through `startTime`, else the creation time); `startTime` and `endTime` do not limit a
+//!   backfill (the range is the request), ticks before 1970 and ticks not yet due never run;
+//! - a tick that already has a run (of any kind: scheduled, an earlier backfill, KFP's) is
+//!   not run again; the ones up to `through` (status) are done and never looked at again;
+//! - backfill runs count against their own `maxConcurrency`, separately from the schedule's
+//!   own runs, so a backfill never delays, skips or replaces a scheduled tick.
+
+use std::collections::BTreeSet;
+
+use jiff::{SignedDuration, Timestamp, civil, tz::TimeZone};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::{
+    crd::BackfillStatus,
+    schedule::{Cadence, Schedule},
+};
+
+/// Asks for a backfill (a range, `<from>/<to>`).
+pub const BACKFILL_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/backfill";
+/// On a backfill's runs: the request they serve (so they are told from scheduled ticks).
+pub const BACKFILL_RUN_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/backfillRequest";
+/// A backfill of more ticks than this is refused: split the range.
+pub const MAX_TICKS: usize = 10_000;
+
+/// The earliest tick a run can carry (its `workflowEpoch` label cannot be negative).
+const EPOCH: Timestamp = Timestamp::UNIX_EPOCH;
+
+/// A requested range, closed-open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+/// One end of the range: an instant, or a civil time / date in the schedule's zone.
+fn instant(text: &str, tz: &TimeZone) -> Result<Timestamp, String> {
+    let text = text.trim();
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    let civil = text
+        .parse::<civil::DateTime>()
+        .or_else(|_| {
+            text.parse::<civil::Date>()
+                .map(|d| d.to_datetime(civil::Time::midnight()))
+        })
+        .map_err(|_| {
+            format!(
+                "{text:?} is not an RFC 3339 time (2026-01-01T00:00:00Z), a local time (2026-01-01T00:00) or a date"
+            )
+        })?;
+    civil
+        .to_zoned(tz.clone())
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("{text:?} in the schedule's time zone: {e}"))
+}
+
+/// Reads `<from>/<to>` (ISO 8601's interval form).
+pub fn parse_range(value: &str, tz: &TimeZone) -> Result<Range, String> {
+    let (from, to) = value
+        .split_once('/')
+        .ok_or_else(|| format!("{value:?} is not a range: write <from>/<to>, e.g. 2026-01-01/2026-02-01"))?;
+    let range = Range {
+        from: instant(from, tz)?,
+        to: instant(to, tz)?,
+    };
+    if range.to <= range.from {
+        return Err(format!("{value:?}: the end is not after the start"));
+    }
+    Ok(range)
+}
+
+/// The schedule's ticks in `range`, oldest first; `Err` when there are more than `MAX_TICKS`.
+pub fn ticks(schedule: &Schedule, anchor: Timestamp, range: Range) -> Result<Vec<Timestamp>, String> {
+    let from = range.from.max(EPOCH);
+    let mut ticks = Vec::new();
+    let mut next = first_at_or_after(schedule, anchor, from);
+    while let Some(t) = next.filter(|t| *t < range.to) {
+        if ticks.len() == MAX_TICKS {
+            return Err(format!(
+                "the range holds more than {MAX_TICKS} ticks of this schedule; split it into smaller ranges"
+            ));
+        }
+        ticks.push(t);
+        next = after(schedule, t);
+    }
+    Ok(ticks)
+}
+
+fn first_at_or_after(schedule: &Schedule, anchor: Timestamp, t: Timestamp) -> Option<Timestamp> {
+    match &schedule.cadence {
+        Cadence::Cron(c) => c
+            .next_after(t.checked_sub(SignedDuration::from_secs(1)).ok()?, &schedule.time_zone)
+            .filter(|tick| *tick >= t)
+            .or_else(|| c.next_after(t, &schedule.time_zone)),
+        Cadence::Every { seconds } => {
+            // anchor + k·seconds for the smallest k with a tick at or after t (k may be < 0).
+            let seconds = (*seconds).max(1);
+            let offset = t.duration_since(anchor).as_secs();
+            let k = offset.div_euclid(seconds) + i64::from(offset.rem_euclid(seconds) != 0);
+            anchor
+                .checked_add(SignedDuration::from_secs(seconds.checked_mul(k)?))
+                .ok()
+        }
+        Cadence::Once => None,
+    }
+}
+
+fn after(schedule: &Schedule, t: Timestamp) -> Option<Timestamp> {
+    let next = match &schedule.cadence {
+        Cadence::Cron(c) => c.next_after(t, &schedule.time_zone)?,
+        Cadence::Every { seconds } => t.checked_add(SignedDuration::from_secs((*seconds).max(1))).ok()?,
+        Cadence::Once => return None,
+    };
+    (next > t).then_some(next)
+}
+
+/// What one pass knows about a backfill in progress.
+pub struct Input<'a> {
+    /// Every tick of the range, oldest first (`ticks`).
+    pub ticks: &'a [Timestamp],
+    /// The last tick handled by earlier passes (status), if any.
+    pub through: Option<Timestamp>,
+    /// Ticks that have a run now.
+    pub existing: &'a BTreeSet<Timestamp>,
+    /// Active runs of this backfill.
+    pub active: usize,
+    pub max_concurrency: usize,
+    pub now: Timestamp,
+}
+
+/// What to do now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Ticks to create, oldest first.
+    pub create: Vec<Timestamp>,
+    /// The last tick handled once `create` exists (every tick up to it has a run).
+    pub through: Option<Timestamp>,
+    /// Ticks with a run once `create` exists.
+    pub done: usize,
+    /// The first tick without a run after `create`: waiting for a slot or for its time.
+    pub next: Option<Timestamp>,
+}
+
+pub fn plan(input: &Input) -> Plan {
+    let mut plan = Plan {
+        create: Vec::new(),
+        through: input.through,
+        done: 0,
+        next: None,
+    };
+    let mut slots = input.max_concurrency.saturating_sub(input.active);
+    let mut contiguous = true;
+    for &t in input.ticks {
+        let handled = input.through.is_some_and(|through| t <= through) || input.existing.contains(&t);
+        let creatable = !handled && plan.next.is_none() && t <= input.now && slots > 0;
+        if creatable {
+            slots -= 1;
+            plan.create.push(t);
+        }
+        if handled || creatable {
+            plan.done += 1;
+            if contiguous {
+                plan.through = plan.through.max(Some(t));
+            }
+        } else {
+            contiguous = false;
+            plan.next = plan.next.or(Some(t));
+        }
+    }
+    plan
+}
+
+/// The periodic grid's anchor for a backfill: `startTime`, else the creation time.
+pub fn anchor(schedule: &Schedule, created: Timestamp) -> Timestamp {
+    schedule.start.unwrap_or(created)
+}
+
+pub const RUNNING: &str = "Running";
+pub const FINISHED: &str = "Finished";
+pub const CANCELLED: &str = "Cancelled";
+pub const FAILED: &str = "Failed";
+pub const INVALID: &str = "Invalid";
+
+/// A backfill request as one pass sees it: the annotation, read against what status recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// The annotation value.
+    pub value: String,
+    pub range: Result<Range, String>,
+    /// Handled up to here by earlier passes of the same request.
+    pub through: Option<Timestamp>,
+    /// Finished, failed or invalid already: nothing more to do for this value.
+    pub settled: bool,
+}
+
+impl Request {
+    /// The request in the annotation, if any. A value equal to the recorded one continues it
+    /// (a Cancelled one too: re-adding a removed value resumes where it stopped); any other
+    /// value starts over.
+    pub fn read(annotation: Option<&str>, current: Option<&BackfillStatus>, tz: &TimeZone) -> Option<Request> {
+        let value = annotation.map(str::trim).filter(|v| !v.is_empty())?;
+        let same = current.filter(|c| c.range == value);
+        Some(Request {
+            value: value.to_string(),
+            range: parse_range(value, tz),
+            through: same.and_then(|c| c.through.as_ref()).map(|t| t.0),
+            settled: same.is_some_and(|c| [FINISHED, FAILED, INVALID].contains(&c.phase.as_str())),
+        })
+    }
+
+    /// A tick this request has still to handle: a run of it must not be pruned meanwhile, or
+    /// it would run again.
+    pub fn pending(&self, t: Timestamp) -> bool {
+        match &self.range {
+            Ok(r) if !self.settled => r.from <= t && t < r.to && self.through.is_none_or(|through| t > through),
+            _ => false,
+        }
+    }
+}
+
+/// What a pass does about backfill.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Nothing to create; status.backfill becomes this.
+    Report(Option<BackfillStatus>),
+    /// Create `plan.create` (in order), then report with `progress`.
+    Work { ticks: Vec<Timestamp>, plan: Plan },
+}
+
+/// The schedule and its runs, as a pass sees them.
+pub struct Situation<'a> {
+    pub schedule: &'a Schedule,
+    /// The periodic grid's anchor (`anchor`).
+    pub anchor: Timestamp,
+    /// Ticks with a run.
+    pub existing: &'a BTreeSet<Timestamp>,
+    /// Active backfill runs.
+    pub active: usize,
+    pub max_concurrency: usize,
+    pub now: Timestamp,
+}
+
+/// Decides the pass's backfill step.
+pub fn step(request: Option<&Request>, current: Option<&BackfillStatus>, s: &Situation) -> Step {
+    let Some(request) = request else {
+        // Removing the annotation cancels what has not started; the record stays.
+        let cancelled = current.cloned().map(|mut c| {
+            if c.phase == RUNNING {
+                c.phase = CANCELLED.into();
+                c.message = Some("the backfill annotation was removed; runs already created were kept".into());
+                c.next_tick = None;
+            }
+            c
+        });
+        return Step::Report(cancelled);
+    };
+    if request.settled {
+        return Step::Report(current.cloned());
+    }
+    let ticks = match (&request.range, &s.schedule.cadence) {
+        (_, Cadence::Once) => Err("a schedule with no trigger (one-off) has no ticks to backfill".to_string()),
+        (Ok(range), _) => ticks(s.schedule, s.anchor, *range),
+        (Err(e), _) => Err(e.clone()),
+    };
+    let ticks = match ticks {
+        Ok(ticks) => ticks,
+        Err(message) => return Step::Report(Some(invalid(&request.value, message))),
+    };
+    let plan = plan(&Input {
+        ticks: &ticks,
+        through: request.through,
+        existing: s.existing,
+        active: s.active,
+        max_concurrency: s.max_concurrency,
+        now: s.now,
+    });
+    Step::Work { ticks, plan }
+}
+
+fn invalid(range: &str, message: String) -> BackfillStatus {
+    BackfillStatus {
+        range: range.to_string(),
+        phase: INVALID.into(),
+        message: Some(message),
+        ..Default::default()
+    }
+}
+
+/// status.backfill after the pass created `created` (a prefix of the plan's ticks).
+pub fn progress(
+    request: &Request,
+    ticks: &[Timestamp],
+    existing: &BTreeSet<Timestamp>,
+    created: &[Timestamp],
+    now: Timestamp,
+) -> BackfillStatus {
+    let mut have = existing.clone();
+    have.extend(created.iter().copied());
+    let after = plan(&Input {
+        ticks,
+        through: request.through,
+        existing: &have,
+        active: 0,
+        max_concurrency: 0,
+        now,
+    });
+    let finished = after.next.is_none();
+    BackfillStatus {
+        range: request.value.clone(),
+        phase: if finished { FINISHED } else { RUNNING }.into(),
+        message: after
+            .next
+            .filter(|t| *t > now)
+            .map(|t| format!("the next tick of the range, {t}, is still to come")),
+        total: i64::try_from(ticks.len()).unwrap_or(i64::MAX),
+        done: i64::try_from(after.done).unwrap_or(i64::MAX),
+        through: after.through.map(Time),
+        next_tick: after.next.map(Time),
+    }
+}
+
+/// status.backfill when a create failed for a lasting reason after its retries.
+pub fn failed(previous: BackfillStatus, message: String) -> BackfillStatus {
+    BackfillStatus {
+        phase: FAILED.into(),
+        message: Some(message),
+        next_tick: None,
+        ..previous
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn cron(expr: &str, tz: &str) -> Schedule {
+        let tz = TimeZone::get(tz).unwrap();
+        Schedule::cron(crate::cron::parse(expr).unwrap(), None, None, tz)
+    }
+
+    fn every(seconds: i64) -> Schedule {
+        Schedule {
+            cadence: Cadence::Every { seconds },
+            start: None,
+            end: None,
+            time_zone: TimeZone::UTC,
+        }
+    }
+
+    #[test]
+    fn a_range_is_instants_or_local_times_in_the_schedule_zone() {
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let r = parse_range("2026-01-01T00:00:00Z/2026-01-04T00:00:00Z", &berlin).unwrap();
+        assert_eq!((r.from, r.to), (at("2026-01-01T00:00:00Z"), at("2026-01-04T00:00:00Z")));
+        let r = parse_range("2026-01-01/2026-01-02T06:00", &berlin).unwrap();
+        assert_eq!((r.from, r.to), (at("2025-12-31T23:00:00Z"), at("2026-01-02T05:00:00Z")));
+        for bad in [
+            "2026-01-01",
+            "2026-01-02/2026-01-01",
+            "soon/later",
+            "2026-01-01/2026-01-01",
+        ] {
+            assert!(parse_range(bad, &berlin).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn three_days_of_an_hourly_schedule_are_72_ticks_closed_open() {
+        let s = cron("0 0 * * * *", "UTC");
+        let range = parse_range("2026-01-01T00:00:00Z/2026-01-04T00:00:00Z", &TimeZone::UTC).unwrap();
+        let ticks = ticks(&s, at("2026-06-01T00:00:00Z"), range).unwrap();
+        assert_eq!(ticks.len(), 72);
+        assert_eq!(ticks[0], at("2026-01-01T00:00:00Z"));
+        assert_eq!(ticks[71], at("2026-01-03T23:00:00Z"));
+    }
+
+    #[test]
+    fn a_daily_local_time_keeps_its_wall_clock_across_dst() {
+        // Berlin springs forward on 2026-03-29: 08:30 local is 07:30Z before, 06:30Z after.
+        let s = cron("0 30 8 * * *", "Europe/Berlin");
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let range = parse_range("2026-03-28/2026-03-31", &berlin).unwrap();
+        let ticks = ticks(&s, at("2026-06-01T00:00:00Z"), range).unwrap();
+        assert_eq!(
+            ticks,
+            vec![
+                at("2026-03-28T07:30:00Z"),
+                at("2026-03-29T06:30:00Z"),
+                at("2026-03-30T06:30:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_periodic_grid_extends_back_from_its_anchor() {
+        let anchor = at("2026-01-10T00:20:00Z");
+        let range = Range {
+            from: at("2026-01-01T00:00:00Z"),
+            to: at("2026-01-01T03:00:00Z"),
+        };
+        let ticks = ticks(&every(3600), anchor, range).unwrap();
+        assert_eq!(
+            ticks,
+            vec![
+                at("2026-01-01T00:20:00Z"),
+                at("2026-01-01T01:20:00Z"),
+                at("2026-01-01T02:20:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn too_many_ticks_are_refused_and_ticks_before_1970_never_run() {
+        let range = Range {
+            from: at("2026-01-01T00:00:00Z"),
+            to: at("2026-01-02T00:00:00Z"),
+        };
+        assert!(ticks(&every(1), range.from, range).is_err());
+        let early = Range {
+            from: at("1969-12-31T22:00:00Z"),
+            to: at("1970-01-01T02:00:00Z"),
+        };
+        let got = ticks(&cron("0 0 * * * *", "UTC"), range.from, early).unwrap();
+        assert_eq!(got, vec![at("1970-01-01T00:00:00Z"), at("1970-01-01T01:00:00Z")]);
+    }
+
+    fn hours(n: i64) -> Vec<Timestamp> {
+        (0..n)
+            .map(|h| at("2026-01-01T00:00:00Z") + SignedDuration::from_hours(h))
+            .collect()
+    }
+
+    #[test]
+    fn creates_within_free_slots_and_skips_ticks_that_have_runs() {
+        let ticks = hours(6);
+        let existing: BTreeSet<_> = [ticks[1], ticks[4]].into();
+        let p = plan(&Input {
+            ticks: &ticks,
+            through: None,
+            existing: &existing,
+            active: 1,
+            max_concurrency: 3,
+            now: at("2026-06-01T00:00:00Z"),
+        });
+        assert_eq!(p.create, vec![ticks[0], ticks[2]]);
+        assert_eq!(p.through, Some(ticks[2]));
+        assert_eq!(p.next, Some(ticks[3]));
+        assert_eq!(p.done, 4, "0, 1, 2 and 4 have runs");
+    }
+
+    #[test]
+    fn ticks_up_to_through_are_never_run_again_and_future_ticks_wait() {
+        let ticks = hours(4);
+        let p = plan(&Input {
+            ticks: &ticks,
+            through: Some(ticks[1]),
+            existing: &BTreeSet::new(),
+            active: 0,
+            max_concurrency: 10,
+            now: ticks[2],
+        });
+        assert_eq!(p.create, vec![ticks[2]]);
+        assert_eq!((p.through, p.next, p.done), (Some(ticks[2]), Some(ticks[3]), 3));
+        let finished = plan(&Input {
+            ticks: &ticks,
+            through: Some(ticks[3]),
+            existing: &BTreeSet::new(),
+            active: 0,
+            max_concurrency: 1,
+            now: ticks[3],
+        });
+        assert_eq!((finished.create.len(), finished.next, finished.done), (0, None, 4));
+    }
+}
