@@ -4,7 +4,7 @@ use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 use crate::{
     crd::ScheduledWorkflowSpec,
-    runstate::{ObservedRun, Outcome},
+    runstate::{self, ObservedRun, Outcome},
     schedule::{self, Cadence},
     status::{self, summary_condition},
     stored::SwfObject,
@@ -107,8 +107,10 @@ impl<'a> Viewed<'a> {
         }
     }
 
-    /// Why no run will be created at the next tick, if that is so.
-    pub fn not_running_because(&self) -> Option<String> {
+    /// Why no run will be created at the next tick, if that is so. `runs`: the schedule's runs
+    /// when they could be listed (backfill runs have slots of their own and are not counted);
+    /// without them, status' active history is.
+    pub fn not_running_because(&self, runs: &[ObservedRun]) -> Option<String> {
         if let Err(e) = &self.validated {
             return Some(format!("the spec cannot run: {e}"));
         }
@@ -124,7 +126,10 @@ impl<'a> Viewed<'a> {
         if self.spec().is_some_and(|s| !s.enabled) {
             return Some("disabled (spec.enabled is false)".into());
         }
-        let active = self.obj.status.workflow_history.active.len();
+        let active = match runs {
+            [] => self.obj.status.workflow_history.active.len(),
+            runs => runstate::summarize(runs).active,
+        };
         if let Ok(v) = &self.validated
             && active >= v.max_concurrency
         {
@@ -272,7 +277,7 @@ pub fn describe(s: &Viewed<'_>, runs: &[ObservedRun], events: &[EventLine], now:
     let enabled = s.spec().map_or("-".into(), |spec| spec.enabled.to_string());
     field("Enabled:", enabled);
     field("Status:", s.condition());
-    if let Some(why) = s.not_running_because() {
+    if let Some(why) = s.not_running_because(runs) {
         field("Not running:", why);
     }
     field("Last:", local_or_dash(s.last(), &s.zone));
@@ -435,7 +440,7 @@ mod tests {
         let bad = obj(job(json!({"cronSchedule": {"cron": "* * *"}})), json!({}));
         assert!(
             Viewed::new(&bad, "UTC")
-                .not_running_because()
+                .not_running_because(&[])
                 .unwrap()
                 .contains("spec.trigger.cronSchedule.cron")
         );
@@ -443,7 +448,7 @@ mod tests {
         off["enabled"] = json!(false);
         let off = obj(off, json!({}));
         assert_eq!(
-            Viewed::new(&off, "UTC").not_running_because().as_deref(),
+            Viewed::new(&off, "UTC").not_running_because(&[]).as_deref(),
             Some("disabled (spec.enabled is false)")
         );
         assert!(
@@ -456,9 +461,19 @@ mod tests {
             json!({"workflowHistory": {"active": [{"name": "nightly-1"}]}}),
         );
         assert_eq!(
-            Viewed::new(&busy, "UTC").not_running_because().as_deref(),
+            Viewed::new(&busy, "UTC").not_running_because(&[]).as_deref(),
             Some("waiting: 1 runs active, maxConcurrency is 1")
         );
+        // A backfill's active run holds a backfill slot, not one of the schedule's own.
+        let backfilling = ObservedRun {
+            status: Default::default(),
+            outcome: Outcome::Active,
+            tick: None,
+            run_now: None,
+            backfill: Some("2026-01-01/2026-01-02".into()),
+            deleting: false,
+        };
+        assert_eq!(Viewed::new(&busy, "UTC").not_running_because(&[backfilling]), None);
     }
 
     #[test]
