@@ -31,7 +31,7 @@ soak: assets
 	SWF_FAULT_KILLS=100 $(CARGO) test --locked --test it faults:: -- --nocapture --test-threads=1
 
 ## The benchmark: swf-operator beside Kubernetes' CronJob controller on fresh local control
-## planes (about 35 minutes on 2 cores); prints the tables, writes target/bench/{results.csv,
+## planes (about 30 minutes on 2 cores); prints the tables, writes target/bench/{results.csv,
 ## results.json,bench.png}. Bigger runs: BENCH_SWF_ONLY_SIZES=10000 BENCH_SHARDED_SIZES=20000.
 bench: assets bench-deps
 	$(CARGO) build --release --locked --bin swf-operator --example bench
