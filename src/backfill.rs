@@ -232,7 +232,11 @@ pub enum Step {
     /// Nothing to create; status.backfill becomes this.
     Report(Option<BackfillStatus>),
     /// Create `plan.create` (in order), then report with `progress`.
-    Work { ticks: Vec<Timestamp>, plan: Plan },
+    Work {
+        request: Request,
+        ticks: Vec<Timestamp>,
+        plan: Plan,
+    },
 }
 
 /// The schedule and its runs, as a pass sees them.
@@ -249,7 +253,7 @@ pub struct Situation<'a> {
 }
 
 /// Decides the pass's backfill step.
-pub fn step(request: Option<&Request>, current: Option<&BackfillStatus>, s: &Situation) -> Step {
+pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situation) -> Step {
     let Some(request) = request else {
         // Removing the annotation cancels what has not started; the record stays.
         let cancelled = current.cloned().map(|mut c| {
@@ -282,7 +286,7 @@ pub fn step(request: Option<&Request>, current: Option<&BackfillStatus>, s: &Sit
         max_concurrency: s.max_concurrency,
         now: s.now,
     });
-    Step::Work { ticks, plan }
+    Step::Work { request, ticks, plan }
 }
 
 fn invalid(range: &str, message: String) -> BackfillStatus {

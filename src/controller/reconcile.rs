@@ -652,14 +652,12 @@ impl Pass<'_> {
             max_concurrency: self.checked.v.max_concurrency,
             now: self.now,
         };
-        let step = backfill::step(request.as_ref(), current, &situation);
-        let (request, ticks, plan) = match (step, request) {
-            (backfill::Step::Work { ticks, plan }, Some(request)) => (request, ticks, plan),
-            (backfill::Step::Report(status), _) => {
+        let (request, ticks, plan) = match backfill::step(request, current, &situation) {
+            backfill::Step::Work { request, ticks, plan } => (request, ticks, plan),
+            backfill::Step::Report(status) => {
                 self.announce_backfill(current, status.as_ref());
                 return Ok(status);
             }
-            (backfill::Step::Work { .. }, None) => return Ok(current.cloned()), // work needs a request
         };
         let mut handled = Vec::new();
         for &tick in &plan.create {

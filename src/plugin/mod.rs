@@ -142,11 +142,11 @@ async fn remote(g: Global, command: Cmd) -> anyhow::Result<()> {
         Cmd::Get { name } => k.get(name).await,
         Cmd::Describe { name } => k.describe(&name).await,
         Cmd::Runs { name } => k.runs(&name).await,
-        Cmd::RunNow { name } => k.run_now(&name).await,
+        Cmd::RunNow { name } => k.request(&name, RUN_NOW_REQUEST_ANNOTATION, "run-now").await,
         Cmd::Enable { name } => k.set_enabled(&name, true).await,
         Cmd::Disable { name } => k.set_enabled(&name, false).await,
         Cmd::Backfill { name, from, to, cancel } => k.backfill(&name, from.zip(to).filter(|_| !cancel)).await,
-        Cmd::Resume { name } => k.resume(&name).await,
+        Cmd::Resume { name } => k.request(&name, RESUME_ANNOTATION, "resume").await,
         Cmd::Next(_) | Cmd::Check(_) | Cmd::Completion { .. } => Ok(()),
     }
 }
@@ -329,11 +329,13 @@ impl Kube {
         Ok(())
     }
 
-    async fn run_now(&self, name: &str) -> anyhow::Result<()> {
+    /// A one-shot request: a new value (now, in Unix seconds) of an annotation the operator
+    /// serves once per value.
+    async fn request(&self, name: &str, key: &str, what: &str) -> anyhow::Result<()> {
         self.one(name).await?;
         let value = Timestamp::now().as_second().to_string();
-        self.annotate(name, RUN_NOW_REQUEST_ANNOTATION, Some(&value)).await?;
-        println!("scheduledworkflow/{name}: run-now requested ({RUN_NOW_REQUEST_ANNOTATION}={value})");
+        self.annotate(name, key, Some(&value)).await?;
+        println!("scheduledworkflow/{name}: {what} requested ({key}={value})");
         Ok(())
     }
 
@@ -362,14 +364,6 @@ impl Kube {
              follow it with `kubectl swf describe {name}`",
             ticks.len()
         );
-        Ok(())
-    }
-
-    async fn resume(&self, name: &str) -> anyhow::Result<()> {
-        self.one(name).await?;
-        let value = Timestamp::now().as_second().to_string();
-        self.annotate(name, RESUME_ANNOTATION, Some(&value)).await?;
-        println!("scheduledworkflow/{name}: resume requested ({RESUME_ANNOTATION}={value})");
         Ok(())
     }
 
