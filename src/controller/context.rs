@@ -54,6 +54,11 @@ impl Clock {
         Clock(Arc::new(move || t))
     }
 
+    /// A clock read from `f` (a simulation's clock that a test moves).
+    pub fn from_fn(f: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(f))
+    }
+
     pub fn now(&self) -> Timestamp {
         (self.0)()
     }

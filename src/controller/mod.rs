@@ -61,7 +61,7 @@ pub const CONCURRENT_PASSES: u16 = 32;
 
 /// What a pass should be woken for: a new spec (generation), a `run-now` annotation, a
 /// deletion, or a recreated object. Status writes (including our own echo) wake nothing.
-fn worth_a_pass(obj: &SwfObject) -> Option<u64> {
+pub(crate) fn worth_a_pass(obj: &SwfObject) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     obj.metadata.uid.hash(&mut h);
     obj.metadata.generation.hash(&mut h);

@@ -84,7 +84,28 @@ struct Checked<'a> {
     cache: Arc<RunCache>,
 }
 
+/// What the controller does after a pass: look again after a delay, or only on a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    After(Duration),
+    OnChange,
+}
+
+impl From<Next> for Action {
+    fn from(next: Next) -> Action {
+        match next {
+            Next::After(delay) => Action::requeue(delay),
+            Next::OnChange => Action::await_change(),
+        }
+    }
+}
+
 pub async fn reconcile(obj: Arc<SwfObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_once(&obj, &ctx).await.map(Action::from)
+}
+
+/// One pass over `obj` (what the controller runs for each wake-up), timed and traced.
+pub async fn reconcile_once(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
     let started = std::time::Instant::now();
     // Every log line of the pass names its object.
     let span = tracing::info_span!(
@@ -92,7 +113,7 @@ pub async fn reconcile(obj: Arc<SwfObject>, ctx: Arc<Context>) -> Result<Action,
         ns = obj.metadata.namespace.as_deref().unwrap_or_default(),
         name = obj.metadata.name.as_deref().unwrap_or_default()
     );
-    let result = tracing::Instrument::instrument(pass(&obj, &ctx), span).await;
+    let result = tracing::Instrument::instrument(pass(obj, ctx), span).await;
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
     if result.is_ok()
         && let Some(uid) = obj.metadata.uid.as_deref()
@@ -102,18 +123,18 @@ pub async fn reconcile(obj: Arc<SwfObject>, ctx: Arc<Context>) -> Result<Action,
     result
 }
 
-async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Action, Error> {
+async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
     if obj.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change()); // its runs go with it (owner references)
+        return Ok(Next::OnChange); // its runs go with it (owner references)
     }
     let (ns, name) = (obj.metadata.namespace.as_deref(), obj.metadata.name.as_deref());
     if !ctx.leader.holds_for(ns.unwrap_or_default(), name.unwrap_or_default()) {
         // Another replica's schedule; woken again when this one gains its shard (see `run`).
-        return Ok(Action::await_change());
+        return Ok(Next::OnChange);
     }
     let target = Target::of(obj, ctx)?;
     let now = ctx.clock.now();
-    let current = ctx.status.latest(&target.owner.uid, obj);
+    let current = ctx.status.latest(&target.owner.uid, obj, now);
     let checked = match check(ctx, &target, &current, now).await? {
         Ok(checked) => checked,
         Err(action) => return Ok(action),
@@ -154,7 +175,7 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Action, Error> {
         .as_ref()
         .filter(|b| b.phase == backfill::RUNNING)
         .and_then(|b| b.next_tick.as_ref().map(|t| t.0));
-    write_status(ctx, &p.target, &p.current, new_status).await?;
+    write_status(ctx, &p.target, &p.current, new_status, now).await?;
     match applied.failure {
         Some(e) => Err(e),
         None => Ok(next_action(&plan, &applied, backfill_next, now)),
@@ -168,25 +189,25 @@ async fn check<'a>(
     target: &Target<'a>,
     current: &ScheduledWorkflowStatus,
     now: Timestamp,
-) -> Result<Result<Checked<'a>, Action>, Error> {
+) -> Result<Result<Checked<'a>, Next>, Error> {
     let spec = match &target.obj.spec {
         Ok(spec) => spec,
         Err(e) => {
             let message = format!("the stored spec cannot be read: {e}");
             report(ctx, target, current, "UndecodableSpec", &message, now).await?;
-            return Ok(Err(Action::await_change()));
+            return Ok(Err(Next::OnChange));
         }
     };
     let v = match validate::validate(spec, &ctx.settings.default_time_zone) {
         Ok(v) => v,
         Err(invalid) => {
             report(ctx, target, current, "InvalidSpec", &invalid.to_string(), now).await?;
-            return Ok(Err(Action::await_change()));
+            return Ok(Err(Next::OnChange));
         }
     };
     if let Err(message) = ctx.settings.v1_policy.check(&target.owner.namespace, &v.source) {
         report(ctx, target, current, "V1PipelinesBlocked", &message, now).await?;
-        return Ok(Err(Action::await_change()));
+        return Ok(Err(Next::OnChange));
     }
     let kind = v.source.kind();
     let cache = match ctx.runs.get(&kind).await {
@@ -195,14 +216,14 @@ async fn check<'a>(
             let message = format!("run kind {kind} is not served by this cluster ({e}); install its CRD");
             report(ctx, target, current, "UnknownRunKind", &message, now).await?;
             // A CRD installed later is picked up on a retry.
-            return Ok(Err(Action::requeue(ctx.backoff.failed(&target.owner.uid))));
+            return Ok(Err(Next::After(ctx.backoff.failed(&target.owner.uid))));
         }
     };
     if let Err(e) = cache.wait_ready(ctx.settings.cache_wait).await {
         if let Readiness::Failing(why) = cache.readiness() {
             let message = format!("the operator cannot watch {kind}: {why}; grant it list and watch");
             report(ctx, target, current, "RunKindNotWatchable", &message, now).await?;
-            return Ok(Err(Action::requeue(ctx.backoff.failed(&target.owner.uid))));
+            return Ok(Err(Next::After(ctx.backoff.failed(&target.owner.uid))));
         }
         return Err(e);
     }
@@ -231,7 +252,7 @@ async fn report(
         target.publish(ctx, Kind::Warning, reason, message.to_string());
     }
     ctx.metrics.schedule(&target.owner.uid, status::ERROR, 0);
-    write_status(ctx, target, current, new).await
+    write_status(ctx, target, current, new, now).await
 }
 
 /// Everything one pass of a valid schedule works with.
@@ -275,7 +296,7 @@ impl Pass<'_> {
     fn load_runs(&self) -> Vec<ObservedRun> {
         let cache = &self.checked.cache;
         let cached = cache.owned_by(&self.target.owner.uid);
-        let unseen = self.ctx.created.unseen(&self.target.owner.uid, &cached);
+        let unseen = self.ctx.created.unseen(&self.target.owner.uid, &cached, self.now);
         cached
             .iter()
             .map(|r| runstate::observe(&cache.kind, r))
@@ -466,7 +487,7 @@ impl Pass<'_> {
         let ns = &self.target.owner.namespace;
         let (run, outcome) = match self.create_or_adopt(&req.name, body).await {
             Ok(Created::New(run)) => {
-                self.ctx.created.remember(&self.target.owner.uid, run.clone());
+                self.ctx.created.remember(&self.target.owner.uid, run.clone(), self.now);
                 (run, "created")
             }
             Ok(Created::Existing(run)) => (run, "adopted"),
@@ -788,11 +809,12 @@ async fn write_status(
     target: &Target<'_>,
     current: &ScheduledWorkflowStatus,
     new: ScheduledWorkflowStatus,
+    now: Timestamp,
 ) -> Result<(), Error> {
     target.may_write(ctx)?;
     let wrote = ctx
         .status
-        .write(&target.api, &target.owner.name, &target.owner.uid, current, new)
+        .write(&target.api, &target.owner.name, &target.owner.uid, current, new, now)
         .await
         .map_err(|source| Error::WriteStatus { source })?;
     if wrote {
@@ -804,9 +826,9 @@ async fn write_status(
 /// Requeue exactly at the next tick (the schedule's, or a backfill's still to come); while a
 /// due tick waits for a slot, run events wake the pass. An idle schedule (disabled, ended,
 /// one-off done, no backfill running) waits for a change and costs nothing.
-fn next_action(plan: &Plan, applied: &Applied, backfill_next: Option<Timestamp>, now: Timestamp) -> Action {
+fn next_action(plan: &Plan, applied: &Applied, backfill_next: Option<Timestamp>, now: Timestamp) -> Next {
     if applied.replan {
-        return Action::requeue(REPLAN);
+        return Next::After(REPLAN);
     }
     let until = |t: Timestamp| Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO);
     let scheduled = match plan.next {
@@ -816,17 +838,22 @@ fn next_action(plan: &Plan, applied: &Applied, backfill_next: Option<Timestamp>,
     };
     let backfill = backfill_next.map(|t| if t > now { until(t) } else { WAITING_SAFETY_NET });
     match scheduled.into_iter().chain(backfill).min() {
-        Some(delay) => Action::requeue(delay),
-        None => Action::await_change(),
+        Some(delay) => Next::After(delay),
+        None => Next::OnChange,
     }
 }
 
 /// Called by the controller when a pass fails: counts it by reason, logs it, publishes a
 /// Warning event for failures a user can act on, and retries with per-object backoff.
 pub fn error_policy(obj: Arc<SwfObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    retry_after(&obj, error, &ctx).into()
+}
+
+/// `error_policy`'s decision: when to try a failed pass again.
+pub fn retry_after(obj: &SwfObject, error: &Error, ctx: &Context) -> Next {
     ctx.metrics.reconcile_failed(error.reason());
     if matches!(error, Error::NotLeader) {
-        return Action::await_change();
+        return Next::OnChange;
     }
     let uid = obj.metadata.uid.as_deref().unwrap_or_default();
     let delay = ctx.backoff.failed(uid);
@@ -842,5 +869,5 @@ pub fn error_policy(obj: Arc<SwfObject>, error: &Error, ctx: Arc<Context>) -> Ac
             format!("{error}; retrying in {}s", delay.as_secs()),
         );
     }
-    Action::requeue(delay)
+    Next::After(delay)
 }

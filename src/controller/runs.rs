@@ -160,7 +160,7 @@ impl RunCache {
     }
 
     /// Adds or replaces a run; returns the owners to wake when it changed.
-    fn apply(&self, mut o: RunObject) -> Vec<ObjectRef<SwfObject>> {
+    pub(crate) fn apply(&self, mut o: RunObject) -> Vec<ObjectRef<SwfObject>> {
         // The resourceVersion changes on every write; only what planning reads matters.
         o.metadata.resource_version = None;
         let o = Arc::new(o);
@@ -177,7 +177,7 @@ impl RunCache {
         wake
     }
 
-    fn delete(&self, o: &RunObject) -> Vec<ObjectRef<SwfObject>> {
+    pub(crate) fn delete(&self, o: &RunObject) -> Vec<ObjectRef<SwfObject>> {
         match self.write().remove(&key(o)) {
             Some(old) => owners(&old).map(|(_, r)| r).collect(),
             None => Vec::new(),
@@ -386,7 +386,7 @@ mod tests {
 }
 
 /// How long a run this process created is counted before its watch event arrives.
-const RECENT_TTL: Duration = Duration::from_secs(30);
+const RECENT_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
 
 /// Runs this process created that the watch cache may not show yet: the watch lags the
 /// create's reply, and a pass woken by the first of several creates must still count the
@@ -394,34 +394,38 @@ const RECENT_TTL: Duration = Duration::from_secs(30);
 /// `RECENT_TTL` (a run deleted before its watch event arrived counts no longer than that).
 #[derive(Default)]
 pub struct RecentCreates {
-    by_owner: Mutex<HashMap<String, Vec<(std::time::Instant, RunObject)>>>,
+    by_owner: Mutex<HashMap<String, Vec<(jiff::Timestamp, RunObject)>>>,
 }
 
 impl RecentCreates {
-    pub fn remember(&self, owner_uid: &str, run: RunObject) {
+    /// `now` is the pass's clock (the TTL is measured on it, so tests control it).
+    pub fn remember(&self, owner_uid: &str, run: RunObject, now: jiff::Timestamp) {
         let mut map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
         // Expired entries go here too, so a deleted schedule's are not kept.
         map.retain(|_, runs| {
-            runs.retain(|(at, _)| at.elapsed() < RECENT_TTL);
+            runs.retain(|(at, _)| fresh(*at, now));
             !runs.is_empty()
         });
-        map.entry(owner_uid.to_string())
-            .or_default()
-            .push((std::time::Instant::now(), run));
+        map.entry(owner_uid.to_string()).or_default().push((now, run));
     }
 
     /// The runs created for `owner_uid` that `cached` does not hold yet.
-    pub fn unseen(&self, owner_uid: &str, cached: &[Arc<RunObject>]) -> Vec<RunObject> {
+    pub fn unseen(&self, owner_uid: &str, cached: &[Arc<RunObject>], now: jiff::Timestamp) -> Vec<RunObject> {
         let mut map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
         let Some(runs) = map.get_mut(owner_uid) else {
             return Vec::new();
         };
         let seen = |r: &RunObject| cached.iter().any(|c| c.metadata.name == r.metadata.name);
-        runs.retain(|(at, r)| at.elapsed() < RECENT_TTL && !seen(r));
+        runs.retain(|(at, r)| fresh(*at, now) && !seen(r));
         let unseen = runs.iter().map(|(_, r)| r.clone()).collect();
         if runs.is_empty() {
             map.remove(owner_uid);
         }
         unseen
     }
+}
+
+/// Remembered at `at`, still within `RECENT_TTL` at `now` (a clock that went back counts as fresh).
+fn fresh(at: jiff::Timestamp, now: jiff::Timestamp) -> bool {
+    now.duration_since(at) < RECENT_TTL
 }

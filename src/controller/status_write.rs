@@ -9,8 +9,9 @@
 use std::{
     collections::HashMap,
     sync::{LazyLock, Mutex},
-    time::{Duration, Instant},
 };
+
+use jiff::{SignedDuration, Timestamp};
 
 use kube::{
     Api,
@@ -25,13 +26,20 @@ use crate::{
 
 /// A remembered write older than this is dropped (the watch has certainly delivered it, or
 /// the object is gone).
-const MEMORY_TTL: Duration = Duration::from_secs(60);
+const MEMORY_TTL: SignedDuration = SignedDuration::from_secs(60);
 /// Past this many remembered writes, expired ones are swept.
 const SWEEP_AT: usize = 10_000;
 
 struct Remembered {
     status: ScheduledWorkflowStatus,
-    at: Instant,
+    /// The pass's clock when written.
+    at: Timestamp,
+}
+
+impl Remembered {
+    fn fresh(&self, now: Timestamp) -> bool {
+        now.duration_since(self.at) < MEMORY_TTL
+    }
 }
 
 #[derive(Default)]
@@ -77,10 +85,10 @@ impl StatusWriter {
     }
 
     /// The newest status of `obj`: our last write while the cache has not caught up with it.
-    pub fn latest(&self, uid: &str, obj: &SwfObject) -> ScheduledWorkflowStatus {
+    pub fn latest(&self, uid: &str, obj: &SwfObject, now: Timestamp) -> ScheduledWorkflowStatus {
         let mut memory = self.memory();
         match memory.get(uid) {
-            Some(r) if r.at.elapsed() < MEMORY_TTL && r.status != obj.status => r.status.clone(),
+            Some(r) if r.fresh(now) && r.status != obj.status => r.status.clone(),
             Some(_) => {
                 memory.remove(uid);
                 obj.status.clone()
@@ -112,6 +120,7 @@ impl StatusWriter {
         uid: &str,
         current: &ScheduledWorkflowStatus,
         new: ScheduledWorkflowStatus,
+        now: Timestamp,
     ) -> Result<bool, kube::Error> {
         if *current == new {
             return Ok(false);
@@ -134,15 +143,9 @@ impl StatusWriter {
         }
         let mut memory = self.memory();
         if memory.len() > SWEEP_AT {
-            memory.retain(|_, r| r.at.elapsed() < MEMORY_TTL);
+            memory.retain(|_, r| r.fresh(now));
         }
-        memory.insert(
-            uid.to_string(),
-            Remembered {
-                status: new,
-                at: Instant::now(),
-            },
-        );
+        memory.insert(uid.to_string(), Remembered { status: new, at: now });
         Ok(true)
     }
 }
