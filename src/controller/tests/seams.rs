@@ -263,3 +263,25 @@ async fn skips_are_announced_only_by_a_pass_whose_creates_succeeded() {
     assert!(events.iter().all(|(reason, _)| reason != "TickSkipped"), "{events:?}");
     assert_eq!(h.last_status.unwrap()["status"]["trigger"]["skipThrough"], Value::Null);
 }
+
+/// Suspected in the issue, confirmed and documented (docs/architecture.md, "Has this tick
+/// run?"): after `runTemplate` changes kind, runs of the old kind are not seen (one cache per
+/// kind), so an active old-kind run does not hold a slot. What does hold is the floor: the
+/// ticks the schedule ran as Jobs are never run again as the new kind.
+#[tokio::test]
+async fn after_a_run_kind_change_the_floor_holds_though_old_runs_are_not_counted() {
+    let active_job = run(&run_name("nightly", at(&minute(3))), &minute(3), 3, UID, false);
+    let mut h = harness(vec![active_job]);
+    let things = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("example.com", "v1", "Thing"),
+        "things",
+    );
+    let kind = crate::runkind::RunKind::parse("example.com/v1", "Thing");
+    h.ctx.runs.insert(crate::controller::runs::RunCache::preloaded(kind, things, vec![]));
+    let spec = json!({"runTemplate": {"apiVersion": "example.com/v1", "kind": "Thing", "spec": {}}});
+    let pass = start(&h, recorded(swf(spec), &minute(3), 3));
+    let mut answers = |_: &str, _: &str| (201, Value::Null);
+    let sent = requests_until_status(&mut h, &mut answers).await;
+    pass.await.unwrap().unwrap();
+    assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(4))))]);
+}
