@@ -427,6 +427,15 @@ mod tests {
             to: at("2026-01-02T00:00:00Z"),
         };
         assert!(ticks(Grid::new(&every(1), range.from), range).is_err());
+        // The bound is exact: 10,000 ticks are one request, 10,001 are refused.
+        let seconds = |n: i64| Range {
+            from: range.from,
+            to: range.from + SignedDuration::from_secs(n),
+        };
+        let per_second = every(1);
+        let grid = Grid::new(&per_second, range.from);
+        assert_eq!(ticks(grid, seconds(10_000)).map(|t| t.len()), Ok(MAX_TICKS));
+        assert!(ticks(grid, seconds(10_001)).is_err());
         let early = Range {
             from: at("1969-12-31T22:00:00Z"),
             to: at("1970-01-01T02:00:00Z"),

@@ -414,6 +414,16 @@ mod tests {
             "an active run does not break it"
         );
         assert!(failure_streak(&runs[..2]).is_empty(), "a success ends it");
+        // The streak starts after the last success, not the first: fail, ok, fail, ok, fail.
+        let alternating = vec![
+            job("a", 1, "fail", "2026-01-01T00:01:00Z"),
+            job("b", 2, "ok", "2026-01-01T00:02:00Z"),
+            job("c", 3, "fail", "2026-01-01T00:03:00Z"),
+            job("d", 4, "ok", "2026-01-01T00:04:00Z"),
+            job("e", 5, "fail", "2026-01-01T00:05:00Z"),
+        ];
+        assert_eq!(names(failure_streak(&alternating)), ["e"]);
+        assert_eq!(last_success(&alternating).map(|r| r.status.name.as_str()), Some("d"));
         assert_eq!(names(failure_streak(&runs[..1])), ["r1"]);
     }
 }

@@ -527,6 +527,29 @@ mod tests {
         assert_eq!(times(&p), vec!["2026-01-01T00:00:10Z"]);
     }
 
+    /// KFP: a startTime moved past the last tick runs the schedule from startTime, and no tick
+    /// between the last one and startTime runs.
+    #[test]
+    fn a_start_time_moved_past_the_last_tick_runs_from_it_and_nothing_between() {
+        let mut hourly = every(3600);
+        hourly.start = Some(at("2026-01-01T05:00:00Z"));
+        let mut i = input(&hourly, "2026-01-01T00:00:00Z", "2026-01-01T06:30:00Z");
+        i.max_concurrency = 10;
+        i.state.last_triggered = Some(at("2026-01-01T01:00:00Z"));
+        i.state.last_index = 1;
+        assert_eq!(times(&plan(&i)), vec!["2026-01-01T05:00:00Z", "2026-01-01T06:00:00Z"]);
+        let mut cron = cron_schedule("0 0 * * * *");
+        cron.start = Some(at("2026-01-01T05:00:00Z"));
+        let mut i = input(&cron, "2026-01-01T00:00:00Z", "2026-01-01T06:30:00Z");
+        i.max_concurrency = 10;
+        i.state.last_triggered = Some(at("2026-01-01T01:00:00Z"));
+        assert_eq!(
+            times(&plan(&i)),
+            vec!["2026-01-01T06:00:00Z"],
+            "cron: strictly after startTime"
+        );
+    }
+
     #[test]
     fn one_off_runs_once_at_creation() {
         let s = Schedule {

@@ -277,11 +277,84 @@ async fn after_a_run_kind_change_the_floor_holds_though_old_runs_are_not_counted
         "things",
     );
     let kind = crate::runkind::RunKind::parse("example.com/v1", "Thing");
-    h.ctx.runs.insert(crate::controller::runs::RunCache::preloaded(kind, things, vec![]));
+    h.ctx
+        .runs
+        .insert(crate::controller::runs::RunCache::preloaded(kind, things, vec![]));
     let spec = json!({"runTemplate": {"apiVersion": "example.com/v1", "kind": "Thing", "spec": {}}});
     let pass = start(&h, recorded(swf(spec), &minute(3), 3));
     let mut answers = |_: &str, _: &str| (201, Value::Null);
     let sent = requests_until_status(&mut h, &mut answers).await;
     pass.await.unwrap().unwrap();
     assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(4))))]);
+}
+
+/// Backfill runs hold their own slots: an active backfill run does not stop a due tick.
+#[tokio::test]
+async fn an_active_backfill_run_does_not_take_the_schedules_slot() {
+    let range = "2025-12-31T00:00:00Z/2025-12-31T01:00:00Z";
+    let mut h = harness(vec![backfill_run("2025-12-31T00:00:00Z", 1, range, false)]);
+    let pass = start(&h, recorded(swf(json!({"noCatchup": true})), &minute(4), 1));
+    let sent = requests_until_status(&mut h, &mut plain).await;
+    pass.await.unwrap().unwrap();
+    assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(5))))]);
+}
+
+/// An AlreadyExists for our own run that is being deleted: not adopted, the tick waits.
+#[tokio::test]
+async fn our_run_being_deleted_is_not_adopted() {
+    let mut h = harness(vec![]);
+    let pass = start(&h, recorded(swf(json!({})), &minute(4), 4));
+    let five = run_name("nightly", at(&minute(5)));
+    let mut answers = |method: &str, name: &str| match method {
+        "POST" => (409, status_error(409, "AlreadyExists")),
+        _ => {
+            let mut r = run(name, &minute(5), 5, UID, false);
+            r["metadata"]["deletionTimestamp"] = json!(minute(5));
+            (200, r)
+        }
+    };
+    let sent = requests_until_status(&mut h, &mut answers).await;
+    assert_eq!(sent, [format!("POST {five}"), format!("GET {five}")]);
+    let err = pass.await.unwrap().unwrap_err();
+    assert_eq!(err.reason(), "RunBeingDeleted");
+    let trigger = &h.last_status.unwrap()["status"]["trigger"];
+    assert_eq!(
+        trigger["lastTriggeredTime"],
+        minute(4),
+        "the tick is not counted as run"
+    );
+}
+
+/// Replace deletes the oldest active runs, not the newest (maxConcurrency 2: order matters).
+#[tokio::test]
+async fn replace_deletes_the_oldest_active_run() {
+    let runs = vec![
+        run(&run_name("nightly", at(&minute(3))), &minute(3), 3, UID, false),
+        run(&run_name("nightly", at(&minute(2))), &minute(2), 2, UID, false),
+    ];
+    let mut h = harness(runs);
+    let spec = json!({"concurrencyPolicy": "Replace", "maxConcurrency": 2});
+    let pass = start(&h, recorded(swf(spec), &minute(3), 3));
+    let sent = requests_until_status(&mut h, &mut plain).await;
+    pass.await.unwrap().unwrap();
+    let name = |m: u32| run_name("nightly", at(&minute(m)));
+    assert_eq!(sent, [format!("DELETE {}", name(2)), format!("POST {}", name(5))]);
+}
+
+/// A run-now request waits while every slot is taken (active == maxConcurrency).
+#[tokio::test]
+async fn run_now_waits_for_a_free_slot() {
+    let active = run(&run_name("nightly", at(&minute(5))), &minute(5), 5, UID, false);
+    let mut h = harness(vec![active]);
+    let mut obj = recorded(swf(json!({})), &minute(5), 5);
+    obj.metadata.annotations = Some([(crate::crd::RUN_NOW_REQUEST_ANNOTATION.to_string(), "1".to_string())].into());
+    let pass = start(&h, obj);
+    let sent = requests_until_status(&mut h, &mut plain).await;
+    pass.await.unwrap().unwrap();
+    assert!(sent.is_empty(), "{sent:?}");
+    assert_eq!(
+        h.last_status.unwrap()["status"]["trigger"]["lastRunNow"],
+        Value::Null,
+        "not served yet"
+    );
 }
