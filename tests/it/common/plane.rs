@@ -27,6 +27,10 @@ impl Layout {
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
     }
+    /// Where `audit_args` has the API server write its audit log.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
     fn file(&self, name: &str) -> String {
         self.dir.join("pki").join(name).display().to_string()
     }
@@ -143,6 +147,33 @@ pub fn apiserver_args(layout: &Layout) -> Vec<String> {
 }
 
 /// `controllers` e.g. `garbagecollector,namespace`.
+/// The API server's audit log of every write to runs (with the objects, so their uids and
+/// labels), one JSON event per line: tests count runs from it, so a run created and deleted
+/// before anyone looked still counts (`tests/it/common/creations.rs`). Writes the policy into the plane's directory and returns the flags.
+pub fn audit_args(layout: &Layout) -> Vec<String> {
+    let policy = layout.dir.join("audit-policy.yaml");
+    let rules = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: RequestResponse
+    verbs: [create, delete, patch, update]
+    resources:
+      - group: batch
+        resources: [jobs]
+      - group: argoproj.io
+        resources: [workflows]
+  - level: None
+"#;
+    std::fs::write(&policy, rules).unwrap_or_else(|e| panic!("write {}: {e}", policy.display()));
+    vec![
+        format!("--audit-policy-file={}", policy.display()),
+        format!("--audit-log-path={}", layout.audit_log().display()),
+        "--audit-log-format=json".into(),
+        "--audit-log-mode=blocking".into(),
+    ]
+}
+
 pub fn controller_manager_args(layout: &Layout, controllers: &str) -> Vec<String> {
     vec![
         format!("--kubeconfig={}", layout.kubeconfig().display()),
