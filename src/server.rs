@@ -1,5 +1,8 @@
 //! The operator's HTTP endpoint: `/healthz` (liveness), `/readyz` (ready once the caches have
-//! listed everything) and `/metrics` (Prometheus text format).
+//! listed everything) and `/metrics` (Prometheus text format); and how every server of the
+//! process accepts connections (`listen`).
+
+pub mod listen;
 
 use std::sync::{Arc, Mutex};
 
@@ -69,6 +72,10 @@ pub fn router(metrics: Arc<Metrics>, health: Health) -> Router {
 pub async fn serve(addr: std::net::SocketAddr, metrics: Arc<Metrics>, health: Health) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /healthz, /readyz, /metrics");
-    axum::serve(listener, router(metrics, health)).await?;
+    let limits = listen::Limits {
+        max_connections: 64,
+        ..listen::Limits::standard(listen::Protocols::Http1)
+    };
+    listen::serve(listener, None, limits, router(metrics, health)).await;
     Ok(())
 }

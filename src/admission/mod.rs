@@ -16,7 +16,7 @@ use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
 };
 
-use crate::{metrics::Metrics, stored::SwfObject, tls::Reloading};
+use crate::{metrics::Metrics, server::listen, stored::SwfObject, tls::Reloading};
 use authorize::Authorizer;
 use review::{Change, Rules, Verdict};
 
@@ -130,15 +130,15 @@ pub fn router(webhook: Arc<Webhook>) -> Router {
 /// Serves the webhook over HTTPS (the API server calls webhooks over TLS only) on a listener
 /// bound beforehand, so the process is not reported ready before it can answer.
 pub async fn serve(listener: std::net::TcpListener, cert: Arc<Reloading>, webhook: Arc<Webhook>) -> anyhow::Result<()> {
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(cert.server_config(&[b"http/1.1"]));
+    let config = cert.server_config(&[b"http/1.1"]);
     let addr = listener.local_addr()?;
-    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, config)?;
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(Duration::from_secs(10));
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(%addr, path = PATH, "serving the admission webhook");
-    server.serve(router(webhook).into_make_service()).await?;
+    let limits = listen::Limits {
+        max_connections: 256,
+        ..listen::Limits::standard(listen::Protocols::Http1)
+    };
+    listen::serve(listener, Some(config), limits, router(webhook)).await;
     Ok(())
 }
 

@@ -601,3 +601,139 @@ async fn replicas_share_one_generated_certificate() {
         "a client trusting the Secret's CA connects"
     );
 }
+
+/// A self-signed serving certificate for `localhost`, and its CA.
+fn localhost_tls() -> (swf_operator::tls::Pem, std::sync::Arc<swf_operator::tls::Reloading>) {
+    let pem = swf_operator::tls::generate(&["localhost".into()]).unwrap();
+    let tls = swf_operator::tls::Reloading::new(&pem.cert, &pem.key).unwrap();
+    (pem, tls)
+}
+
+/// Reads until the server closes the connection (end of stream or reset); how long that took,
+/// or `None` when it was still open after `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => continue, // e.g. the server's HTTP/2 SETTINGS
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+/// Three TCP connections that never start their TLS handshake delay nobody: each handshake
+/// runs on its own, under its own timeout (10 s), so a gRPC call made meanwhile is answered
+/// while all three are still waiting.
+#[tokio::test]
+async fn silent_tls_connections_do_not_delay_other_callers() {
+    use swf_operator::api::proto::{GetJobRequest, job_service_client::JobServiceClient};
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let env = common::env("api-handshakes").await;
+    let (pem, tls) = localhost_tls();
+    let settings = ApiSettings {
+        default_namespace: Some(env.namespace.clone()),
+        ..Default::default()
+    };
+    let (_, grpc) = common::start_job_api_with(&env, settings, Some(tls)).await;
+    let addr = grpc.trim_start_matches("https://").to_string();
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let port = addr.rsplit(':').next().unwrap();
+    let channel = Endpoint::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&pem.ca))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect_timeout(Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(90), async {
+        let mut client = JobServiceClient::new(channel.connect().await.unwrap());
+        let mut request = tonic::Request::new(GetJobRequest {
+            id: "no-such-job".into(),
+        });
+        let bearer = format!("Bearer {}", common::admin_token(&env).await);
+        request.metadata_mut().insert("authorization", bearer.parse().unwrap());
+        client.get_job(request).await
+    })
+    .await
+    .expect("answered within 90 s");
+    let took = started.elapsed();
+    println!("gRPC call over TLS with 3 silent connections open: {took:?}");
+    assert_eq!(answer.unwrap_err().code(), tonic::Code::NotFound);
+    for (i, stream) in silent.iter().enumerate() {
+        let mut buf = [0u8; 1];
+        match stream.try_read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!(
+                "silent connection {i} was already closed ({other:?}): the call waited for its handshake to time out"
+            ),
+        }
+    }
+}
+
+/// Connections that send nothing are closed after the idle timeout (2 s here): a TCP
+/// connection that never sends a byte (HTTP and gRPC ports), an HTTP/1.1 keep-alive
+/// connection after its request, an HTTP/2 connection with no stream.
+#[tokio::test]
+async fn connections_that_send_nothing_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let env = common::env("api-idle").await;
+    let mut limits = swf_operator::api::Limits::default();
+    limits.connections.idle_timeout = Duration::from_secs(2);
+    let settings = ApiSettings {
+        default_namespace: Some(env.namespace.clone()),
+        ..Default::default()
+    };
+    let (http, grpc) = common::start_job_api_tuned(&env, settings, None, limits).await;
+    let (http, grpc) = (
+        http.trim_start_matches("http://").to_string(),
+        grpc.trim_start_matches("http://").to_string(),
+    );
+    let connect = |addr: String| async move { tokio::net::TcpStream::connect(addr).await.unwrap() };
+    let mut cases = Vec::new();
+    cases.push(("HTTP port, nothing sent", connect(http.clone()).await));
+    cases.push(("gRPC port, nothing sent", connect(grpc.clone()).await));
+    let mut keep_alive = connect(http.clone()).await;
+    keep_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    cases.push(("HTTP/1.1 keep-alive after a request", keep_alive));
+    for (what, addr) in [
+        ("HTTP/2 without a stream, HTTP port", &http),
+        ("HTTP/2 without a stream, gRPC port", &grpc),
+    ] {
+        let mut h2 = connect(addr.clone()).await;
+        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .unwrap();
+        cases.push((what, h2));
+    }
+    let closed = futures::future::join_all(
+        cases
+            .iter_mut()
+            .map(|(_, stream)| closed_within(stream, Duration::from_secs(8))),
+    )
+    .await;
+    for ((what, _), closed) in cases.iter().zip(&closed) {
+        println!("{what}: closed after {closed:?}");
+    }
+    let open: Vec<&str> = cases
+        .iter()
+        .zip(&closed)
+        .filter(|(_, c)| c.is_none())
+        .map(|((what, _), _)| *what)
+        .collect();
+    assert!(open.is_empty(), "still open after 8 s: {open:?}");
+}

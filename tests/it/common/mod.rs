@@ -832,6 +832,16 @@ pub async fn start_job_api_with(
     settings: swf_operator::api::service::ApiSettings,
     tls: Option<std::sync::Arc<swf_operator::tls::Reloading>>,
 ) -> (String, String) {
+    start_job_api_tuned(env, settings, tls, Default::default()).await
+}
+
+/// As `start_job_api_with`, with other bounds (shorter timeouts, a smaller budget).
+pub async fn start_job_api_tuned(
+    env: &TestEnv,
+    settings: swf_operator::api::service::ApiSettings,
+    tls: Option<std::sync::Arc<swf_operator::tls::Reloading>>,
+    limits: swf_operator::api::Limits,
+) -> (String, String) {
     use swf_operator::api;
     let base = env.plane.admin_config().await;
     let own = api_client(env).await;
@@ -842,7 +852,7 @@ pub async fn start_job_api_with(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let ready = job_api.clone();
     tokio::spawn(async move {
-        if let Err(e) = api::serve(job_api, Some(http), Some(grpc), tls).await {
+        if let Err(e) = api::serve_with(job_api, Some(http), Some(grpc), tls, limits).await {
             panic!("JobService failed: {e:#}");
         }
     });
