@@ -2,6 +2,8 @@
 //! listed everything) and `/metrics` (Prometheus text format); and how every server of the
 //! process accepts connections (`listen`).
 
+pub mod body;
+pub mod json_bounds;
 pub mod listen;
 
 use std::sync::{Arc, Mutex};

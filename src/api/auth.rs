@@ -31,17 +31,28 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// From an `authorization` header value (`Bearer <token>`).
-    pub fn from_header(value: Option<&str>) -> Caller {
-        let token = value
+    /// From a request's headers (HTTP headers or gRPC metadata): the bearer token of
+    /// `authorization`, and in multi-user mode the user in the trusted proxy's header.
+    pub fn from_headers(
+        headers: &axum::http::HeaderMap,
+        _peer: Option<&crate::server::listen::Peer>,
+        multi_user: Option<&MultiUser>,
+    ) -> Caller {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string);
-        Caller {
-            token,
-            proxied_user: None,
-        }
+        let proxied_user = multi_user.and_then(|mu| {
+            headers
+                .get(mu.header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.strip_prefix(mu.prefix.as_str()).unwrap_or(v).to_string())
+                .filter(|u| !u.is_empty())
+        });
+        Caller { token, proxied_user }
     }
 }
 
@@ -182,10 +193,17 @@ impl Auth {
             },
             ..Default::default()
         };
+        // The caller is not authenticated yet: the API server's words stay in our log.
         let done = Api::<TokenReview>::all(self.own.clone())
             .create(&PostParams::default(), &review)
             .await
-            .map_err(|e| ApiError::new(Code::Unavailable, format!("cannot review the token: {e}")))?;
+            .map_err(|e| {
+                tracing::warn!(error = %e, "TokenReview failed");
+                ApiError::new(
+                    Code::Unavailable,
+                    "cannot authenticate the request now; try again later",
+                )
+            })?;
         let status = done.status.unwrap_or_default();
         if status.authenticated != Some(true) {
             return Ok(None);

@@ -2,22 +2,42 @@
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod gate;
 pub mod grpc;
 pub mod http;
 pub mod index;
 pub mod list;
 pub mod proto;
 pub mod service;
+pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use crate::{server::listen, tls::Reloading};
+use crate::{
+    server::{json_bounds::JsonBounds, listen},
+    tls::Reloading,
+};
 
 /// Bounds on what one caller may cost; docs/security.md lists them with their reasons.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// A whole request, from its first byte to its answer.
     pub request_timeout: Duration,
+    /// Sending a request body, once the caller is authenticated.
+    pub body_timeout: Duration,
+    /// A CreateJob body: a job with a workflow manifest of at most
+    /// `manifest::MAX_MANIFEST_BYTES`, which JSON escaping may double.
+    pub max_create_bytes: usize,
+    /// Any other call's body (an id, a list query).
+    pub max_small_body: usize,
+    /// Request bodies being read and decoded at once, in bytes; more wait.
+    pub body_budget: usize,
+    /// Calls worked on at once (after authentication and their body); more wait.
+    pub concurrent_requests: usize,
+    /// The structure a JSON body may have (a job has a few dozen values).
+    pub json: JsonBounds,
+    /// The fields a gRPC request may have.
+    pub wire: wire::WireBounds,
     /// Connections: TLS handshake, request head, idle time, how many at once.
     pub connections: listen::Limits,
 }
@@ -26,18 +46,22 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             request_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            max_create_bytes: 2 * crate::manifest::MAX_MANIFEST_BYTES + (64 << 10),
+            max_small_body: 64 << 10,
+            body_budget: 8 << 20,
+            concurrent_requests: 64,
+            json: JsonBounds {
+                max_structure: 20_000,
+                max_depth: 64,
+            },
+            wire: wire::WireBounds {
+                max_fields: 10_000,
+                max_depth: 32,
+            },
             connections: listen::Limits::standard(listen::Protocols::Both),
         }
     }
-}
-
-/// Compatibility with callers that name the old constants.
-pub mod limits {
-    /// A request body (a job with its workflow manifest); manifests themselves are bounded by
-    /// `manifest::MAX_MANIFEST_BYTES`.
-    pub const MAX_BODY_BYTES: usize = 4 << 20;
-    /// Requests served at once; more wait (within the request timeout).
-    pub const CONCURRENT_REQUESTS: usize = 64;
 }
 
 /// The gRPC descriptors, for server reflection (`grpcurl` works without the .proto files).
@@ -62,16 +86,17 @@ pub async fn serve_with(
     tls: Option<Arc<Reloading>>,
     limits: Limits,
 ) -> anyhow::Result<()> {
+    let gate = Arc::new(gate::Gate::new(api.clone(), limits.clone())?);
     let limits = &limits;
     let http = async {
         if let Some(addr) = http_addr {
-            serve_http(api.clone(), addr, tls.clone(), limits).await?;
+            serve_http(gate.clone(), api.clone(), addr, tls.clone(), limits).await?;
         }
         futures::future::pending::<anyhow::Result<()>>().await
     };
     let grpc = async {
         if let Some(addr) = grpc_addr {
-            serve_grpc(api.clone(), addr, tls.clone(), limits).await?;
+            serve_grpc(gate.clone(), api.clone(), addr, tls.clone(), limits).await?;
         }
         futures::future::pending::<anyhow::Result<()>>().await
     };
@@ -79,23 +104,16 @@ pub async fn serve_with(
 }
 
 async fn serve_http(
+    gate: Arc<gate::Gate>,
     api: Arc<service::JobApi>,
     addr: SocketAddr,
     tls: Option<Arc<Reloading>>,
     limits: &Limits,
 ) -> anyhow::Result<()> {
-    use tower::ServiceBuilder;
-    let app = http::router(api).layer(
-        ServiceBuilder::new()
-            .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                limits.request_timeout,
-            ))
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                limits::CONCURRENT_REQUESTS,
-            )),
-    );
+    let app = http::router(api, gate).layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, tls = tls.is_some(), "JobService HTTP API");
     let config = tls.map(|cert| cert.server_config(&[b"h2", b"http/1.1"]));
@@ -104,6 +122,7 @@ async fn serve_http(
 }
 
 async fn serve_grpc(
+    gate: Arc<gate::Gate>,
     api: Arc<service::JobApi>,
     addr: SocketAddr,
     tls: Option<Arc<Reloading>>,
@@ -112,8 +131,10 @@ async fn serve_grpc(
     use tower::ServiceBuilder;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(DESCRIPTORS)
-        .build_v1()?;
-    let jobs = grpc::service(api).max_decoding_message_size(limits::MAX_BODY_BYTES);
+        .build_v1()?
+        .max_decoding_message_size(limits.max_small_body);
+    // The gate has read and checked the body already; tonic decodes it from memory.
+    let jobs = grpc::service(api).max_decoding_message_size(limits.max_create_bytes);
     let app = tonic::service::Routes::new(jobs)
         .add_service(reflection)
         .into_axum_router()
@@ -123,9 +144,7 @@ async fn serve_grpc(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     limits.request_timeout,
                 ))
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                    limits::CONCURRENT_REQUESTS,
-                )),
+                .layer(axum::middleware::from_fn_with_state(gate, gate::grpc)),
         );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, tls = tls.is_some(), "JobService gRPC API");

@@ -1,6 +1,7 @@
 //! The JobService operations, shared by the HTTP and gRPC front ends.
 //!
-//! Every operation authenticates its caller first (`auth`). Reads come from the API's watch
+//! Every operation is called for an authenticated caller (`gate` authenticates before it reads
+//! a request's body). Reads come from the API's watch
 //! cache (`index`) after a SubjectAccessReview: an unknown id, or one the caller may not read,
 //! is a 404 that costs no request and reveals nothing. Writes are made as the caller, so
 //! Kubernetes RBAC has the last word.
@@ -69,6 +70,11 @@ impl JobApi {
         self.auth.multi_user()
     }
 
+    /// Who is calling (the gate asks before it reads a body); 401 otherwise.
+    pub async fn authenticate(&self, caller: &Caller) -> Result<User, ApiError> {
+        self.auth.authenticate(caller).await
+    }
+
     fn in_scope(&self, namespace: &str) -> Result<(), ApiError> {
         match &self.settings.scope {
             Some(scope) if scope != namespace => Err(ApiError::new(
@@ -89,12 +95,11 @@ impl JobApi {
         Ok(obj)
     }
 
-    pub async fn create_job(&self, caller: &Caller, job: Job) -> Result<Job, ApiError> {
-        let user = self.auth.authenticate(caller).await?;
+    pub async fn create_job(&self, user: &User, job: Job) -> Result<Job, ApiError> {
         let (ns, swf) = convert::job_to_swf(&job, self.settings.default_namespace.as_deref(), &self.settings.create)?;
         self.in_scope(&ns)?;
         self.refuse_own_identity(&ns, &swf)?;
-        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
         let request = kube::core::Request::new(ScheduledWorkflow::url_path(&(), Some(&ns)));
         let body = serde_json::to_vec(&swf).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
         let request = request
@@ -128,16 +133,14 @@ impl JobApi {
         }
     }
 
-    pub async fn get_job(&self, caller: &Caller, id: &str) -> Result<Job, ApiError> {
-        let user = self.auth.authenticate(caller).await?;
-        Ok(convert::swf_to_job(&*self.readable(&user, id).await?))
+    pub async fn get_job(&self, user: &User, id: &str) -> Result<Job, ApiError> {
+        Ok(convert::swf_to_job(&*self.readable(user, id).await?))
     }
 
-    pub async fn list_jobs(&self, caller: &Caller, req: &ListJobsRequest) -> Result<ListJobsResponse, ApiError> {
-        let user = self.auth.authenticate(caller).await?;
+    pub async fn list_jobs(&self, user: &User, req: &ListJobsRequest) -> Result<ListJobsResponse, ApiError> {
         let (namespace, experiment) = self.list_scope(req)?;
         self.in_scope(&namespace)?;
-        if !self.auth.allowed(&user, "list", &namespace).await? {
+        if !self.auth.allowed(user, "list", &namespace).await? {
             return Err(ApiError::new(
                 Code::PermissionDenied,
                 format!("{} may not list jobs in namespace {namespace}", user.name),
@@ -188,11 +191,10 @@ impl JobApi {
         }
     }
 
-    pub async fn set_enabled(&self, caller: &Caller, id: &str, enabled: bool) -> Result<(), ApiError> {
-        let user = self.auth.authenticate(caller).await?;
-        let obj = self.readable(&user, id).await?;
+    pub async fn set_enabled(&self, user: &User, id: &str, enabled: bool) -> Result<(), ApiError> {
+        let obj = self.readable(user, id).await?;
         let (ns, name) = names(&obj);
-        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
         // The uid in the patch is a precondition: a recreated object of the same name is not
         // changed.
         let patch = serde_json::json!({"metadata": {"uid": id}, "spec": {"enabled": enabled}});
@@ -206,11 +208,10 @@ impl JobApi {
         }
     }
 
-    pub async fn delete_job(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
-        let user = self.auth.authenticate(caller).await?;
-        let obj = self.readable(&user, id).await?;
+    pub async fn delete_job(&self, user: &User, id: &str) -> Result<(), ApiError> {
+        let obj = self.readable(user, id).await?;
         let (ns, name) = names(&obj);
-        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
         // Background cascade: the runs go too (KFP's default for custom resources).
         let params = DeleteParams::background().preconditions(kube::api::Preconditions {
             uid: Some(id.to_string()),

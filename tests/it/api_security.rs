@@ -737,3 +737,235 @@ async fn connections_that_send_nothing_are_closed() {
         .collect();
     assert!(open.is_empty(), "still open after 8 s: {open:?}");
 }
+
+/// How many max-size requests the memory test sends at once, per kind:
+/// `SWF_MEMORY_LOAD` (make soak: 64), else a CI-sized 8.
+fn memory_load() -> usize {
+    std::env::var("SWF_MEMORY_LOAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
+/// `{"resource_references":[{},{},...]}` of about `bytes` bytes: small as text, about eighty
+/// bytes per `{}` once decoded into a Job.
+fn empty_references_json(bytes: usize) -> Vec<u8> {
+    let mut body = br#"{"resource_references":["#.to_vec();
+    while body.len() + 6 < bytes {
+        body.extend_from_slice(b"{},");
+    }
+    body.extend_from_slice(b"{}]}");
+    body
+}
+
+/// A CreateJob of about `bytes` bytes on the wire made of empty references (two bytes each).
+fn empty_references_grpc(bytes: usize) -> swf_operator::api::proto::CreateJobRequest {
+    use swf_operator::api::proto::{CreateJobRequest, Job, ResourceReference};
+    CreateJobRequest {
+        job: Some(Job {
+            resource_references: vec![ResourceReference::default(); bytes / 2 - 8],
+            ..Default::default()
+        }),
+    }
+}
+
+/// A job as valid as it gets in shape (a 1 MiB workflow manifest of 200,000 nodes, the most
+/// a manifest may hold) that is refused only after decoding it, for its cron.
+fn densest_valid_job(namespace: &str) -> Vec<u8> {
+    let zeros = vec![0; swf_operator::manifest::MAX_NODES - 50];
+    let mut manifest = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}],
+                 "x": zeros}});
+    let room = swf_operator::manifest::MAX_MANIFEST_BYTES - manifest.to_string().len() - 64;
+    manifest["spec"]["pad"] = json!("p".repeat(room));
+    let mut job = job("dense", Some(namespace));
+    job["pipeline_spec"]["workflow_manifest"] = json!(manifest.to_string());
+    job["trigger"] = json!({"cron_schedule": {"cron": "not a cron"}});
+    serde_json::to_vec(&job).unwrap()
+}
+
+/// What an attacker can make the API hold: N concurrent max-size bodies without a token cost
+/// nothing (the gate answers 401 on the headers and reads no body); with a token, bodies that
+/// no valid job has (too many values) are refused before decoding, and the densest valid jobs
+/// are decoded within the large-body budget. Peak RSS of the API process per phase.
+#[tokio::test]
+async fn bodies_cost_memory_only_after_authentication_and_within_the_budget() {
+    use swf_operator::api::proto::job_service_client::JobServiceClient;
+    if common::use_existing_cluster() {
+        return; // it reads the API process's memory
+    }
+    let env = common::env("api-memory").await;
+    let (api, http, grpc) = common::api_process(&env, "api-memory", &[]).await;
+    let admin = common::admin_token(&env).await;
+    let limits = swf_operator::api::Limits::default();
+    let size = limits.max_create_bytes - 4096;
+    let n = memory_load();
+    let http_body = empty_references_json(size);
+    let grpc_request = empty_references_grpc(size);
+    let dense = densest_valid_job(&env.namespace);
+    assert!(dense.len() <= limits.max_create_bytes, "{}", dense.len());
+    let post = |body: Vec<u8>, token: Option<String>| {
+        let url = format!("{http}/apis/v1beta1/jobs");
+        async move {
+            let mut req = reqwest::Client::new().post(url).body(body);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            match req.send().await {
+                Ok(resp) => resp.status().as_u16(),
+                Err(_) => 0, // the connection closed before the answer was read
+            }
+        }
+    };
+    let grpc_create = |token: &'static str| {
+        let (grpc, request) = (grpc.clone(), grpc_request.clone());
+        async move {
+            let mut client = JobServiceClient::connect(grpc).await.unwrap();
+            let mut request = tonic::Request::new(request);
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            client.create_job(request).await.map(|_| ()).unwrap_err().code()
+        }
+    };
+    // Warm up: connections, caches, allocator arenas.
+    post(b"{}".to_vec(), Some(admin.clone())).await;
+    grpc_create("junk").await;
+
+    let measure = |what: &'static str| {
+        api.reset_peak_rss();
+        let base = api.rss().unwrap();
+        move |api: &common::OperatorProcess| {
+            let grew = api.peak_rss().unwrap().saturating_sub(base);
+            println!(
+                "memory: {what}: {n} at once: peak RSS {} MiB above {} MiB",
+                grew >> 20,
+                base >> 20
+            );
+            grew
+        }
+    };
+    let done = measure("unauthenticated max-size bodies, HTTP and gRPC");
+    let (http_statuses, grpc_codes) = futures::future::join(
+        futures::future::join_all((0..n).map(|_| post(http_body.clone(), None))),
+        futures::future::join_all((0..n).map(|_| grpc_create("junk"))),
+    )
+    .await;
+    let unauthenticated = done(&api);
+    assert!(http_statuses.iter().all(|s| *s == 401 || *s == 0), "{http_statuses:?}");
+    assert!(http_statuses.contains(&401), "{http_statuses:?}");
+    assert!(
+        grpc_codes.iter().all(|c| *c == tonic::Code::Unauthenticated),
+        "{grpc_codes:?}"
+    );
+
+    let done = measure("authenticated bodies with more values than a job has");
+    let statuses = futures::future::join_all((0..n).map(|_| post(http_body.clone(), Some(admin.clone())))).await;
+    let too_many = done(&api);
+    assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
+
+    let done = measure("authenticated densest valid jobs (1 MiB manifest, 200,000 nodes)");
+    let statuses = futures::future::join_all((0..n).map(|_| post(dense.clone(), Some(admin.clone())))).await;
+    let densest = done(&api);
+    assert!(statuses.iter().all(|s| *s == 400), "{statuses:?}");
+
+    assert!(
+        unauthenticated < 16 << 20,
+        "unauthenticated bodies grew the API by {} MiB",
+        unauthenticated >> 20
+    );
+    assert!(too_many < 48 << 20, "{} MiB", too_many >> 20);
+    assert!(densest < 128 << 20, "{} MiB", densest >> 20);
+    api.kill(libc::SIGKILL);
+}
+
+/// One connection sending a body a byte a second: reads the first status code the server
+/// answers with (`None` when it closes without one). `ready` is told once the head is sent.
+async fn slow_body(addr: String, token: Option<String>, ready: tokio::sync::mpsc::Sender<()>) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.ok()?;
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST /apis/v1beta1/jobs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n{auth}\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.ok()?;
+    let _ = ready.send(()).await;
+    let mut buf = [0u8; 1024];
+    for _ in 0..40 {
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                return text.split(' ').nth(1)?.parse().ok();
+            }
+            Ok(_) => return None,
+            Err(_) => {
+                let _ = stream.write_all(b" ").await;
+            }
+        }
+    }
+    None
+}
+
+/// 70 connections that send their body a byte a second hold nothing the API needs: those
+/// without a token get their 401 before any body is read; those with one wait for no slot and
+/// fail at the body deadline (3 s here). Meanwhile /healthz and other callers are answered.
+#[tokio::test]
+async fn slow_bodies_do_not_hold_the_api() {
+    let env = common::env("api-slow-bodies").await;
+    let limits = swf_operator::api::Limits {
+        body_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let settings = ApiSettings {
+        default_namespace: Some(env.namespace.clone()),
+        ..Default::default()
+    };
+    let (http, _) = common::start_job_api_tuned(&env, settings, None, limits).await;
+    let admin = common::admin_token(&env).await;
+    let addr = http.trim_start_matches("http://").to_string();
+    let (ready, mut started) = tokio::sync::mpsc::channel(70);
+    let slow: Vec<_> = (0..70)
+        .map(|i| {
+            let token = (i % 2 == 1).then(|| admin.clone());
+            tokio::spawn(slow_body(addr.clone(), token, ready.clone()))
+        })
+        .collect();
+    for _ in 0..70 {
+        started.recv().await.unwrap();
+    }
+    let timed = |path: &'static str| {
+        let (url, admin) = (http.clone(), admin.clone());
+        async move {
+            let began = std::time::Instant::now();
+            let resp = tokio::time::timeout(
+                Duration::from_secs(5),
+                reqwest::Client::new()
+                    .get(format!("{url}{path}"))
+                    .bearer_auth(admin)
+                    .send(),
+            )
+            .await;
+            (resp.ok().and_then(Result::ok).map(|r| r.status()), began.elapsed())
+        }
+    };
+    let health = timed("/healthz").await;
+    let list = timed("/apis/v1beta1/jobs").await;
+    println!("with 70 slow bodies: /healthz {health:?}, ListJobs {list:?}");
+    assert_eq!(health.0, Some(StatusCode::OK), "/healthz answered within 5 s");
+    assert_eq!(list.0, Some(StatusCode::OK), "ListJobs answered within 5 s");
+    let answers: Vec<Option<u16>> = futures::future::join_all(slow)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let count = |code| answers.iter().filter(|a| **a == Some(code)).count();
+    println!(
+        "slow bodies: {} answered 401, {} answered 408, {} other",
+        count(401),
+        count(408),
+        70 - count(401) - count(408)
+    );
+    assert_eq!((count(401), count(408)), (35, 35), "{answers:?}");
+}

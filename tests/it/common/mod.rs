@@ -903,3 +903,47 @@ pub async fn grant_swf_access(client: &Client, namespace: &str, user: &str) {
         .await
         .unwrap();
 }
+
+/// The JobService as a process of its own (`swf-operator api`, plain HTTP and gRPC on free
+/// loopback ports, serving only the test's namespace), with the API's ServiceAccount and the
+/// RBAC of `deploy/base/api-rbac.yaml`; returned with its HTTP and gRPC URLs once its cache
+/// has listed. Local planes only (it is SIGKILL-able and its memory can be read).
+pub async fn api_process(env: &TestEnv, name: &str, extra: &[&str]) -> (OperatorProcess, String, String) {
+    let http = format!("127.0.0.1:{}", plane::free_port());
+    let grpc = format!("127.0.0.1:{}", plane::free_port());
+    let mut args = vec![
+        "api",
+        "--api-addr",
+        &http,
+        "--grpc-addr",
+        &grpc,
+        "--api-plain-http",
+        "--api-namespace",
+        &env.namespace,
+        "--api-default-namespace",
+        &env.namespace,
+    ];
+    args.extend_from_slice(extra);
+    let process = OperatorProcess::spawn(env, name, &api_token(env).await, &args);
+    let (http, grpc) = (format!("http://{http}"), format!("http://{grpc}"));
+    let admin = admin_token(env).await;
+    eventually(Duration::from_secs(60), "the API process answering", || async {
+        let resp = reqwest::Client::new()
+            .get(format!("{http}/apis/v1beta1/jobs"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .ok()?;
+        resp.status().is_success().then_some(())
+    })
+    .await;
+    (process, http, grpc)
+}
+
+impl OperatorProcess {
+    /// Resets its peak resident memory (VmHWM) to what it uses now, so `peak_rss` reports the
+    /// peak of what follows (Linux' `clear_refs`, value 5).
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").unwrap();
+    }
+}
