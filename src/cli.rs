@@ -216,8 +216,17 @@ pub struct ApiArgs {
     api_multi_user: bool,
     #[arg(long, env = "KUBEFLOW_USERID_HEADER", default_value = "kubeflow-userid")]
     api_userid_header: String,
+    /// Every header value must start with this ("" for none); it is removed from the user name.
     #[arg(long, env = "KUBEFLOW_USERID_PREFIX", default_value = "accounts.google.com:")]
     api_userid_prefix: String,
+    /// Addresses (CIDRs) the header is believed from: the proxy as this process sees it (Istio's
+    /// sidecar: 127.0.0.6/32). None: the header is refused, only tokens work.
+    #[arg(long, value_delimiter = ',')]
+    api_userid_trusted_proxies: Vec<ipnet::IpNet>,
+    /// Accept system: user names (nodes, service accounts, control-plane components) from the
+    /// header. Kubeflow's proxies never send them.
+    #[arg(long)]
+    api_userid_allow_system: bool,
 }
 
 impl ApiArgs {
@@ -241,9 +250,10 @@ impl ApiArgs {
                 istio_sidecar_off: self.api_istio_sidecar_off,
             },
             allow_anonymous: self.api_insecure_anonymous,
-            multi_user: self.api_multi_user.then(|| crate::api::auth::MultiUser {
-                header: self.api_userid_header.clone(),
-                prefix: self.api_userid_prefix.clone(),
+            multi_user: self.api_multi_user.then(|| crate::api::identity::MultiUser {
+                trusted_proxies: self.api_userid_trusted_proxies.clone(),
+                allow_system: self.api_userid_allow_system,
+                ..crate::api::identity::MultiUser::new(&self.api_userid_header, &self.api_userid_prefix)
             }),
         }
     }

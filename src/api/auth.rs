@@ -1,13 +1,13 @@
 //! Who is calling and what they may do, decided before any other work.
 //!
 //! - **Authentication**: a bearer token is checked with a TokenReview (made with the API's own
-//!   identity), or, in Kubeflow's multi-user mode, the user comes from the header a trusted
-//!   proxy sets (`kubeflow-userid`). An invalid token is a 401 at the cost of one TokenReview,
-//!   cached per token; nothing else is read.
+//!   identity), or, in Kubeflow's multi-user mode, the user comes from the header the trusted
+//!   proxy sets (`kubeflow-userid`; `identity` decides when it is believed). An invalid token
+//!   is a 401 at the cost of one TokenReview, cached per token; nothing else is read.
 //! - **Authorization**: a SubjectAccessReview for the user, verb and namespace, cached briefly.
 //! - **Acting**: writes (create, enable/disable, delete) are made as the caller: with their
-//!   token, or by impersonating the header's user. Kubernetes RBAC has the last word, and the
-//!   audit log names the user. Clients are reused per caller (bounded).
+//!   token, or by impersonating the user (by name only, never groups). Kubernetes RBAC has the
+//!   last word, and the audit log names the user. Clients are reused per caller (bounded).
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,13 +31,14 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// From a request's headers (HTTP headers or gRPC metadata): the bearer token of
-    /// `authorization`, and in multi-user mode the user in the trusted proxy's header.
+    /// From a request's headers (HTTP headers or gRPC metadata) and its peer: the bearer token
+    /// of `authorization`, and in multi-user mode the user the trusted proxy's header names
+    /// (`identity::proxied_user`; a header it refuses is a 401).
     pub fn from_headers(
         headers: &axum::http::HeaderMap,
-        _peer: Option<&crate::server::listen::Peer>,
+        peer: Option<&crate::server::listen::Peer>,
         multi_user: Option<&MultiUser>,
-    ) -> Caller {
+    ) -> Result<Caller, ApiError> {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -45,28 +46,19 @@ impl Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string);
-        let proxied_user = multi_user.and_then(|mu| {
-            headers
-                .get(mu.header.as_str())
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.strip_prefix(mu.prefix.as_str()).unwrap_or(v).to_string())
-                .filter(|u| !u.is_empty())
-        });
-        Caller { token, proxied_user }
+        let proxied_user = match multi_user {
+            Some(mu) => super::identity::proxied_user(headers, peer.map(|p| p.addr.ip()), mu)?,
+            None => None,
+        };
+        Ok(Caller { token, proxied_user })
     }
 }
 
-/// Kubeflow's multi-user mode: the user's identity comes from a trusted proxy's header (as
-/// KFP's `KUBEFLOW_USERID_HEADER`/`KUBEFLOW_USERID_PREFIX`), or from a token whose audience is
-/// `pipelines.kubeflow.org` (what the KFP SDK sends from a notebook).
-#[derive(Clone, Debug)]
-pub struct MultiUser {
-    pub header: String,
-    pub prefix: String,
-}
+pub use super::identity::MultiUser;
 
 /// Tokens with this audience are accepted in multi-user mode (KFP's).
 pub const KFP_AUDIENCE: &str = "pipelines.kubeflow.org";
+const AUTHENTICATED: &str = "system:authenticated";
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -177,6 +169,8 @@ impl Auth {
         if self.multi_user.is_some()
             && let Some(user) = self.review(token, Some(KFP_AUDIENCE)).await?
         {
+            // Impersonated by name only: RBAC for the impersonation names users (and, per
+            // namespace, service accounts), never groups.
             return Ok(Some(User {
                 acting: Acting::Impersonate,
                 ..user
@@ -208,6 +202,12 @@ impl Auth {
         if status.authenticated != Some(true) {
             return Ok(None);
         }
+        // An authenticator that ignores audiences answers without any (KFP checks this too).
+        if let Some(wanted) = audience
+            && !status.audiences.as_ref().is_some_and(|a| a.iter().any(|a| a == wanted))
+        {
+            return Ok(None);
+        }
         let info = status.user.unwrap_or_default();
         Ok(Some(User {
             name: info.username.unwrap_or_default(),
@@ -229,10 +229,15 @@ impl Auth {
     }
 
     async fn access_review(&self, user: &User, verb: &'static str, namespace: &str) -> Result<bool, ApiError> {
+        // An impersonated user is in `system:authenticated` as the API server will see them.
+        let mut groups = user.groups.clone();
+        if user.acting == Acting::Impersonate && !groups.iter().any(|g| g == AUTHENTICATED) {
+            groups.push(AUTHENTICATED.to_string());
+        }
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(user.name.clone()),
-                groups: Some(user.groups.clone()),
+                groups: Some(groups),
                 resource_attributes: Some(ResourceAttributes {
                     group: Some("kubeflow.org".into()),
                     resource: Some("scheduledworkflows".into()),
@@ -266,8 +271,10 @@ impl Auth {
                 };
             }
             Acting::Impersonate => {
+                // The user alone, never groups: the API server adds system:authenticated (and a
+                // service account's own groups).
                 config.auth_info.impersonate = Some(user.name.clone());
-                config.auth_info.impersonate_groups = (!user.groups.is_empty()).then(|| user.groups.clone());
+                config.auth_info.impersonate_groups = None;
             }
         }
         let client = Client::try_from(config).map_err(|e| ApiError::new(Code::Internal, format!("client: {e}")))?;

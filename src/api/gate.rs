@@ -71,7 +71,7 @@ impl Gate {
 
     async fn admit(&self, parts: &Parts, body: Body, call: Call<'_>) -> Result<Admitted, ApiError> {
         let peer = parts.extensions.get::<Peer>();
-        let caller = Caller::from_headers(&parts.headers, peer, self.api.multi_user());
+        let caller = Caller::from_headers(&parts.headers, peer, self.api.multi_user())?;
         let user = self.api.authenticate(&caller).await?;
         let declared = body::declared_length(&parts.headers);
         let read = body::read(body, declared, call.limit, self.limits.body_timeout, &self.budget)

@@ -5,6 +5,7 @@ pub mod error;
 pub mod gate;
 pub mod grpc;
 pub mod http;
+pub mod identity;
 pub mod index;
 pub mod list;
 pub mod proto;

@@ -440,35 +440,46 @@ async fn grpc_reflection_lists_the_job_service() {
     assert!(names.contains(&"api.JobService".to_string()), "{names:?}");
 }
 
+/// The trusted proxy in these tests: Istio's sidecar forwards from 127.0.0.6.
+const PROXY: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 6));
+
+/// A client whose connections come from the trusted proxy's address.
+fn from_proxy() -> reqwest::Client {
+    reqwest::Client::builder().local_address(PROXY).build().unwrap()
+}
+
+/// Multi-user mode as deploy/multi-user sets it: KFP's header and prefix, believed from 127.0.0.6.
+fn multi_user_settings() -> ApiSettings {
+    ApiSettings {
+        multi_user: Some(swf_operator::api::identity::MultiUser {
+            trusted_proxies: vec!["127.0.0.6/32".parse().unwrap()],
+            ..swf_operator::api::identity::MultiUser::new("kubeflow-userid", "accounts.google.com:")
+        }),
+        ..Default::default()
+    }
+}
+
+/// deploy/multi-user's RBAC for the API (impersonation of users; of service accounts, a
+/// ClusterRole to bind per namespace).
+fn apply_multi_user_rbac(env: &TestEnv) {
+    for file in ["impersonation.yaml", "serviceaccount-impersonation.yaml"] {
+        let path = common::repo_root().join("deploy/multi-user").join(file);
+        common::kubectl(env.plane, &["apply", "-f", path.to_str().unwrap()]);
+    }
+}
+
 /// Kubeflow's multi-user mode: identity from the trusted proxy's header, or from a token for
 /// KFP's audience; the API acts for the user by impersonation (deploy/multi-user).
 #[tokio::test]
 async fn multi_user_mode_acts_for_the_header_or_kfp_audience_user() {
     let env = common::env("api-multi-user").await;
-    common::kubectl(
-        env.plane,
-        &[
-            "apply",
-            "-f",
-            common::repo_root()
-                .join("deploy/multi-user/impersonation.yaml")
-                .to_str()
-                .unwrap(),
-        ],
-    );
-    let settings = ApiSettings {
-        multi_user: Some(swf_operator::api::auth::MultiUser {
-            header: "kubeflow-userid".into(),
-            prefix: "accounts.google.com:".into(),
-        }),
-        ..Default::default()
-    };
-    let url = start(&env, settings).await;
+    apply_multi_user_rbac(&env);
+    let url = start(&env, multi_user_settings()).await;
     common::grant_swf_access(&env.client, &env.namespace, "alice@example.com").await;
     let as_header = |user: &'static str, method: reqwest::Method, path: String, body: Option<Value>| {
         let url = url.clone();
         async move {
-            let mut req = reqwest::Client::new()
+            let mut req = from_proxy()
                 .request(method, format!("{url}{path}"))
                 .header("kubeflow-userid", format!("accounts.google.com:{user}"));
             if let Some(b) = body {
@@ -521,6 +532,19 @@ async fn multi_user_mode_acts_for_the_header_or_kfp_audience_user() {
         &format!("system:serviceaccount:{}:{sa}", env.namespace),
     )
     .await;
+    // The namespace lets the API act as its service accounts (serviceaccount-impersonation.yaml).
+    common::kubectl(
+        env.plane,
+        &[
+            "-n",
+            &env.namespace,
+            "create",
+            "rolebinding",
+            "swf-operator-api-impersonation",
+            "--clusterrole=swf-operator-api-impersonate-serviceaccounts",
+            "--serviceaccount=swf-system:swf-operator-api",
+        ],
+    );
     let request: k8s_openapi::api::authentication::v1::TokenRequest =
         serde_json::from_value(json!({"spec": {"audiences": ["pipelines.kubeflow.org"], "expirationSeconds": 3600}}))
             .unwrap();
@@ -968,4 +992,156 @@ async fn slow_bodies_do_not_hold_the_api() {
         70 - count(401) - count(408)
     );
     assert_eq!((count(401), count(408)), (35, 35), "{answers:?}");
+}
+
+/// Multi-user mode believes the kubeflow-userid header only from the trusted proxy, and only
+/// a plain user: a forged header is a 401 whoever sends it and whatever token comes with it,
+/// and the API's own account may impersonate users, not groups, not service accounts.
+#[tokio::test]
+async fn a_forged_userid_header_is_refused_and_no_group_can_be_impersonated() {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let env = common::env("api-forged-header").await;
+    apply_multi_user_rbac(&env);
+    let url = start(&env, multi_user_settings()).await;
+    common::grant_swf_access(&env.client, &env.namespace, "alice@example.com").await;
+    common::grant_swf_access(&env.client, &env.namespace, "bob").await;
+    let bob = common::user_token(&env, "bob").await;
+    let list = format!(
+        "{url}/apis/v1beta1/jobs?resource_reference_key.type=NAMESPACE&resource_reference_key.id={}",
+        env.namespace
+    );
+    let send = |client: reqwest::Client, values: Vec<&'static str>, token: Option<String>| {
+        let list = list.clone();
+        async move {
+            let mut req = client.get(&list);
+            for v in values {
+                req = req.header("kubeflow-userid", v);
+            }
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let alice = "accounts.google.com:alice@example.com";
+    let cases: Vec<(&str, reqwest::Client, Vec<&'static str>, Option<String>)> = vec![
+        ("forged, from anyone", reqwest::Client::new(), vec![alice], None),
+        (
+            "forged, with bob's valid token",
+            reqwest::Client::new(),
+            vec![alice],
+            Some(bob.clone()),
+        ),
+        ("no prefix", from_proxy(), vec!["alice@example.com"], None),
+        (
+            "a controller's service account",
+            from_proxy(),
+            vec!["accounts.google.com:system:serviceaccount:kube-system:generic-garbage-collector"],
+            None,
+        ),
+        (
+            "a control-plane component",
+            from_proxy(),
+            vec!["accounts.google.com:system:kube-controller-manager"],
+            None,
+        ),
+        (
+            "a forged copy before the proxy's",
+            from_proxy(),
+            vec!["accounts.google.com:mallory@example.com", alice],
+            None,
+        ),
+    ];
+    for (what, client, values, token) in cases {
+        let (status, body) = send(client, values, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+        println!("{what}: 401 {}", body["message"]);
+    }
+    let (status, page) = send(from_proxy(), vec![alice], None).await;
+    assert_eq!(status, StatusCode::OK, "the proxy's header: {page}");
+    let (status, _) = send(reqwest::Client::new(), vec![], Some(bob)).await;
+    assert_eq!(status, StatusCode::OK, "a token without the header");
+
+    // What the API's account may impersonate (kubectl auth can-i impersonate ... --as it).
+    let api_user = "system:serviceaccount:swf-system:swf-operator-api";
+    let can = |resource: &'static str, name: &'static str, namespace: Option<&'static str>| {
+        let client = env.client.clone();
+        async move {
+            let review: SubjectAccessReview = serde_json::from_value(json!({"spec": {"user": api_user,
+                "resourceAttributes": {"verb": "impersonate", "resource": resource, "name": name,
+                    "namespace": namespace}}}))
+            .unwrap();
+            kube::Api::<SubjectAccessReview>::all(client)
+                .create(&Default::default(), &review)
+                .await
+                .unwrap()
+                .status
+                .is_some_and(|s| s.allowed)
+        }
+    };
+    assert!(can("users", "alice@example.com", None).await, "users: yes");
+    assert!(!can("groups", "system:masters", None).await, "groups: no");
+    assert!(
+        !can("serviceaccounts", "generic-garbage-collector", Some("kube-system")).await,
+        "service accounts: not cluster-wide"
+    );
+}
+
+/// deploy/multi-user installs its policies: the sidecar, mTLS, the header only from the
+/// gateway, a NetworkPolicy, and the API told to believe the header only from the sidecar.
+#[tokio::test]
+async fn the_multi_user_overlay_installs_its_policies() {
+    let env = common::env("api-overlay").await;
+    let overlay = common::repo_root().join("deploy/multi-user");
+    let rendered = common::kubectl(env.plane, &["kustomize", overlay.to_str().unwrap()]);
+    let docs: Vec<Value> = swf_operator::manifest::parse_yaml_documents(&rendered)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} missing"))
+            .clone()
+    };
+    let policy = find("AuthorizationPolicy", "swf-operator-api");
+    assert_eq!(
+        policy["spec"]["rules"][1]["when"][0],
+        json!({"key": "request.headers[kubeflow-userid]", "notValues": ["*"]})
+    );
+    assert_eq!(
+        find("PeerAuthentication", "swf-operator-api")["spec"]["mtls"]["mode"],
+        "STRICT"
+    );
+    let api = find("Deployment", "swf-operator-api");
+    let args = &api["spec"]["template"]["spec"]["containers"][0]["args"];
+    for arg in [
+        "--api-multi-user",
+        "--api-userid-trusted-proxies=127.0.0.6/32",
+        "--api-plain-http",
+    ] {
+        assert!(args.as_array().unwrap().contains(&json!(arg)), "{arg}: {args}");
+    }
+    assert_eq!(
+        api["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"],
+        "true"
+    );
+    let rules = &find("ClusterRole", "swf-operator-api-impersonation")["rules"];
+    assert_eq!(
+        rules,
+        &json!([{"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]}])
+    );
+    // The NetworkPolicy is one the API server accepts (Istio's kinds need Istio's CRDs).
+    let netpol = find("NetworkPolicy", "swf-operator-api");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_vec(&netpol).unwrap()).unwrap();
+    let ns = find("Namespace", "swf-system");
+    let ns_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ns_file.path(), serde_json::to_vec(&ns).unwrap()).unwrap();
+    common::kubectl(env.plane, &["apply", "-f", ns_file.path().to_str().unwrap()]);
+    common::kubectl(
+        env.plane,
+        &["apply", "--dry-run=server", "-f", file.path().to_str().unwrap()],
+    );
 }
