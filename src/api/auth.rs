@@ -82,9 +82,24 @@ pub enum Acting {
 const AUTHN_TTL: Duration = Duration::from_secs(30);
 const AUTHZ_TTL: Duration = Duration::from_secs(10);
 const CLIENT_TTL: Duration = Duration::from_secs(600);
-/// Cached entries at most (each cache).
-const CACHED: u64 = 10_000;
+/// Bytes each cache may hold (of user names, groups, tokens and namespaces).
+const CACHED_BYTES: u64 = 16 << 20;
 const CLIENTS: u64 = 256;
+/// The longest bearer token reviewed (Kubernetes' are about 1 KiB; OIDC ID tokens a few).
+pub const MAX_TOKEN_BYTES: usize = 16 << 10;
+
+/// What a cached user costs, in bytes (for the caches' bounds).
+fn weight(user: &User) -> usize {
+    let token = match &user.acting {
+        Acting::Token(t) => t.len(),
+        _ => 0,
+    };
+    64 + user.name.len() + token + user.groups.iter().map(|g| g.len() + 24).sum::<usize>()
+}
+
+fn weight_u32(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
 
 pub struct Auth {
     base: kube::Config,
@@ -109,11 +124,15 @@ impl Auth {
             allow_anonymous,
             multi_user,
             tokens: AsyncCache::builder()
-                .max_capacity(CACHED)
+                .max_capacity(CACHED_BYTES)
+                .weigher(|_, user: &Option<User>| weight_u32(32 + user.as_ref().map_or(0, weight)))
                 .time_to_live(AUTHN_TTL)
                 .build(),
             reviews: AsyncCache::builder()
-                .max_capacity(CACHED)
+                .max_capacity(CACHED_BYTES)
+                .weigher(|(user, _, namespace): &(User, &'static str, String), _| {
+                    weight_u32(weight(user) + namespace.len())
+                })
                 .time_to_live(AUTHZ_TTL)
                 .build(),
             clients: Cache::builder().max_capacity(CLIENTS).time_to_idle(CLIENT_TTL).build(),
@@ -134,6 +153,10 @@ impl Auth {
             });
         }
         match &caller.token {
+            Some(token) if token.len() > MAX_TOKEN_BYTES => Err(ApiError::new(
+                Code::Unauthenticated,
+                "the bearer token is not valid (longer than any token this API reviews)",
+            )),
             Some(token) => self.review_token(token).await,
             None if self.allow_anonymous => Ok(User {
                 name: "swf-operator:anonymous".into(),

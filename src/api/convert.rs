@@ -144,7 +144,12 @@ fn apply_references(
             )));
         }
         match kind {
-            ResourceType::Namespace => namespace = Some(key.id),
+            ResourceType::Namespace => {
+                if let Some(problem) = super::names::namespace_problem("resource_references", &key.id) {
+                    return Err(ApiError::invalid(problem));
+                }
+                namespace = Some(key.id);
+            }
             ResourceType::Experiment => spec.experiment_id = Some(key.id),
             ResourceType::Pipeline => spec.pipeline_id = Some(key.id),
             ResourceType::PipelineVersion => spec.pipeline_version_id = Some(key.id),
@@ -575,6 +580,10 @@ mod tests {
             (
                 serde_json::json!({"resource_references": [{"key": {"type": "JOB", "id": "x"}}]}),
                 "not supported for jobs",
+            ),
+            (
+                serde_json::json!({"resource_references": [{"key": {"type": "NAMESPACE", "id": "Team_A"}}]}),
+                "is not a valid namespace name",
             ),
         ];
         for (patch, want) in cases {

@@ -8,6 +8,7 @@ pub mod http;
 pub mod identity;
 pub mod index;
 pub mod list;
+pub mod names;
 pub mod proto;
 pub mod service;
 pub mod wire;

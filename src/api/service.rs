@@ -181,7 +181,16 @@ impl JobApi {
         };
         match ResourceType::try_from(key.r#type).unwrap_or(ResourceType::UnknownResourceType) {
             ResourceType::UnknownResourceType if key.id.is_empty() => Ok((default()?, None)),
-            ResourceType::Namespace if !key.id.is_empty() => Ok((key.id, None)),
+            // Checked before it is reviewed or cached: a namespace name is a DNS label.
+            ResourceType::Namespace if !key.id.is_empty() => {
+                match super::names::namespace_problem("resource_reference_key.id", &key.id) {
+                    Some(problem) => Err(ApiError::invalid(problem)),
+                    None => Ok((key.id, None)),
+                }
+            }
+            ResourceType::Experiment if key.id.len() > MAX_EXPERIMENT_ID => Err(ApiError::invalid(format!(
+                "resource_reference_key.id: an experiment id has at most {MAX_EXPERIMENT_ID} characters"
+            ))),
             ResourceType::Experiment if !key.id.is_empty() => Ok((default()?, Some(key.id))),
             other => Err(ApiError::invalid(format!(
                 "resource_reference_key: {} {:?} is not supported (use NAMESPACE or EXPERIMENT with an id)",
@@ -227,6 +236,9 @@ impl JobApi {
         }
     }
 }
+
+/// KFP's experiment ids are UUIDs; anything much longer is not one.
+const MAX_EXPERIMENT_ID: usize = 256;
 
 fn names(obj: &SwfObject) -> (String, String) {
     (

@@ -1145,3 +1145,78 @@ async fn the_multi_user_overlay_installs_its_policies() {
         &["apply", "--dry-run=server", "-f", file.path().to_str().unwrap()],
     );
 }
+
+/// Names are checked before anything is spent on them: a ListJobs for a namespace that cannot
+/// exist (60 KB long, or not a DNS label), over HTTP or gRPC, is a 400 that costs no
+/// SubjectAccessReview (and so no cache entry); a create naming one is a 400; a token longer
+/// than any real one is a 401 without a TokenReview.
+#[tokio::test]
+async fn invalid_names_and_tokens_cost_no_review() {
+    use swf_operator::api::proto::{ListJobsRequest, ResourceKey, job_service_client::JobServiceClient};
+    let Some(env) = common::private_env("api-names").await else {
+        return;
+    };
+    let (url, grpc) = common::start_job_api_with(&env, ApiSettings::default(), None).await;
+    let carol = common::user_token(&env, "carol").await;
+    let list = |namespace: String| {
+        format!("/apis/v1beta1/jobs?resource_reference_key.type=NAMESPACE&resource_reference_key.id={namespace}")
+    };
+    // Warm up carol's token (one TokenReview, cached).
+    call(&url, reqwest::Method::GET, &list("default".into()), Some(&carol), None).await;
+    let before = env.plane.request_counts();
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let huge = format!("{i}{}", "x".repeat(60_000));
+        let (status, body) = call(&url, reqwest::Method::GET, &list(huge), Some(&carol), None).await;
+        let echoed = body["message"].as_str().unwrap_or_default().len();
+        assert!(echoed < 300, "the answer repeats the name: {echoed} bytes");
+        statuses.push(status);
+    }
+    let (status, body) = call(&url, reqwest::Method::GET, &list("Team_A".into()), Some(&carol), None).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("not a valid namespace name"),
+        "{body}"
+    );
+    statuses.push(status);
+    let (status, _) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&carol),
+        Some(job("x", Some("Team_A"))),
+    )
+    .await;
+    statuses.push(status);
+    let mut client = JobServiceClient::connect(grpc).await.unwrap();
+    let mut request = tonic::Request::new(ListJobsRequest {
+        resource_reference_key: Some(ResourceKey {
+            r#type: 1,
+            id: "y".repeat(60_000),
+        }),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {carol}").parse().unwrap());
+    let code = client.list_jobs(request).await.unwrap_err().code();
+    let (long_token, _) = call(
+        &url,
+        reqwest::Method::GET,
+        &list("default".into()),
+        Some(&"t".repeat(20_000)),
+        None,
+    )
+    .await;
+    let after = env.plane.request_counts();
+    let (reviews, tokens) = (
+        delta(&before, &after, "POST", "subjectaccessreviews"),
+        delta(&before, &after, "POST", "tokenreviews"),
+    );
+    println!(
+        "invalid names: statuses {statuses:?}, gRPC {code:?}, long token {long_token}; {reviews} SubjectAccessReviews, {tokens} TokenReviews"
+    );
+    assert!(statuses.iter().all(|s| *s == StatusCode::BAD_REQUEST), "{statuses:?}");
+    assert_eq!(code, tonic::Code::InvalidArgument);
+    assert_eq!(long_token, StatusCode::UNAUTHORIZED);
+    assert_eq!((reviews, tokens), (0.0, 0.0), "nothing reviewed");
+}
