@@ -79,8 +79,21 @@ pub enum Acting {
     Own,
 }
 
-const AUTHN_TTL: Duration = Duration::from_secs(30);
-const AUTHZ_TTL: Duration = Duration::from_secs(10);
+/// How old a cached answer a read may use; writes always ask again (`Freshness::Now`).
+pub const AUTHN_TTL: Duration = Duration::from_secs(5);
+pub const AUTHZ_TTL: Duration = Duration::from_secs(5);
+
+/// How recent an answer about a caller must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Reads: an answer up to `AUTHN_TTL`/`AUTHZ_TTL` old (a revoked token or rule stops
+    /// working for reads within that).
+    Cached,
+    /// Writes: asked now, so a deleted ServiceAccount's token or a removed rule stops them at
+    /// once, even where the API acts by impersonation (which the API server cannot tie to a
+    /// token).
+    Now,
+}
 const CLIENT_TTL: Duration = Duration::from_secs(600);
 /// Bytes each cache may hold (of user names, groups, tokens and namespaces).
 const CACHED_BYTES: u64 = 16 << 20;
@@ -144,7 +157,7 @@ impl Auth {
     }
 
     /// The caller, authenticated; 401 otherwise.
-    pub async fn authenticate(&self, caller: &Caller) -> Result<User, ApiError> {
+    pub async fn authenticate(&self, caller: &Caller, freshness: Freshness) -> Result<User, ApiError> {
         if let (Some(_), Some(user)) = (&self.multi_user, &caller.proxied_user) {
             return Ok(User {
                 name: user.clone(),
@@ -157,7 +170,7 @@ impl Auth {
                 Code::Unauthenticated,
                 "the bearer token is not valid (longer than any token this API reviews)",
             )),
-            Some(token) => self.review_token(token).await,
+            Some(token) => self.review_token(token, freshness).await,
             None if self.allow_anonymous => Ok(User {
                 name: "swf-operator:anonymous".into(),
                 groups: Vec::new(),
@@ -170,12 +183,19 @@ impl Auth {
         }
     }
 
-    async fn review_token(&self, token: &str) -> Result<User, ApiError> {
-        let user = self
-            .tokens
-            .try_get_with(digest(token), self.token_review(token))
-            .await
-            .map_err(|e: Arc<ApiError>| (*e).clone())?;
+    async fn review_token(&self, token: &str, freshness: Freshness) -> Result<User, ApiError> {
+        let user = match freshness {
+            Freshness::Cached => self
+                .tokens
+                .try_get_with(digest(token), self.token_review(token))
+                .await
+                .map_err(|e: Arc<ApiError>| (*e).clone())?,
+            Freshness::Now => {
+                let user = self.token_review(token).await?;
+                self.tokens.insert(digest(token), user.clone()).await;
+                user
+            }
+        };
         user.ok_or_else(|| ApiError::new(Code::Unauthenticated, "the bearer token is not valid"))
     }
 
@@ -240,15 +260,29 @@ impl Auth {
     }
 
     /// Whether `user` may `verb` ScheduledWorkflows in `namespace` (a SubjectAccessReview).
-    pub async fn allowed(&self, user: &User, verb: &'static str, namespace: &str) -> Result<bool, ApiError> {
+    pub async fn allowed(
+        &self,
+        user: &User,
+        verb: &'static str,
+        namespace: &str,
+        freshness: Freshness,
+    ) -> Result<bool, ApiError> {
         if user.acting == Acting::Own {
             return Ok(true);
         }
         let key = (user.clone(), verb, namespace.to_string());
-        self.reviews
-            .try_get_with(key, self.access_review(user, verb, namespace))
-            .await
-            .map_err(|e: Arc<ApiError>| (*e).clone())
+        match freshness {
+            Freshness::Cached => self
+                .reviews
+                .try_get_with(key, self.access_review(user, verb, namespace))
+                .await
+                .map_err(|e: Arc<ApiError>| (*e).clone()),
+            Freshness::Now => {
+                let allowed = self.access_review(user, verb, namespace).await?;
+                self.reviews.insert(key, allowed).await;
+                Ok(allowed)
+            }
+        }
     }
 
     async fn access_review(&self, user: &User, verb: &'static str, namespace: &str) -> Result<bool, ApiError> {

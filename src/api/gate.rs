@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
     Limits,
-    auth::{Caller, User},
+    auth::{Caller, Freshness, User},
     error::{ApiError, Code},
     service::JobApi,
     wire,
@@ -37,10 +37,11 @@ pub struct Gate {
     schema: wire::Schema,
 }
 
-/// What one call may bring.
+/// What one call may bring, and whether it writes (then who is calling is asked anew).
 struct Call<'a> {
     limit: usize,
     shape: Shape<'a>,
+    writes: bool,
 }
 
 enum Shape<'a> {
@@ -72,7 +73,8 @@ impl Gate {
     async fn admit(&self, parts: &Parts, body: Body, call: Call<'_>) -> Result<Admitted, ApiError> {
         let peer = parts.extensions.get::<Peer>();
         let caller = Caller::from_headers(&parts.headers, peer, self.api.multi_user())?;
-        let user = self.api.authenticate(&caller).await?;
+        let freshness = if call.writes { Freshness::Now } else { Freshness::Cached };
+        let user = self.api.authenticate(&caller, freshness).await?;
         let declared = body::declared_length(&parts.headers);
         let read = body::read(body, declared, call.limit, self.limits.body_timeout, &self.budget)
             .await
@@ -113,6 +115,7 @@ impl Gate {
                 self.limits.max_small_body
             },
             shape: Shape::Json,
+            writes: parts.method != axum::http::Method::GET,
         }
     }
 
@@ -124,9 +127,11 @@ impl Gate {
         } else {
             self.limits.max_small_body
         };
+        let reads = [".api.GetJobRequest", ".api.ListJobsRequest"];
         Some(Call {
             limit,
             shape: Shape::Grpc(message),
+            writes: !reads.contains(&message),
         })
     }
 }

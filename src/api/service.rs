@@ -12,7 +12,7 @@ use kube::{
 };
 
 use super::{
-    auth::{Auth, Caller, MultiUser, User},
+    auth::{Auth, Caller, Freshness, MultiUser, User},
     convert,
     error::{ApiError, Code},
     index::Index,
@@ -70,9 +70,10 @@ impl JobApi {
         self.auth.multi_user()
     }
 
-    /// Who is calling (the gate asks before it reads a body); 401 otherwise.
-    pub async fn authenticate(&self, caller: &Caller) -> Result<User, ApiError> {
-        self.auth.authenticate(caller).await
+    /// Who is calling (the gate asks before it reads a body; for a write, `Freshness::Now`);
+    /// 401 otherwise.
+    pub async fn authenticate(&self, caller: &Caller, freshness: Freshness) -> Result<User, ApiError> {
+        self.auth.authenticate(caller, freshness).await
     }
 
     fn in_scope(&self, namespace: &str) -> Result<(), ApiError> {
@@ -86,10 +87,15 @@ impl JobApi {
     }
 
     /// The job with `id`, if `user` may read it; otherwise a 404 that does not say which.
-    async fn readable(&self, user: &User, id: &str) -> Result<std::sync::Arc<SwfObject>, ApiError> {
+    async fn readable(
+        &self,
+        user: &User,
+        id: &str,
+        freshness: Freshness,
+    ) -> Result<std::sync::Arc<SwfObject>, ApiError> {
         let obj = self.index.by_uid(id).ok_or_else(|| ApiError::not_found(id))?;
         let ns = obj.metadata.namespace.clone().unwrap_or_default();
-        if self.in_scope(&ns).is_err() || !self.auth.allowed(user, "get", &ns).await? {
+        if self.in_scope(&ns).is_err() || !self.auth.allowed(user, "get", &ns, freshness).await? {
             return Err(ApiError::not_found(id));
         }
         Ok(obj)
@@ -134,13 +140,13 @@ impl JobApi {
     }
 
     pub async fn get_job(&self, user: &User, id: &str) -> Result<Job, ApiError> {
-        Ok(convert::swf_to_job(&*self.readable(user, id).await?))
+        Ok(convert::swf_to_job(&*self.readable(user, id, Freshness::Cached).await?))
     }
 
     pub async fn list_jobs(&self, user: &User, req: &ListJobsRequest) -> Result<ListJobsResponse, ApiError> {
         let (namespace, experiment) = self.list_scope(req)?;
         self.in_scope(&namespace)?;
-        if !self.auth.allowed(user, "list", &namespace).await? {
+        if !self.auth.allowed(user, "list", &namespace, Freshness::Cached).await? {
             return Err(ApiError::new(
                 Code::PermissionDenied,
                 format!("{} may not list jobs in namespace {namespace}", user.name),
@@ -201,7 +207,7 @@ impl JobApi {
     }
 
     pub async fn set_enabled(&self, user: &User, id: &str, enabled: bool) -> Result<(), ApiError> {
-        let obj = self.readable(user, id).await?;
+        let obj = self.readable(user, id, Freshness::Now).await?;
         let (ns, name) = names(&obj);
         let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
         // The uid in the patch is a precondition: a recreated object of the same name is not
@@ -218,7 +224,7 @@ impl JobApi {
     }
 
     pub async fn delete_job(&self, user: &User, id: &str) -> Result<(), ApiError> {
-        let obj = self.readable(user, id).await?;
+        let obj = self.readable(user, id, Freshness::Now).await?;
         let (ns, name) = names(&obj);
         let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
         // Background cascade: the runs go too (KFP's default for custom resources).

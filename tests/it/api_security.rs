@@ -1199,6 +1199,7 @@ async fn invalid_names_and_tokens_cost_no_review() {
         .metadata_mut()
         .insert("authorization", format!("Bearer {carol}").parse().unwrap());
     let code = client.list_jobs(request).await.unwrap_err().code();
+    let after = env.plane.request_counts();
     let (long_token, _) = call(
         &url,
         reqwest::Method::GET,
@@ -1207,10 +1208,10 @@ async fn invalid_names_and_tokens_cost_no_review() {
         None,
     )
     .await;
-    let after = env.plane.request_counts();
+    let last = env.plane.request_counts();
     let (reviews, tokens) = (
         delta(&before, &after, "POST", "subjectaccessreviews"),
-        delta(&before, &after, "POST", "tokenreviews"),
+        delta(&after, &last, "POST", "tokenreviews"),
     );
     println!(
         "invalid names: statuses {statuses:?}, gRPC {code:?}, long token {long_token}; {reviews} SubjectAccessReviews, {tokens} TokenReviews"
@@ -1218,5 +1219,116 @@ async fn invalid_names_and_tokens_cost_no_review() {
     assert!(statuses.iter().all(|s| *s == StatusCode::BAD_REQUEST), "{statuses:?}");
     assert_eq!(code, tonic::Code::InvalidArgument);
     assert_eq!(long_token, StatusCode::UNAUTHORIZED);
-    assert_eq!((reviews, tokens), (0.0, 0.0), "nothing reviewed");
+    assert_eq!(reviews, 0.0, "no access reviewed for a name that cannot exist");
+    assert_eq!(tokens, 0.0, "no TokenReview for the over-long token");
+}
+
+/// Writes ask again who is calling: a notebook's token for KFP's audience (the API acts by
+/// impersonation, so the API server never sees the token) stops creating and changing jobs
+/// as soon as the API server stops vouching for it once its ServiceAccount is deleted, not
+/// when a review cached by the API expires. Reads may use an answer up to `AUTHN_TTL` old.
+#[tokio::test]
+async fn writes_do_not_outlive_a_deleted_service_account_by_a_cached_review() {
+    use k8s_openapi::api::{authentication::v1::TokenRequest, core::v1::ServiceAccount};
+    let env = common::env("api-fresh-writes").await;
+    apply_multi_user_rbac(&env);
+    common::kubectl(
+        env.plane,
+        &[
+            "-n",
+            &env.namespace,
+            "create",
+            "rolebinding",
+            "swf-operator-api-impersonation",
+            "--clusterrole=swf-operator-api-impersonate-serviceaccounts",
+            "--serviceaccount=swf-system:swf-operator-api",
+        ],
+    );
+    let url = start(&env, multi_user_settings()).await;
+    let sas: kube::Api<ServiceAccount> = kube::Api::namespaced(env.client.clone(), &env.namespace);
+    sas.create(
+        &Default::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "notebook"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let sa_user = format!("system:serviceaccount:{}:notebook", env.namespace);
+    common::grant_swf_access(&env.client, &env.namespace, &sa_user).await;
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": ["pipelines.kubeflow.org"], "expirationSeconds": 3600}}))
+            .unwrap();
+    let token = sas
+        .create_token_request("notebook", &Default::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let list = format!(
+        "/apis/v1beta1/jobs?resource_reference_key.type=NAMESPACE&resource_reference_key.id={}",
+        env.namespace
+    );
+    let (status, created) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&token),
+        Some(job("before", Some(&env.namespace))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(&url, reqwest::Method::GET, &list, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+
+    sas.delete("notebook", &Default::default()).await.unwrap();
+    let deleted = std::time::Instant::now();
+    let mut created = 0;
+    let writes_for = eventually(Duration::from_secs(60), "writes refused", || {
+        created += 1;
+        let (url, token, ns) = (url.clone(), token.clone(), env.namespace.clone());
+        async move {
+            let body = job(&format!("after-{created}"), Some(&ns));
+            let (status, body) = call(
+                &url,
+                reqwest::Method::POST,
+                "/apis/v1beta1/jobs",
+                Some(&token),
+                Some(body),
+            )
+            .await;
+            match status {
+                StatusCode::UNAUTHORIZED => Some(deleted.elapsed()),
+                StatusCode::OK => None,
+                other => panic!("{other}: {body}"),
+            }
+        }
+    })
+    .await;
+    let (disable, _) = call(
+        &url,
+        reqwest::Method::POST,
+        &format!("/apis/v1beta1/jobs/{id}/disable"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(disable, StatusCode::UNAUTHORIZED);
+    let reads_for = eventually(Duration::from_secs(60), "reads refused too", || async {
+        let (status, _) = call(&url, reqwest::Method::GET, &list, Some(&token), None).await;
+        (status == StatusCode::UNAUTHORIZED).then(|| deleted.elapsed())
+    })
+    .await;
+    println!("a deleted ServiceAccount's token: writes refused after {writes_for:?}, reads after {reads_for:?}");
+    // The API server itself keeps authenticating such a token for 10 s (its token cache):
+    // writes add nothing to that; reads add at most AUTHN_TTL.
+    let api_server_cache = Duration::from_secs(10);
+    let slack = Duration::from_secs(4);
+    assert!(writes_for <= api_server_cache + slack, "{writes_for:?}");
+    assert!(
+        reads_for <= api_server_cache + swf_operator::api::auth::AUTHN_TTL + slack,
+        "{reads_for:?}"
+    );
 }
