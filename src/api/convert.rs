@@ -269,18 +269,6 @@ fn kfp_create_changes(manifest: &mut Value, opts: &CreateOptions) {
     }
 }
 
-/// The service accounts a job's runs would use (`spec.serviceAccount`, the workflow's own).
-pub fn service_accounts(swf: &ScheduledWorkflow) -> Vec<String> {
-    let mut out: Vec<String> = swf.spec.service_account.iter().cloned().collect();
-    if let Some(Value::String(text)) = swf.spec.workflow.as_ref().and_then(|w| w.spec.as_ref())
-        && let Ok(wf) = crate::manifest::parse(text)
-        && let Some(sa) = wf.pointer("/spec/serviceAccountName").and_then(Value::as_str)
-    {
-        out.push(sa.to_string());
-    }
-    out
-}
-
 /// A trigger, with KFP's checks (robfig cron, interval at least 1 s).
 fn trigger_from(t: &trigger::Trigger) -> Result<crd::Trigger, ApiError> {
     let times = |start: &Option<pbjson_types::Timestamp>, end: &Option<pbjson_types::Timestamp>, kind: &str| {

@@ -1,4 +1,5 @@
 //! KFP's v1beta1 JobService (HTTP + gRPC) over ScheduledWorkflow resources.
+pub mod accounts;
 pub mod auth;
 pub mod convert;
 pub mod error;

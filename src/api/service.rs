@@ -122,21 +122,25 @@ impl JobApi {
     }
 
     /// A job must not run as the API's (or operator's) own service account in its namespace:
-    /// that would hand a user's workflow the operator's rights.
+    /// that would hand a user's workflow the operator's rights. Every place a run names an
+    /// account counts (`accounts`); there, a name that is not literal cannot be checked.
     fn refuse_own_identity(&self, ns: &str, swf: &ScheduledWorkflow) -> Result<(), ApiError> {
-        let Some(own_ns) = &self.settings.own_namespace else {
+        let Some(own_ns) = self.settings.own_namespace.as_ref().filter(|own| *own == ns) else {
             return Ok(());
         };
+        let found = super::accounts::of(&swf.spec);
         let refused = &self.settings.refused_service_accounts;
-        match convert::service_accounts(swf)
-            .into_iter()
-            .find(|sa| refused.contains(sa))
-        {
-            Some(sa) if ns == own_ns => Err(ApiError::invalid(format!(
-                "service_account: {sa} is the operator's own service account in {own_ns} and cannot run jobs"
-            ))),
-            _ => Ok(()),
+        if let Some((sa, path)) = found.named.iter().find(|(sa, _)| refused.contains(sa)) {
+            return Err(ApiError::invalid(format!(
+                "{path}: {sa} is the operator's own service account in {own_ns} and cannot run jobs"
+            )));
         }
+        if let Some(path) = found.unchecked.first() {
+            return Err(ApiError::invalid(format!(
+                "{path}: in {own_ns}, where the operator's own service accounts are, a run's service account must be a literal name (this one is an expression or cannot be read)"
+            )));
+        }
+        Ok(())
     }
 
     pub async fn get_job(&self, user: &User, id: &str) -> Result<Job, ApiError> {

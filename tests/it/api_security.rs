@@ -1332,3 +1332,83 @@ async fn writes_do_not_outlive_a_deleted_service_account_by_a_cached_review() {
         "{reads_for:?}"
     );
 }
+
+/// A job may not run as the operator's own service accounts in their namespace, wherever the
+/// run names the account: a Job's pod (either field), an Argo template, its executor, a pod
+/// spec patch; and there, a name that is an expression is refused (it cannot be checked).
+#[tokio::test]
+async fn the_operators_account_is_refused_wherever_a_run_names_it() {
+    let env = common::env("api-own-account").await;
+    let settings = ApiSettings {
+        own_namespace: Some(env.namespace.clone()),
+        refused_service_accounts: vec!["swf-operator".into()],
+        ..Default::default()
+    };
+    let url = start(&env, settings).await;
+    let admin = common::admin_token(&env).await;
+    let with_manifest = |name: &str, manifest: Value| {
+        let mut j = job(name, Some(&env.namespace));
+        j["pipeline_spec"]["workflow_manifest"] = json!(manifest.to_string());
+        j
+    };
+    let argo = |spec: Value| {
+        let mut wf = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}});
+        for (k, v) in spec.as_object().unwrap() {
+            wf["spec"][k] = v.clone();
+        }
+        wf
+    };
+    let job_pod = |pod: Value| json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": pod}}});
+    let busybox = json!([{"name": "c", "image": "busybox"}]);
+    let refused = [
+        (
+            "a Job's pod",
+            job_pod(json!({"serviceAccountName": "swf-operator", "containers": busybox})),
+        ),
+        (
+            "a Job's pod, old field",
+            job_pod(json!({"serviceAccount": "swf-operator", "containers": busybox})),
+        ),
+        (
+            "an Argo template",
+            argo(
+                json!({"templates": [{"name": "main", "serviceAccountName": "swf-operator", "container": {"image": "busybox"}}]}),
+            ),
+        ),
+        (
+            "Argo's executor",
+            argo(json!({"executor": {"serviceAccountName": "swf-operator"}})),
+        ),
+        (
+            "a pod spec patch",
+            argo(json!({"podSpecPatch": "{\"serviceAccountName\": \"swf-operator\"}"})),
+        ),
+        (
+            "an expression",
+            argo(json!({"serviceAccountName": "{{workflow.parameters.account}}"})),
+        ),
+    ];
+    for (what, manifest) in refused {
+        let (status, body) = call(
+            &url,
+            reqwest::Method::POST,
+            "/apis/v1beta1/jobs",
+            Some(&admin),
+            Some(with_manifest("own", manifest)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        println!("{what}: {}", body["message"]);
+    }
+    let fine = job_pod(json!({"serviceAccountName": "runner", "containers": busybox}));
+    let (status, body) = call(
+        &url,
+        reqwest::Method::POST,
+        "/apis/v1beta1/jobs",
+        Some(&admin),
+        Some(with_manifest("theirs", fine)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "another account: {body}");
+}
