@@ -156,29 +156,13 @@ impl JobApi {
                 format!("{} may not list jobs in namespace {namespace}", user.name),
             ));
         }
-        let objects: Vec<_> = self
-            .index
-            .in_namespace(&namespace)
-            .into_iter()
-            .filter(|o| {
-                experiment.is_none()
-                    || o.spec.as_ref().ok().and_then(|s| s.experiment_id.as_ref()) == experiment.as_ref()
-            })
-            .collect();
-        let scope = format!("{namespace}/{}", experiment.unwrap_or_default());
-        let query = list::Query {
-            page_token: &req.page_token,
-            page_size: req.page_size,
-            sort_by: &req.sort_by,
-            filter: &req.filter,
-            scope: &scope,
-        };
-        let page = list::page(objects, |o| convert::row(o), &query)?;
-        Ok(ListJobsResponse {
-            jobs: page.items.iter().map(|o| convert::swf_to_job(o)).collect(),
-            total_size: page.total_size,
-            next_page_token: page.next_page_token,
-        })
+        // Filtering, sorting and converting every job of a namespace is CPU work: done on a
+        // blocking thread, so a large namespace never stalls the threads serving other calls.
+        let index = self.index.clone();
+        let req = req.clone();
+        tokio::task::spawn_blocking(move || page_of(&index, &namespace, experiment, &req))
+            .await
+            .map_err(|_| ApiError::new(Code::Internal, "listing the jobs failed"))?
     }
 
     /// The namespace (and experiment) a ListJobs request is about.
@@ -245,6 +229,36 @@ impl JobApi {
             Err(e) => Err(ApiError::from_kube(e, &format!("delete job {id}"))),
         }
     }
+}
+
+/// One page of the jobs of `namespace` (and `experiment`) for `req`.
+fn page_of(
+    index: &Index,
+    namespace: &str,
+    experiment: Option<String>,
+    req: &ListJobsRequest,
+) -> Result<ListJobsResponse, ApiError> {
+    let objects: Vec<_> = index
+        .in_namespace(namespace)
+        .into_iter()
+        .filter(|o| {
+            experiment.is_none() || o.spec.as_ref().ok().and_then(|s| s.experiment_id.as_ref()) == experiment.as_ref()
+        })
+        .collect();
+    let scope = format!("{namespace}/{}", experiment.unwrap_or_default());
+    let query = list::Query {
+        page_token: &req.page_token,
+        page_size: req.page_size,
+        sort_by: &req.sort_by,
+        filter: &req.filter,
+        scope: &scope,
+    };
+    let page = list::page(objects, |o| convert::row(o), &query)?;
+    Ok(ListJobsResponse {
+        jobs: page.items.iter().map(|o| convert::swf_to_job(o)).collect(),
+        total_size: page.total_size,
+        next_page_token: page.next_page_token,
+    })
 }
 
 /// KFP's experiment ids are UUIDs; anything much longer is not one.

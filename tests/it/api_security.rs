@@ -1412,3 +1412,63 @@ async fn the_operators_account_is_refused_wherever_a_run_names_it() {
     .await;
     assert_eq!(status, StatusCode::OK, "another account: {body}");
 }
+
+/// ListJobs' filters are bounded (every predicate is evaluated against every job in scope):
+/// more predicates, more values or longer values than a filter needs are a 400, over HTTP and
+/// gRPC; a filter within the bounds is served.
+#[tokio::test]
+async fn list_filters_are_bounded() {
+    use swf_operator::api::{
+        list::{MAX_FILTER_VALUE_BYTES, MAX_FILTER_VALUES, MAX_PREDICATES},
+        proto::{ListJobsRequest, job_service_client::JobServiceClient},
+    };
+    let env = common::env("api-filter-bounds").await;
+    let (url, grpc) = common::start_job_api(&env, &env.namespace).await;
+    let admin = common::admin_token(&env).await;
+    let predicate = json!({"op": "EQUALS", "key": "name", "string_value": "x"});
+    let predicates = |n: usize| json!({"predicates": vec![predicate.clone(); n]}).to_string();
+    let http = |filter: String| {
+        let (url, admin) = (url.clone(), admin.clone());
+        async move {
+            let resp = reqwest::Client::new()
+                .get(format!("{url}/apis/v1beta1/jobs"))
+                .query(&[("filter", filter)])
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let values: Vec<String> = (0..=MAX_FILTER_VALUES).map(|i| i.to_string()).collect();
+    let cases = [
+        ("too many predicates", predicates(MAX_PREDICATES + 1)),
+        (
+            "too many values",
+            json!({"predicates": [{"op": "IN", "key": "name", "string_values": {"values": values}}]}).to_string(),
+        ),
+        (
+            "a value too long",
+            json!({"predicates": [{"op": "IS_SUBSTRING", "key": "name", "string_value": "x".repeat(MAX_FILTER_VALUE_BYTES + 1)}]})
+                .to_string(),
+        ),
+    ];
+    for (what, filter) in cases {
+        let (status, body) = http(filter).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        println!("{what}: {}", body["message"]);
+    }
+    let (status, body) = http(predicates(MAX_PREDICATES)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The review's case, over gRPC: a thousand predicates in one request.
+    let mut client = JobServiceClient::connect(grpc).await.unwrap();
+    let mut request = tonic::Request::new(ListJobsRequest {
+        filter: predicates(1000),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+    let status = client.list_jobs(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+}
