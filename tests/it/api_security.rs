@@ -1472,3 +1472,84 @@ async fn list_filters_are_bounded() {
     let status = client.list_jobs(request).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 }
+
+/// No account of deploy/ may mint a token: neither the API's nor the operator's may create a
+/// Secret (a `kubernetes.io/service-account-token` Secret would be filled with another
+/// account's token); each may get and update its one certificate Secret, which deploy/ ships
+/// empty and the first replica fills. A Secret of another type under that name is refused.
+#[tokio::test]
+async fn no_account_can_mint_a_service_account_token() {
+    use k8s_openapi::api::{authorization::v1::SubjectAccessReview, core::v1::Secret};
+    let env = common::env("api-secrets").await;
+    let (api, operator) = (common::api_token(&env).await, common::operator_token(&env).await);
+    let may = |user: &'static str, verb: &'static str, name: Option<&'static str>| {
+        let client = env.client.clone();
+        async move {
+            let review: SubjectAccessReview = serde_json::from_value(json!({"spec": {"user": user,
+                "resourceAttributes": {"verb": verb, "resource": "secrets", "namespace": "swf-system", "name": name}}}))
+            .unwrap();
+            kube::Api::<SubjectAccessReview>::all(client)
+                .create(&Default::default(), &review)
+                .await
+                .unwrap()
+                .status
+                .is_some_and(|s| s.allowed)
+        }
+    };
+    for (account, own) in [
+        (
+            "system:serviceaccount:swf-system:swf-operator-api",
+            "swf-operator-api-tls",
+        ),
+        (
+            "system:serviceaccount:swf-system:swf-operator",
+            "swf-operator-webhook-tls",
+        ),
+    ] {
+        assert!(!may(account, "create", None).await, "{account} may create Secrets");
+        assert!(
+            may(account, "get", Some(own)).await && may(account, "update", Some(own)).await,
+            "{account}: {own}"
+        );
+        assert!(
+            !may(account, "get", Some("someone-elses")).await,
+            "{account} reads other Secrets"
+        );
+    }
+    // What the review's attack would do, with the accounts' real tokens.
+    let mint: Secret = serde_json::from_value(json!({"type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "minted", "annotations": {"kubernetes.io/service-account.name": "swf-operator"}}}))
+    .unwrap();
+    for token in [&api, &operator] {
+        let client = env.plane.client_with_token(token).await;
+        let err = kube::Api::<Secret>::namespaced(client, "swf-system")
+            .create(&Default::default(), &mint)
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, kube::Error::Api(s) if s.code == 403), "{err}");
+    }
+    // A Secret of another type under the certificate's name is neither used nor changed.
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(env.client.clone(), &env.namespace);
+    let planted: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "planted"}, "type": "Opaque", "data": {}})).unwrap();
+    secrets.create(&Default::default(), &planted).await.unwrap();
+    let err = swf_operator::tls::from_secret_or_generate(
+        env.client.clone(),
+        &env.namespace,
+        "planted",
+        &["localhost".into()],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not kubernetes.io/tls"), "{err}");
+    assert!(
+        secrets
+            .get("planted")
+            .await
+            .unwrap()
+            .data
+            .unwrap_or_default()
+            .is_empty(),
+        "unchanged"
+    );
+}

@@ -589,7 +589,7 @@ pub async fn operator_token(env: &TestEnv) -> String {
         .operator_rbac
         .get_or_init(|| async {
             let deploy = repo_root().join("deploy/base");
-            for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
+            for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "secrets.yaml"] {
                 kubectl(plane, &["apply", "-f", deploy.join(file).to_str().unwrap()]);
             }
         })
@@ -809,7 +809,7 @@ pub async fn api_token(env: &TestEnv) -> String {
         .api_rbac
         .get_or_init(|| async {
             let deploy = repo_root().join("deploy/base");
-            for file in ["namespace.yaml", "api-rbac.yaml"] {
+            for file in ["namespace.yaml", "api-rbac.yaml", "secrets.yaml"] {
                 kubectl(plane, &["apply", "-f", deploy.join(file).to_str().unwrap()]);
             }
         })
