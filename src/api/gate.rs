@@ -96,7 +96,9 @@ impl Gate {
 
     fn check_shape(&self, bytes: &[u8], shape: &Shape<'_>) -> Result<(), ApiError> {
         match shape {
-            Shape::Json => json_bounds::check(bytes, self.limits.json).map_err(|e| ApiError::invalid(e.to_string())),
+            Shape::Json => json_bounds::check(bytes, self.limits.json)
+                .map(|_| ())
+                .map_err(|e| ApiError::invalid(e.to_string())),
             Shape::Grpc(message) => self
                 .schema
                 .check_grpc_body(message, bytes, self.limits.wire)

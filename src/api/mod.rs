@@ -37,7 +37,8 @@ pub struct Limits {
     pub body_budget: usize,
     /// Calls worked on at once (after authentication and their body); more wait.
     pub concurrent_requests: usize,
-    /// The structure a JSON body may have (a job has a few dozen values).
+    /// The structure a JSON body may have (a job has a few dozen values; this allows about
+    /// 5,000, e.g. a few thousand parameters).
     pub json: JsonBounds,
     /// The fields a gRPC request may have.
     pub wire: wire::WireBounds,
@@ -55,11 +56,11 @@ impl Default for Limits {
             body_budget: 8 << 20,
             concurrent_requests: 64,
             json: JsonBounds {
-                max_structure: 20_000,
+                max_structure: 10_000,
                 max_depth: 64,
             },
             wire: wire::WireBounds {
-                max_fields: 10_000,
+                max_fields: 5_000,
                 max_depth: 32,
             },
             connections: listen::Limits::standard(listen::Protocols::Both),

@@ -44,7 +44,12 @@ pub struct JobApi {
     auth: Auth,
     index: Index,
     settings: ApiSettings,
+    /// Workflow manifests being parsed at once (each up to 200,000 nodes, about 10 MiB).
+    manifest_parses: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Manifests parsed at once; more creates wait.
+const MANIFEST_PARSES: usize = 4;
 
 impl JobApi {
     /// Starts the watch cache of jobs (with the API's own identity, in its scope).
@@ -58,6 +63,7 @@ impl JobApi {
             index: Index::start(own.clone(), settings.scope.as_deref()),
             auth: Auth::new(base, own, settings.allow_anonymous, settings.multi_user.clone()),
             settings,
+            manifest_parses: std::sync::Arc::new(tokio::sync::Semaphore::new(MANIFEST_PARSES)),
         }
     }
 
@@ -102,7 +108,7 @@ impl JobApi {
     }
 
     pub async fn create_job(&self, user: &User, job: Job) -> Result<Job, ApiError> {
-        let (ns, swf) = convert::job_to_swf(&job, self.settings.default_namespace.as_deref(), &self.settings.create)?;
+        let (ns, swf) = self.convert(job).await?;
         self.in_scope(&ns)?;
         self.refuse_own_identity(&ns, &swf)?;
         let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
@@ -119,6 +125,22 @@ impl JobApi {
         let job = convert::swf_to_job(&created);
         self.index.remember(created);
         Ok(job)
+    }
+
+    /// The namespace and resource of a job to create. Parsing its manifest costs memory and
+    /// CPU in proportion to its nodes: a few at once, on a blocking thread.
+    async fn convert(&self, job: Job) -> Result<(String, ScheduledWorkflow), ApiError> {
+        let _parsing = self
+            .manifest_parses
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::new(Code::Unavailable, "the API is shutting down"))?;
+        let default_namespace = self.settings.default_namespace.clone();
+        let options = self.settings.create.clone();
+        tokio::task::spawn_blocking(move || convert::job_to_swf(&job, default_namespace.as_deref(), &options))
+            .await
+            .map_err(|_| ApiError::new(Code::Internal, "converting the job failed"))?
     }
 
     /// A job must not run as the API's (or operator's) own service account in its namespace:

@@ -69,7 +69,8 @@ pub enum BodyError {
 }
 
 /// Reads `body` (which declares `declared` bytes, if it says) when it is at most `limit`
-/// bytes and arrives within `deadline` once there is room for it in `budget`.
+/// bytes and is in memory within `deadline`, waiting for room in `budget` included: bodies
+/// queued behind slow ones give up with them, so the queue empties within one deadline.
 pub async fn read(
     body: Body,
     declared: Option<u64>,
@@ -82,8 +83,11 @@ pub async fn read(
         Some(n) => n as usize,
         None => limit,
     };
-    let mut reserved = budget.reserve(expected).await;
-    let collected = tokio::time::timeout(deadline, Limited::new(body, expected).collect())
+    let reserve_and_read = async {
+        let reserved = budget.reserve(expected).await;
+        (reserved, Limited::new(body, expected).collect().await)
+    };
+    let (mut reserved, collected) = tokio::time::timeout(deadline, reserve_and_read)
         .await
         .map_err(|_| BodyError::TooSlow(deadline))?;
     match collected {
@@ -167,6 +171,18 @@ mod tests {
         );
         let waited = tokio::time::timeout(Duration::from_millis(100), second).await;
         assert!(waited.is_err(), "waits while the first holds the budget");
+        let third = read(
+            Body::from("z"),
+            Some(7 * KIB as u64),
+            7 * KIB,
+            Duration::from_millis(200),
+            &budget,
+        );
+        assert_eq!(
+            third.await.unwrap_err(),
+            BodyError::TooSlow(Duration::from_millis(200)),
+            "waiting for room counts against the deadline"
+        );
         drop(first);
         let second = read(
             Body::from("y".repeat(4 * KIB)),

@@ -23,8 +23,8 @@ pub enum JsonShapeError {
     TooDeep(usize),
 }
 
-/// Ok when `text` stays within `bounds`.
-pub fn check(text: &[u8], bounds: JsonBounds) -> Result<(), JsonShapeError> {
+/// How much structure `text` has, when it stays within `bounds`.
+pub fn check(text: &[u8], bounds: JsonBounds) -> Result<usize, JsonShapeError> {
     let (mut structure, mut depth) = (0usize, 0usize);
     let (mut in_string, mut escaped) = (false, false);
     for &b in text {
@@ -54,7 +54,7 @@ pub fn check(text: &[u8], bounds: JsonBounds) -> Result<(), JsonShapeError> {
             return Err(JsonShapeError::TooManyValues(bounds.max_structure / 2));
         }
     }
-    Ok(())
+    Ok(structure)
 }
 
 #[cfg(test)]
@@ -68,18 +68,18 @@ mod tests {
 
     #[test]
     fn structure_outside_strings_is_counted() {
-        assert_eq!(check(br#"{"a":[1,2,3],"b":{"c":null}}"#, BOUNDS), Ok(()));
+        assert_eq!(check(br#"{"a":[1,2,3],"b":{"c":null}}"#, BOUNDS), Ok(9));
         assert_eq!(
             check(b"[{},{},{},{},{},{},{}]", BOUNDS),
             Err(JsonShapeError::TooManyValues(5))
         );
         assert_eq!(
             check(br#"{"a": "[[[[,,,,,:::::{{{{\"]]]]"}"#, BOUNDS),
-            Ok(()),
+            Ok(2),
             "brackets, commas and escaped quotes inside a string do not count"
         );
         assert_eq!(check(b"[[[[1]]]]", BOUNDS), Err(JsonShapeError::TooDeep(3)));
-        assert_eq!(check(b"[[[1]]],[[[1]]]", BOUNDS), Ok(()), "depth, not total brackets");
+        assert_eq!(check(b"[[[1]]],[[[1]]]", BOUNDS), Ok(7), "depth, not total brackets");
     }
 
     #[test]
