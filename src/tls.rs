@@ -94,6 +94,28 @@ impl Reloading {
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)
     }
+
+    /// As `server_config`, accepting only clients with a certificate signed by a CA of
+    /// `client_cas` (PEM): a connection without one fails in the TLS handshake, before any
+    /// request is read.
+    pub fn server_config_for_clients_of(
+        self: &Arc<Self>,
+        alpn: &[&[u8]],
+        client_cas: &[u8],
+    ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(client_cas) {
+            roots.add(cert?)?;
+        }
+        anyhow::ensure!(!roots.is_empty(), "no CA certificate in the PEM");
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build()?;
+        let mut config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
 }
 
 impl ResolvesServerCert for Reloading {

@@ -40,6 +40,11 @@ pub struct AdmissionArgs {
     /// The ValidatingWebhookConfiguration whose caBundle is kept current ("" for none).
     #[arg(long, default_value = "swf-operator")]
     admission_webhook_configuration: String,
+    /// Accept reviews only from clients with a certificate signed by a CA in this PEM file: the
+    /// API server, given a client certificate for webhooks (its --admission-control-config-file;
+    /// docs/admission.md). Use a CA of its own: every certificate it signed is accepted.
+    #[arg(long)]
+    admission_client_ca: Option<PathBuf>,
 }
 
 impl AdmissionArgs {
@@ -91,6 +96,17 @@ impl AdmissionArgs {
             return Ok(None);
         };
         let (cert, ca) = self.certificate(&client).await?;
+        let client_cas = match &self.admission_client_ca {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("--admission-client-ca {}", path.display()))?)
+            }
+            None => {
+                tracing::warn!(
+                    "no --admission-client-ca: anyone who reaches the webhook's port can send it reviews (docs/admission.md)"
+                );
+                None
+            }
+        };
         let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--admission-addr {addr}"))?;
         listener.set_nonblocking(true)?;
         if let Some(ca) = ca.filter(|_| !self.admission_webhook_configuration.is_empty()) {
@@ -107,7 +123,8 @@ impl AdmissionArgs {
             rules,
             authorizer: self.admission_authorize.then(|| Authorizer::new(client)),
             metrics,
+            bounds: Default::default(),
         });
-        Ok(Some(super::serve(listener, cert, webhook)))
+        Ok(Some(super::serve(listener, cert, client_cas, webhook)))
     }
 }
