@@ -90,9 +90,20 @@ pub struct RunArgs {
     /// Log lines as text or as one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Address of /healthz, /readyz and /metrics.
+    /// Address of /healthz, /readyz and (without --metrics-secure-addr) /metrics, plain HTTP.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: std::net::SocketAddr,
+    /// Serve /metrics here instead, over HTTPS, only to callers allowed to `get` the
+    /// non-resource URL /metrics (a TokenReview and a SubjectAccessReview, as
+    /// controller-runtime's secure metrics). deploy/ uses 0.0.0.0:8443.
+    #[arg(long)]
+    metrics_secure_addr: Option<std::net::SocketAddr>,
+    /// The secure metrics port's certificate (PEM, reloaded when it changes); without it a
+    /// self-signed one is made at start-up.
+    #[arg(long, requires = "metrics_tls_key")]
+    metrics_tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "metrics_tls_cert")]
+    metrics_tls_key: Option<PathBuf>,
     /// Run kinds whose caches start with the process, as apiVersion/Kind (any other kind is
     /// watched from the first time a schedule uses it).
     #[arg(long, value_delimiter = ',', default_value = runkind::DEFAULT_WATCH_KINDS)]
@@ -303,6 +314,19 @@ impl ApiArgs {
     }
 }
 
+/// The secure metrics port's certificate: the files given (reloaded), else a self-signed one
+/// made now (scrapers verify the token's rights, not this certificate; as controller-runtime).
+fn metrics_certificate(cert: Option<PathBuf>, key: Option<PathBuf>) -> anyhow::Result<Arc<crate::tls::Reloading>> {
+    use crate::tls;
+    match (cert, key) {
+        (Some(cert), Some(key)) => tls::Reloading::from_files(cert, key, Duration::from_secs(30)),
+        _ => {
+            let pem = tls::generate(&["localhost".into(), "127.0.0.1".into()])?;
+            tls::Reloading::new(&pem.cert, &pem.key)
+        }
+    }
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let nanos = crate::go_duration::parse(s)?;
     if nanos <= 0 {
@@ -500,7 +524,21 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
                 None => futures::future::pending().await,
             }
         };
-        let server = tokio::spawn(crate::server::serve(args.metrics_addr, metrics.clone(), health.clone()));
+        let secure = args.metrics_secure_addr;
+        let server = tokio::spawn(crate::server::serve_plain(
+            args.metrics_addr,
+            metrics.clone(),
+            health.clone(),
+            secure.is_none(),
+        ));
+        let secure_metrics = match secure {
+            Some(addr) => {
+                let cert = metrics_certificate(args.metrics_tls_cert.clone(), args.metrics_tls_key.clone())?;
+                let auth = crate::server::metrics_auth::MetricsAuth::new(client.clone());
+                tokio::spawn(crate::server::serve_secure(addr, cert, auth, metrics.clone()))
+            }
+            None => tokio::spawn(futures::future::pending()),
+        };
         let mut api = args.api.clone();
         if api.api_namespace.is_none() {
             api.api_namespace = args.namespace.clone();
@@ -524,6 +562,7 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         tokio::select! {
             result = controller::run(parts, shutdown_signal()) => result,
             result = server => result?.context("metrics server stopped"),
+            result = secure_metrics => result?.context("secure metrics server stopped"),
             result = api_server => result.context("JobService API stopped"),
             result = admission => result.context("admission webhook stopped"),
         }

@@ -1552,3 +1552,74 @@ async fn no_account_can_mint_a_service_account_token() {
         "unchanged"
     );
 }
+
+/// deploy/'s metrics: /metrics only over HTTPS on its own port, only to callers allowed to get
+/// it (a TokenReview and a SubjectAccessReview, as controller-runtime's secure metrics): no
+/// token is a 401, a token without the right a 403, one bound to swf-operator-metrics-reader
+/// reads them. The plain port keeps /healthz and /readyz and no longer serves /metrics.
+#[tokio::test]
+async fn metrics_are_served_only_to_callers_allowed_to_read_them() {
+    if common::use_existing_cluster() {
+        return; // it runs the operator as a process
+    }
+    let env = common::env("metrics-auth").await;
+    let (plain, secure) = (common::plane::free_port(), common::plane::free_port());
+    let plain_flag = format!("--metrics-addr=127.0.0.1:{plain}");
+    let secure_flag = format!("--metrics-secure-addr=127.0.0.1:{secure}");
+    let args = [
+        "run",
+        "--namespace",
+        &env.namespace,
+        "--watch-kinds",
+        "batch/v1/Job",
+        "--leader-elect=false",
+        &plain_flag,
+        &secure_flag,
+    ];
+    let operator = common::OperatorProcess::spawn(&env, "metrics-auth", &common::operator_token(&env).await, &args);
+    let https = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let get = |token: Option<String>| {
+        let https = https.clone();
+        async move {
+            let mut req = https.get(format!("https://127.0.0.1:{secure}/metrics"));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.ok()?;
+            Some((resp.status(), resp.text().await.unwrap_or_default()))
+        }
+    };
+    let (status, _) = eventually(Duration::from_secs(60), "the secure metrics port", || get(None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no token");
+    let alice = common::user_token(&env, "alice").await;
+    let (status, body) = get(Some(alice.clone())).await.unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(get(Some("junk".into())).await.unwrap().0, StatusCode::UNAUTHORIZED);
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "alice-reads-swf-metrics"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "swf-operator-metrics-reader"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": common::user_name("alice")}]}))
+    .unwrap();
+    kube::Api::all(env.client.clone())
+        .create(&Default::default(), &binding)
+        .await
+        .unwrap();
+    let body = eventually(Duration::from_secs(60), "alice reads the metrics", || async {
+        let (status, body) = get(Some(alice.clone())).await?;
+        (status == StatusCode::OK).then_some(body)
+    })
+    .await;
+    assert!(body.contains("swf_reconciles_total"), "{body}");
+    let plain_get = |path: &'static str| async move {
+        reqwest::get(format!("http://127.0.0.1:{plain}{path}"))
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(plain_get("/metrics").await, StatusCode::NOT_FOUND);
+    assert_eq!(plain_get("/healthz").await, StatusCode::OK);
+    operator.kill(libc::SIGKILL);
+}
