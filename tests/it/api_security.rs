@@ -1623,3 +1623,31 @@ async fn metrics_are_served_only_to_callers_allowed_to_read_them() {
     assert_eq!(plain_get("/healthz").await, StatusCode::OK);
     operator.kill(libc::SIGKILL);
 }
+
+/// A caller who is not authenticated yet learns nothing of the API server: when the
+/// TokenReview cannot be made (here the API server is stopped), the answer is a 503 that says
+/// to retry, without the API server's address or error.
+#[tokio::test]
+async fn an_unauthenticated_caller_gets_no_api_server_text() {
+    let Some(env) = common::private_env("api-no-server-text").await else {
+        return;
+    };
+    let (url, _) = common::start_job_api(&env, &env.namespace).await;
+    env.plane.stop_apiserver();
+    let (status, body) = call(
+        &url,
+        reqwest::Method::GET,
+        "/apis/v1beta1/jobs",
+        Some("never-seen-token"),
+        None,
+    )
+    .await;
+    env.plane.start_apiserver();
+    println!("TokenReview impossible: {status} {body}");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let text = body.to_string().to_lowercase();
+    for leak in ["127.0.0.1", "connect", "client error", "tokenreview", "https://"] {
+        assert!(!text.contains(leak), "{leak:?} in {text}");
+    }
+    assert_eq!(body["message"], "cannot authenticate the request now; try again later");
+}
