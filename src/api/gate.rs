@@ -59,6 +59,19 @@ struct Admitted {
     _slot: OwnedSemaphorePermit,
 }
 
+impl Admitted {
+    /// Runs the handler with the caller in the extensions and the body from memory; what the
+    /// call holds (its share of the budget, its slot) is given back once it is answered.
+    async fn run(self, mut parts: Parts, next: Next) -> Response {
+        parts.extensions.insert(self.user.clone());
+        let response = next
+            .run(Request::from_parts(parts, Body::from(self.bytes.clone())))
+            .await;
+        drop(self);
+        response
+    }
+}
+
 impl Gate {
     pub fn new(api: Arc<JobApi>, limits: Limits) -> anyhow::Result<Gate> {
         Ok(Gate {
@@ -149,18 +162,11 @@ fn body_error(e: body::BodyError) -> ApiError {
 
 /// The HTTP front end's gate (a middleware on the job routes).
 pub async fn http(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let call = gate.http_call(&parts);
     match gate.admit(&parts, body, call).await {
         Err(e) => super::http::error_response(&e),
-        Ok(admitted) => {
-            parts.extensions.insert(admitted.user.clone());
-            let response = next
-                .run(Request::from_parts(parts, Body::from(admitted.bytes.clone())))
-                .await;
-            drop(admitted);
-            response
-        }
+        Ok(admitted) => admitted.run(parts, next).await,
     }
 }
 
@@ -170,7 +176,7 @@ pub async fn grpc(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Re
     if !req.uri().path().starts_with("/api.JobService/") {
         return next.run(req).await;
     }
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let Some(call) = gate.grpc_call(parts.uri.path()) else {
         return tonic::Status::unimplemented("no such method")
             .into_http::<Body>()
@@ -178,13 +184,6 @@ pub async fn grpc(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Re
     };
     match gate.admit(&parts, body, call).await {
         Err(e) => e.to_grpc().into_http::<Body>().into_response(),
-        Ok(admitted) => {
-            parts.extensions.insert(admitted.user.clone());
-            let response = next
-                .run(Request::from_parts(parts, Body::from(admitted.bytes.clone())))
-                .await;
-            drop(admitted);
-            response
-        }
+        Ok(admitted) => admitted.run(parts, next).await,
     }
 }

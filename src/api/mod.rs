@@ -91,72 +91,58 @@ pub async fn serve_with(
     limits: Limits,
 ) -> anyhow::Result<()> {
     let gate = Arc::new(gate::Gate::new(api.clone(), limits.clone())?);
-    let limits = &limits;
-    let http = async {
-        if let Some(addr) = http_addr {
-            serve_http(gate.clone(), api.clone(), addr, tls.clone(), limits).await?;
-        }
-        futures::future::pending::<anyhow::Result<()>>().await
+    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    );
+    let http_app = http::router(api.clone(), gate.clone()).layer(timeout);
+    let grpc_app = grpc_router(api, gate, &limits)?.layer(timeout);
+    let grpc_connections = listen::Limits {
+        protocols: listen::Protocols::Http2,
+        ..limits.connections.clone()
     };
-    let grpc = async {
-        if let Some(addr) = grpc_addr {
-            serve_grpc(gate.clone(), api.clone(), addr, tls.clone(), limits).await?;
-        }
-        futures::future::pending::<anyhow::Result<()>>().await
-    };
+    let http = serve_on(
+        "HTTP",
+        http_addr,
+        &tls,
+        &[b"h2", b"http/1.1"],
+        limits.connections.clone(),
+        http_app,
+    );
+    let grpc = serve_on("gRPC", grpc_addr, &tls, &[b"h2"], grpc_connections, grpc_app);
     tokio::try_join!(http, grpc).map(|_| ())
 }
 
-async fn serve_http(
-    gate: Arc<gate::Gate>,
-    api: Arc<service::JobApi>,
-    addr: SocketAddr,
-    tls: Option<Arc<Reloading>>,
-    limits: &Limits,
+/// Serves `app` on `addr` when one is given (else waits forever), over TLS with `alpn` when
+/// `tls` is given.
+async fn serve_on(
+    what: &str,
+    addr: Option<SocketAddr>,
+    tls: &Option<Arc<Reloading>>,
+    alpn: &[&[u8]],
+    connections: listen::Limits,
+    app: axum::Router,
 ) -> anyhow::Result<()> {
-    let app = http::router(api, gate).layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        limits.request_timeout,
-    ));
+    let Some(addr) = addr else {
+        return futures::future::pending().await;
+    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, tls = tls.is_some(), "JobService HTTP API");
-    let config = tls.map(|cert| cert.server_config(&[b"h2", b"http/1.1"]));
-    listen::serve(listener, config, limits.connections.clone(), app).await;
+    tracing::info!(%addr, tls = tls.is_some(), "JobService {what} API");
+    let config = tls.as_ref().map(|cert| cert.server_config(alpn));
+    listen::serve(listener, config, connections, app).await;
     Ok(())
 }
 
-async fn serve_grpc(
-    gate: Arc<gate::Gate>,
-    api: Arc<service::JobApi>,
-    addr: SocketAddr,
-    tls: Option<Arc<Reloading>>,
-    limits: &Limits,
-) -> anyhow::Result<()> {
-    use tower::ServiceBuilder;
+/// The JobService over gRPC behind the gate, and server reflection (public).
+fn grpc_router(api: Arc<service::JobApi>, gate: Arc<gate::Gate>, limits: &Limits) -> anyhow::Result<axum::Router> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(DESCRIPTORS)
         .build_v1()?
         .max_decoding_message_size(limits.max_small_body);
     // The gate has read and checked the body already; tonic decodes it from memory.
     let jobs = grpc::service(api).max_decoding_message_size(limits.max_create_bytes);
-    let app = tonic::service::Routes::new(jobs)
+    Ok(tonic::service::Routes::new(jobs)
         .add_service(reflection)
         .into_axum_router()
-        .layer(
-            ServiceBuilder::new()
-                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                    axum::http::StatusCode::REQUEST_TIMEOUT,
-                    limits.request_timeout,
-                ))
-                .layer(axum::middleware::from_fn_with_state(gate, gate::grpc)),
-        );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, tls = tls.is_some(), "JobService gRPC API");
-    let config = tls.map(|cert| cert.server_config(&[b"h2"]));
-    let connections = listen::Limits {
-        protocols: listen::Protocols::Http2,
-        ..limits.connections.clone()
-    };
-    listen::serve(listener, config, connections, app).await;
-    Ok(())
+        .layer(axum::middleware::from_fn_with_state(gate, gate::grpc)))
 }

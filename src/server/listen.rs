@@ -204,6 +204,26 @@ impl<IO> Idle<IO> {
         ready!(timer.as_mut().poll(cx));
         Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle"))
     }
+
+    /// A write's outcome: bytes written restart the idle timer; a write that waits fails once
+    /// the timer fires.
+    fn wrote(
+        written: Poll<io::Result<usize>>,
+        timer: &mut Pin<Box<Sleep>>,
+        timeout: Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    timer.as_mut().reset(Instant::now() + timeout);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Self::check(timer, cx).map(Err),
+        }
+    }
 }
 
 impl<IO: AsyncRead> AsyncRead for Idle<IO> {
@@ -226,16 +246,8 @@ impl<IO: AsyncRead> AsyncRead for Idle<IO> {
 impl<IO: AsyncWrite> AsyncWrite for Idle<IO> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let me = self.project();
-        match me.io.poll_write(cx, data) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    me.timer.as_mut().reset(Instant::now() + *me.timeout);
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Self::check(me.timer, cx).map(Err),
-        }
+        let written = me.io.poll_write(cx, data);
+        Self::wrote(written, me.timer, *me.timeout, cx)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -252,16 +264,8 @@ impl<IO: AsyncWrite> AsyncWrite for Idle<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let me = self.project();
-        match me.io.poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    me.timer.as_mut().reset(Instant::now() + *me.timeout);
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Self::check(me.timer, cx).map(Err),
-        }
+        let written = me.io.poll_write_vectored(cx, bufs);
+        Self::wrote(written, me.timer, *me.timeout, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

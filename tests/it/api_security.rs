@@ -44,6 +44,11 @@ async fn call(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// CreateJob over HTTP as `token`.
+async fn create(url: &str, token: Option<&str>, job: Value) -> (StatusCode, Value) {
+    call(url, reqwest::Method::POST, "/apis/v1beta1/jobs", token, Some(job)).await
+}
+
 async fn start(env: &TestEnv, settings: ApiSettings) -> String {
     common::start_job_api_with(env, settings, None).await.0
 }
@@ -129,14 +134,7 @@ async fn another_tenants_job_is_a_404_and_reveals_nothing() {
     common::grant_swf_access(&env.client, &other.namespace, &common::user_name("bob")).await;
     let alice = common::user_token(&env, "alice").await;
     let bob = common::user_token(&env, "bob").await;
-    let (status, created) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&alice),
-        Some(job("secret", Some(&env.namespace))),
-    )
-    .await;
+    let (status, created) = create(&url, Some(&alice), job("secret", Some(&env.namespace))).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     let id = created["id"].as_str().unwrap();
     let (status, body) = call(
@@ -195,36 +193,26 @@ async fn another_tenants_job_is_a_404_and_reveals_nothing() {
     assert_eq!(unknown["details"][0]["@type"], "type.googleapis.com/api.Error");
 }
 
-#[tokio::test]
-async fn no_namespace_and_no_default_is_a_400_and_the_operators_account_is_refused() {
-    let env = common::env("api-defaults").await;
-    let settings = ApiSettings {
+/// An API whose own namespace is the test's, where jobs may not run as `swf-operator`.
+fn guarding_its_own_namespace(env: &TestEnv) -> ApiSettings {
+    ApiSettings {
         own_namespace: Some(env.namespace.clone()),
         refused_service_accounts: vec!["swf-operator".into()],
         ..Default::default()
-    };
-    let url = start(&env, settings).await;
+    }
+}
+
+#[tokio::test]
+async fn no_namespace_and_no_default_is_a_400_and_the_operators_account_is_refused() {
+    let env = common::env("api-defaults").await;
+    let url = start(&env, guarding_its_own_namespace(&env)).await;
     let admin = common::admin_token(&env).await;
-    let (status, body) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&admin),
-        Some(job("x", None)),
-    )
-    .await;
+    let (status, body) = create(&url, Some(&admin), job("x", None)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["message"].as_str().unwrap().contains("NAMESPACE"), "{body}");
     let mut as_operator = job("x", Some(&env.namespace));
     as_operator["service_account"] = json!("swf-operator");
-    let (status, body) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&admin),
-        Some(as_operator),
-    )
-    .await;
+    let (status, body) = create(&url, Some(&admin), as_operator).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body["message"]
@@ -242,14 +230,7 @@ async fn enable_and_delete_never_touch_a_recreated_object_of_the_same_name() {
     let env = common::env("api-uid").await;
     let url = start(&env, ApiSettings::default()).await;
     let admin = common::admin_token(&env).await;
-    let (_, created) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&admin),
-        Some(job("again", Some(&env.namespace))),
-    )
-    .await;
+    let (_, created) = create(&url, Some(&admin), job("again", Some(&env.namespace))).await;
     let id = created["id"].as_str().unwrap().to_string();
     let swfs: kube::Api<swf_operator::crd::ScheduledWorkflow> =
         kube::Api::namespaced(env.client.clone(), &env.namespace);
@@ -309,14 +290,7 @@ async fn a_namespaced_api_serves_by_id_without_cluster_rights_and_lists_from_its
     };
     let url = start(&env, settings).await;
     let admin = common::admin_token(&env).await;
-    let (_, created) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&admin),
-        Some(job("scoped", None)),
-    )
-    .await;
+    let (_, created) = create(&url, Some(&admin), job("scoped", None)).await;
     let id = created["id"].as_str().unwrap();
     let before = env.plane.request_counts();
     for _ in 0..20 {
@@ -346,14 +320,7 @@ async fn a_namespaced_api_serves_by_id_without_cluster_rights_and_lists_from_its
         "reads come from the cache"
     );
     assert_eq!(delta(&before, &after, "GET", "scheduledworkflows"), 0.0);
-    let (status, _) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&admin),
-        Some(job("elsewhere", Some("default"))),
-    )
-    .await;
+    let (status, _) = create(&url, Some(&admin), job("elsewhere", Some("default"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "outside the API's namespace");
 }
 
@@ -468,6 +435,43 @@ fn apply_multi_user_rbac(env: &TestEnv) {
     }
 }
 
+/// A notebook's token for KFP's audience (what kfp.Client sends): ServiceAccount `notebook`
+/// of the test's namespace, allowed to use ScheduledWorkflows there, in a namespace that lets
+/// the API act as its service accounts (serviceaccount-impersonation.yaml).
+async fn notebook_token(env: &TestEnv) -> String {
+    use k8s_openapi::api::{authentication::v1::TokenRequest, core::v1::ServiceAccount};
+    let sas: kube::Api<ServiceAccount> = kube::Api::namespaced(env.client.clone(), &env.namespace);
+    sas.create(
+        &Default::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "notebook"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let user = format!("system:serviceaccount:{}:notebook", env.namespace);
+    common::grant_swf_access(&env.client, &env.namespace, &user).await;
+    common::kubectl(
+        env.plane,
+        &[
+            "-n",
+            &env.namespace,
+            "create",
+            "rolebinding",
+            "swf-operator-api-impersonation",
+            "--clusterrole=swf-operator-api-impersonate-serviceaccounts",
+            "--serviceaccount=swf-system:swf-operator-api",
+        ],
+    );
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": ["pipelines.kubeflow.org"], "expirationSeconds": 3600}}))
+            .unwrap();
+    sas.create_token_request("notebook", &Default::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token
+}
+
 /// Kubeflow's multi-user mode: identity from the trusted proxy's header, or from a token for
 /// KFP's audience; the API acts for the user by impersonation (deploy/multi-user).
 #[tokio::test]
@@ -517,52 +521,8 @@ async fn multi_user_mode_acts_for_the_header_or_kfp_audience_user() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // A token for KFP's audience (what kfp.Client sends from a notebook).
-    let sa = "notebook";
-    let sas: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
-        kube::Api::namespaced(env.client.clone(), &env.namespace);
-    sas.create(
-        &Default::default(),
-        &serde_json::from_value(json!({"metadata": {"name": sa}})).unwrap(),
-    )
-    .await
-    .unwrap();
-    common::grant_swf_access(
-        &env.client,
-        &env.namespace,
-        &format!("system:serviceaccount:{}:{sa}", env.namespace),
-    )
-    .await;
-    // The namespace lets the API act as its service accounts (serviceaccount-impersonation.yaml).
-    common::kubectl(
-        env.plane,
-        &[
-            "-n",
-            &env.namespace,
-            "create",
-            "rolebinding",
-            "swf-operator-api-impersonation",
-            "--clusterrole=swf-operator-api-impersonate-serviceaccounts",
-            "--serviceaccount=swf-system:swf-operator-api",
-        ],
-    );
-    let request: k8s_openapi::api::authentication::v1::TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": ["pipelines.kubeflow.org"], "expirationSeconds": 3600}}))
-            .unwrap();
-    let token = sas
-        .create_token_request(sa, &Default::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
-    let (status, body) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&token),
-        Some(job("from-a-notebook", Some(&env.namespace))),
-    )
-    .await;
+    let token = notebook_token(&env).await;
+    let (status, body) = create(&url, Some(&token), job("from-a-notebook", Some(&env.namespace))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, page) = call(
         &url,
@@ -1177,14 +1137,7 @@ async fn invalid_names_and_tokens_cost_no_review() {
         "{body}"
     );
     statuses.push(status);
-    let (status, _) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&carol),
-        Some(job("x", Some("Team_A"))),
-    )
-    .await;
+    let (status, _) = create(&url, Some(&carol), job("x", Some("Team_A"))).await;
     statuses.push(status);
     let mut client = JobServiceClient::connect(grpc).await.unwrap();
     let mut request = tonic::Request::new(ListJobsRequest {
@@ -1228,53 +1181,17 @@ async fn invalid_names_and_tokens_cost_no_review() {
 /// when a review cached by the API expires. Reads may use an answer up to `AUTHN_TTL` old.
 #[tokio::test]
 async fn writes_do_not_outlive_a_deleted_service_account_by_a_cached_review() {
-    use k8s_openapi::api::{authentication::v1::TokenRequest, core::v1::ServiceAccount};
+    use k8s_openapi::api::core::v1::ServiceAccount;
     let env = common::env("api-fresh-writes").await;
     apply_multi_user_rbac(&env);
-    common::kubectl(
-        env.plane,
-        &[
-            "-n",
-            &env.namespace,
-            "create",
-            "rolebinding",
-            "swf-operator-api-impersonation",
-            "--clusterrole=swf-operator-api-impersonate-serviceaccounts",
-            "--serviceaccount=swf-system:swf-operator-api",
-        ],
-    );
     let url = start(&env, multi_user_settings()).await;
+    let token = notebook_token(&env).await;
     let sas: kube::Api<ServiceAccount> = kube::Api::namespaced(env.client.clone(), &env.namespace);
-    sas.create(
-        &Default::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "notebook"}})).unwrap(),
-    )
-    .await
-    .unwrap();
-    let sa_user = format!("system:serviceaccount:{}:notebook", env.namespace);
-    common::grant_swf_access(&env.client, &env.namespace, &sa_user).await;
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": ["pipelines.kubeflow.org"], "expirationSeconds": 3600}}))
-            .unwrap();
-    let token = sas
-        .create_token_request("notebook", &Default::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
     let list = format!(
         "/apis/v1beta1/jobs?resource_reference_key.type=NAMESPACE&resource_reference_key.id={}",
         env.namespace
     );
-    let (status, created) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&token),
-        Some(job("before", Some(&env.namespace))),
-    )
-    .await;
+    let (status, created) = create(&url, Some(&token), job("before", Some(&env.namespace))).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -1290,14 +1207,7 @@ async fn writes_do_not_outlive_a_deleted_service_account_by_a_cached_review() {
         let (url, token, ns) = (url.clone(), token.clone(), env.namespace.clone());
         async move {
             let body = job(&format!("after-{created}"), Some(&ns));
-            let (status, body) = call(
-                &url,
-                reqwest::Method::POST,
-                "/apis/v1beta1/jobs",
-                Some(&token),
-                Some(body),
-            )
-            .await;
+            let (status, body) = create(&url, Some(&token), body).await;
             match status {
                 StatusCode::UNAUTHORIZED => Some(deleted.elapsed()),
                 StatusCode::OK => None,
@@ -1338,12 +1248,7 @@ async fn writes_do_not_outlive_a_deleted_service_account_by_a_cached_review() {
 #[tokio::test]
 async fn the_operators_account_is_refused_wherever_a_run_names_it() {
     let env = common::env("api-own-account").await;
-    let settings = ApiSettings {
-        own_namespace: Some(env.namespace.clone()),
-        refused_service_accounts: vec!["swf-operator".into()],
-        ..Default::default()
-    };
-    let url = start(&env, settings).await;
+    let url = start(&env, guarding_its_own_namespace(&env)).await;
     let admin = common::admin_token(&env).await;
     let with_manifest = |name: &str, manifest: Value| {
         let mut j = job(name, Some(&env.namespace));
@@ -1389,26 +1294,12 @@ async fn the_operators_account_is_refused_wherever_a_run_names_it() {
         ),
     ];
     for (what, manifest) in refused {
-        let (status, body) = call(
-            &url,
-            reqwest::Method::POST,
-            "/apis/v1beta1/jobs",
-            Some(&admin),
-            Some(with_manifest("own", manifest)),
-        )
-        .await;
+        let (status, body) = create(&url, Some(&admin), with_manifest("own", manifest)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
         println!("{what}: {}", body["message"]);
     }
     let fine = job_pod(json!({"serviceAccountName": "runner", "containers": busybox}));
-    let (status, body) = call(
-        &url,
-        reqwest::Method::POST,
-        "/apis/v1beta1/jobs",
-        Some(&admin),
-        Some(with_manifest("theirs", fine)),
-    )
-    .await;
+    let (status, body) = create(&url, Some(&admin), with_manifest("theirs", fine)).await;
     assert_eq!(status, StatusCode::OK, "another account: {body}");
 }
 
