@@ -49,7 +49,7 @@ pub struct JobApi {
 }
 
 /// Manifests parsed at once; more creates wait.
-const MANIFEST_PARSES: usize = 4;
+const MANIFEST_PARSES: usize = 2;
 
 impl JobApi {
     /// Starts the watch cache of jobs (with the API's own identity, in its scope).
@@ -128,7 +128,7 @@ impl JobApi {
     }
 
     /// The namespace and resource of a job to create. Parsing its manifest costs memory and
-    /// CPU in proportion to its nodes: a few at once, on a blocking thread.
+    /// CPU in proportion to its nodes: two at once, on a blocking thread.
     async fn convert(&self, job: Job) -> Result<(String, ScheduledWorkflow), ApiError> {
         let _parsing = self
             .manifest_parses

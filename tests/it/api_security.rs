@@ -837,10 +837,14 @@ async fn bodies_cost_memory_only_after_authentication_and_within_the_budget() {
     let unauthenticated = done(&api);
     assert!(http_statuses.iter().all(|s| *s == 401 || *s == 0), "{http_statuses:?}");
     assert!(http_statuses.contains(&401), "{http_statuses:?}");
+    // Unknown: the stream was reset (the answer came before the client had sent its body).
     assert!(
-        grpc_codes.iter().all(|c| *c == tonic::Code::Unauthenticated),
+        grpc_codes
+            .iter()
+            .all(|c| matches!(c, tonic::Code::Unauthenticated | tonic::Code::Unknown)),
         "{grpc_codes:?}"
     );
+    assert!(grpc_codes.contains(&tonic::Code::Unauthenticated), "{grpc_codes:?}");
 
     let done = measure("authenticated bodies with more values than a job has");
     let statuses = futures::future::join_all((0..n).map(|_| post(http_body.clone(), Some(admin.clone())))).await;
