@@ -199,6 +199,8 @@ async fn admit(State(webhook): State<Arc<Webhook>>, req: Request, next: Next) ->
 pub fn router(webhook: Arc<Webhook>) -> Router {
     let reviews = Router::new()
         .route(PATH, post(validate))
+        // `admit` has read the body within MAX_BODY_BYTES (axum's default is 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(webhook.clone(), admit));
     Router::new()
         .merge(reviews)

@@ -144,6 +144,8 @@ pub fn router(api: Arc<JobApi>, gate: Arc<Gate>) -> Router {
         .route("/apis/v1beta1/jobs/{id}", get(get_one).delete(delete))
         .route("/apis/v1beta1/jobs/{id}/enable", post(enable))
         .route("/apis/v1beta1/jobs/{id}/disable", post(disable))
+        // The gate has read the body within the call's own limit (axum's default is 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(gate, super::gate::http));
     Router::new()
         .merge(jobs)

@@ -78,9 +78,12 @@ pub async fn read(
     deadline: Duration,
     budget: &Budget,
 ) -> Result<Read, BodyError> {
+    use axum::body::HttpBody;
     let expected = match declared {
         Some(n) if n > limit as u64 => return Err(BodyError::TooLarge(limit)),
         Some(n) => n as usize,
+        // A request that says it has no body (a GET) reserves nothing.
+        None if body.is_end_stream() => 0,
         None => limit,
     };
     let reserve_and_read = async {
@@ -125,6 +128,13 @@ mod tests {
             .await
             .unwrap();
         assert!(none.reserved.is_none(), "no body, no reservation");
+        let get = read(Body::empty(), None, 10, Duration::from_secs(1), &budget)
+            .await
+            .unwrap();
+        assert!(
+            get.reserved.is_none(),
+            "a request that says it has no body reserves nothing"
+        );
         assert_eq!(
             read(Body::from("hello"), Some(20), 10, Duration::from_secs(1), &budget)
                 .await

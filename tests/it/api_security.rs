@@ -1546,3 +1546,47 @@ async fn an_unauthenticated_caller_gets_no_api_server_text() {
     }
     assert_eq!(body["message"], "cannot authenticate the request now; try again later");
 }
+
+/// A job as large as the API accepts is read: a 1 MiB manifest of CJK text, sent as KFP's
+/// Python client sends JSON (non-ASCII escaped, six bytes a character), makes a body of
+/// 2.1 MB, over axum's default limit (2 MB) and within CreateJob's (2 MiB + 64 KiB).
+#[tokio::test]
+async fn a_create_as_large_as_the_limit_is_read() {
+    let env = common::env("api-largest-create").await;
+    let url = start(&env, ApiSettings::default()).await;
+    let text = "\u{4e2d}".repeat(349_000);
+    let manifest = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {{image: busybox}}\n  note: {text}\n"
+    );
+    assert!(
+        manifest.len() <= swf_operator::manifest::MAX_MANIFEST_BYTES,
+        "{}",
+        manifest.len()
+    );
+    let mut body = job("large", Some(&env.namespace));
+    body["pipeline_spec"]["workflow_manifest"] = json!(manifest);
+    body["description"] = json!("d".repeat(20_000));
+    let ascii = serde_json::to_string(&body).unwrap().replace('\u{4e2d}', "\\u4e2d");
+    let limits = swf_operator::api::Limits::default();
+    assert!(
+        ascii.len() > 2_097_152 && ascii.len() <= limits.max_create_bytes,
+        "{} bytes",
+        ascii.len()
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/apis/v1beta1/jobs"))
+        .bearer_auth(common::admin_token(&env).await)
+        .header("content-type", "application/json")
+        .body(ascii)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let created: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        created.to_string().chars().take(300).collect::<String>()
+    );
+}
