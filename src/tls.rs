@@ -94,6 +94,28 @@ impl Reloading {
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)
     }
+
+    /// As `server_config`, accepting only clients with a certificate signed by a CA of
+    /// `client_cas` (PEM): a connection without one fails in the TLS handshake, before any
+    /// request is read.
+    pub fn server_config_for_clients_of(
+        self: &Arc<Self>,
+        alpn: &[&[u8]],
+        client_cas: &[u8],
+    ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(client_cas) {
+            roots.add(cert?)?;
+        }
+        anyhow::ensure!(!roots.is_empty(), "no CA certificate in the PEM");
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build()?;
+        let mut config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
 }
 
 impl ResolvesServerCert for Reloading {
@@ -125,10 +147,14 @@ pub fn generate(dns_names: &[String]) -> anyhow::Result<Pem> {
 const CERT: &str = "tls.crt";
 const KEY: &str = "tls.key";
 const CA: &str = "ca.crt";
+/// The only type of Secret read or written: never a `kubernetes.io/service-account-token`,
+/// which Kubernetes would fill with another account's token.
+const TLS_TYPE: &str = "kubernetes.io/tls";
 
+/// The certificate a Secret holds, if it holds one (deploy/ ships the Secrets empty).
 fn from_secret(s: &Secret) -> Option<Pem> {
     let data = s.data.as_ref()?;
-    let get = |k: &str| data.get(k).map(|b| b.0.clone());
+    let get = |k: &str| data.get(k).map(|b| b.0.clone()).filter(|v| !v.is_empty());
     Some(Pem {
         cert: get(CERT)?,
         key: get(KEY)?,
@@ -136,8 +162,30 @@ fn from_secret(s: &Secret) -> Option<Pem> {
     })
 }
 
-/// The certificate in Secret `namespace/name`, generated (for `dns_names`) and stored there
-/// by the first replica that finds none; every replica ends up serving the same one.
+fn tls_data(pem: &Pem) -> std::collections::BTreeMap<String, ByteString> {
+    [(CERT, &pem.cert), (KEY, &pem.key), (CA, &pem.ca)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.clone())))
+        .collect()
+}
+
+/// Refuses a Secret of any type but `kubernetes.io/tls`.
+fn check_type(s: &Secret, namespace: &str, name: &str) -> anyhow::Result<()> {
+    let found = s.type_.as_deref().unwrap_or("Opaque");
+    anyhow::ensure!(
+        found == TLS_TYPE,
+        "Secret {namespace}/{name} is of type {found}, not {TLS_TYPE}: refusing to use or change it"
+    );
+    Ok(())
+}
+
+/// The certificate in Secret `namespace/name`. deploy/ ships that Secret empty, so the
+/// accounts need only `get` and `update` on its name (no `create`, which cannot be limited to
+/// a name and would let an account create a service-account-token Secret for another
+/// account): the first replica to find it empty generates a certificate (for `dns_names`) and
+/// writes it with the resourceVersion it read; a replica that loses that race serves the
+/// winner's. Where the Secret does not exist and the identity may create it (`make run`),
+/// it is created.
 pub async fn from_secret_or_generate(
     client: Client,
     namespace: &str,
@@ -145,36 +193,47 @@ pub async fn from_secret_or_generate(
     dns_names: &[String],
 ) -> anyhow::Result<Pem> {
     let secrets: Api<Secret> = Api::namespaced(client, namespace);
-    if let Some(pem) = secrets.get_opt(name).await?.as_ref().and_then(from_secret) {
-        return Ok(pem);
-    }
-    let pem = generate(dns_names)?;
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.to_string()),
-            namespace: Some(namespace.to_string()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(
-            [(CERT, &pem.cert), (KEY, &pem.key), (CA, &pem.ca)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.clone())))
-                .collect(),
-        ),
-        ..Default::default()
+    let read_winner = || async {
+        let secret = secrets.get(name).await?;
+        check_type(&secret, namespace, name)?;
+        from_secret(&secret).ok_or_else(|| anyhow::anyhow!("Secret {namespace}/{name} holds no certificate"))
     };
-    match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(pem),
-        // Another replica created it first: serve that one.
-        Err(kube::Error::Api(s)) if s.code == 409 => secrets
-            .get(name)
-            .await
-            .ok()
-            .as_ref()
-            .and_then(from_secret)
-            .ok_or_else(|| anyhow::anyhow!("Secret {namespace}/{name} exists but holds no certificate")),
-        Err(e) => Err(e.into()),
+    match secrets.get_opt(name).await? {
+        Some(secret) => {
+            check_type(&secret, namespace, name)?;
+            if let Some(pem) = from_secret(&secret) {
+                return Ok(pem);
+            }
+            let pem = generate(dns_names)?;
+            let mut filled = secret;
+            filled.data = Some(tls_data(&pem));
+            match secrets.replace(name, &PostParams::default(), &filled).await {
+                Ok(_) => Ok(pem),
+                Err(kube::Error::Api(s)) if s.code == 409 => read_winner().await,
+                Err(e) => Err(e.into()),
+            }
+        }
+        None => {
+            let pem = generate(dns_names)?;
+            let secret = Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name.to_string()),
+                    namespace: Some(namespace.to_string()),
+                    ..Default::default()
+                },
+                type_: Some(TLS_TYPE.into()),
+                data: Some(tls_data(&pem)),
+                ..Default::default()
+            };
+            match secrets.create(&PostParams::default(), &secret).await {
+                Ok(_) => Ok(pem),
+                Err(kube::Error::Api(s)) if s.code == 409 => read_winner().await,
+                Err(kube::Error::Api(s)) if s.code == 403 => Err(anyhow::anyhow!(
+                    "Secret {namespace}/{name} does not exist and this account may not create it: apply deploy/, which ships it"
+                )),
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 

@@ -10,20 +10,48 @@ pub mod webhook_config;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Json, Router, body::Bytes, extract::State, routing::post};
+use axum::{
+    Json, Router,
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::StatusCode,
+    middleware::Next,
+    response::{IntoResponse, Response},
+    routing::post,
+};
 use kube::core::{
     DynamicObject, Status,
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
 };
+use tokio::sync::Semaphore;
 
-use crate::{metrics::Metrics, stored::SwfObject, tls::Reloading};
+use crate::{
+    metrics::Metrics,
+    server::{body, json_bounds, listen},
+    stored::SwfObject,
+    tls::Reloading,
+};
 use authorize::Authorizer;
 use review::{Change, Rules, Verdict};
 
-/// The API server sends the object and the old object: two objects of at most ~3 MiB each.
-const MAX_BODY_BYTES: usize = 8 << 20;
+/// The API server sends the object and the old object, each at most etcd's 1.5 MiB.
+const MAX_BODY_BYTES: usize = 4 << 20;
+/// The API server sends a review at once; a body that trickles is not from it.
+const BODY_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONCURRENT_REQUESTS: usize = 64;
+/// Review bodies being read at once (two of the largest).
+const BODY_BUDGET: usize = 8 << 20;
+/// Two objects as large as the reconciler's largest manifest (200,000 nodes each): about
+/// 800,000 structural characters. More is refused before it is decoded.
+const JSON: json_bounds::JsonBounds = json_bounds::JsonBounds {
+    max_structure: 800_000,
+    max_depth: 1_000,
+};
+/// Structure being decoded at once, over all reviews (one of the largest): decoding and
+/// judging a review costs about 70 bytes per value, so this bounds the reviews' memory
+/// (about 30 MiB) whatever their sizes and number.
+const DECODING: usize = JSON.max_structure;
 pub const PATH: &str = "/validate-scheduledworkflows";
 
 pub struct Webhook {
@@ -31,6 +59,26 @@ pub struct Webhook {
     /// None when `--admission-authorize=false`.
     pub authorizer: Option<Authorizer>,
     pub metrics: Arc<Metrics>,
+    /// The webhook's own budget (in the scheduler's process, apart from anything else).
+    pub bounds: Bounds,
+}
+
+/// What the reviews being answered at once may hold.
+pub struct Bounds {
+    budget: body::Budget,
+    slots: Arc<Semaphore>,
+    /// One permit per structural character of the reviews being decoded.
+    decoding: Arc<Semaphore>,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            budget: body::Budget::new(BODY_BUDGET),
+            slots: Arc::new(Semaphore::new(CONCURRENT_REQUESTS)),
+            decoding: Arc::new(Semaphore::new(DECODING)),
+        }
+    }
 }
 
 impl Webhook {
@@ -110,35 +158,83 @@ async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Json<Admi
     Json(response.into_review())
 }
 
+/// Before a review is decoded: its body, read within its size limit and deadline and the
+/// webhook's budget, then its JSON structure counted, then a slot. A body that trickles holds
+/// no slot, so it cannot keep the API server's reviews waiting.
+async fn admit(State(webhook): State<Arc<Webhook>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let declared = body::declared_length(&parts.headers);
+    let bounds = &webhook.bounds;
+    let read = match body::read(body, declared, MAX_BODY_BYTES, BODY_TIMEOUT, &bounds.budget).await {
+        Ok(read) => read,
+        Err(e) => {
+            let status = match e {
+                body::BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                body::BodyError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
+                body::BodyError::Broken => StatusCode::BAD_REQUEST,
+            };
+            return (status, e.to_string()).into_response();
+        }
+    };
+    let structure = match json_bounds::check(&read.bytes, JSON) {
+        Ok(structure) => u32::try_from(structure.max(1)).unwrap_or(u32::MAX),
+        Err(e) => {
+            webhook.metrics.admission_reviewed("unknown", "error");
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+        }
+    };
+    let (Ok(_slot), Ok(_decoding)) = (
+        bounds.slots.clone().acquire_owned().await,
+        bounds.decoding.clone().acquire_many_owned(structure).await,
+    ) else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(read.bytes.clone())))
+        .await;
+    drop(read);
+    response
+}
+
 pub fn router(webhook: Arc<Webhook>) -> Router {
-    use tower::ServiceBuilder;
-    Router::new()
+    let reviews = Router::new()
         .route(PATH, post(validate))
+        // `admit` has read the body within MAX_BODY_BYTES (axum's default is 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn_with_state(webhook.clone(), admit));
+    Router::new()
+        .merge(reviews)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .with_state(webhook)
-        .layer(
-            ServiceBuilder::new()
-                .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                    axum::http::StatusCode::REQUEST_TIMEOUT,
-                    REQUEST_TIMEOUT,
-                ))
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(CONCURRENT_REQUESTS)),
-        )
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
 }
 
 /// Serves the webhook over HTTPS (the API server calls webhooks over TLS only) on a listener
-/// bound beforehand, so the process is not reported ready before it can answer.
-pub async fn serve(listener: std::net::TcpListener, cert: Arc<Reloading>, webhook: Arc<Webhook>) -> anyhow::Result<()> {
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(cert.server_config(&[b"http/1.1"]));
+/// bound beforehand, so the process is not reported ready before it can answer. With
+/// `client_cas`, only clients with a certificate they signed (the API server, configured as
+/// in docs/admission.md) get past the TLS handshake.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    cert: Arc<Reloading>,
+    client_cas: Option<Vec<u8>>,
+    webhook: Arc<Webhook>,
+) -> anyhow::Result<()> {
+    let config = match client_cas {
+        Some(cas) => cert.server_config_for_clients_of(&[b"http/1.1"], &cas)?,
+        None => cert.server_config(&[b"http/1.1"]),
+    };
     let addr = listener.local_addr()?;
-    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, config)?;
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(Duration::from_secs(10));
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(%addr, path = PATH, "serving the admission webhook");
-    server.serve(router(webhook).into_make_service()).await?;
+    let limits = listen::Limits {
+        max_connections: 256,
+        handshake_timeout: Duration::from_secs(5),
+        ..listen::Limits::standard(listen::Protocols::Http1)
+    };
+    listen::serve(listener, Some(config), limits, router(webhook)).await;
     Ok(())
 }
 
@@ -155,6 +251,7 @@ mod tests {
             },
             authorizer: None,
             metrics: Arc::new(Metrics::default()),
+            bounds: Bounds::default(),
         })
     }
 

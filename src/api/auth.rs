@@ -1,13 +1,13 @@
 //! Who is calling and what they may do, decided before any other work.
 //!
 //! - **Authentication**: a bearer token is checked with a TokenReview (made with the API's own
-//!   identity), or, in Kubeflow's multi-user mode, the user comes from the header a trusted
-//!   proxy sets (`kubeflow-userid`). An invalid token is a 401 at the cost of one TokenReview,
-//!   cached per token; nothing else is read.
+//!   identity), or, in Kubeflow's multi-user mode, the user comes from the header the trusted
+//!   proxy sets (`kubeflow-userid`; `identity` decides when it is believed). An invalid token
+//!   is a 401 at the cost of one TokenReview, cached per token; nothing else is read.
 //! - **Authorization**: a SubjectAccessReview for the user, verb and namespace, cached briefly.
 //! - **Acting**: writes (create, enable/disable, delete) are made as the caller: with their
-//!   token, or by impersonating the header's user. Kubernetes RBAC has the last word, and the
-//!   audit log names the user. Clients are reused per caller (bounded).
+//!   token, or by impersonating the user (by name only, never groups). Kubernetes RBAC has the
+//!   last word, and the audit log names the user. Clients are reused per caller (bounded).
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,31 +31,34 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// From an `authorization` header value (`Bearer <token>`).
-    pub fn from_header(value: Option<&str>) -> Caller {
-        let token = value
+    /// From a request's headers (HTTP headers or gRPC metadata) and its peer: the bearer token
+    /// of `authorization`, and in multi-user mode the user the trusted proxy's header names
+    /// (`identity::proxied_user`; a header it refuses is a 401).
+    pub fn from_headers(
+        headers: &axum::http::HeaderMap,
+        peer: Option<&crate::server::listen::Peer>,
+        multi_user: Option<&MultiUser>,
+    ) -> Result<Caller, ApiError> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string);
-        Caller {
-            token,
-            proxied_user: None,
-        }
+        let proxied_user = match multi_user {
+            Some(mu) => super::identity::proxied_user(headers, peer.map(|p| p.addr.ip()), mu)?,
+            None => None,
+        };
+        Ok(Caller { token, proxied_user })
     }
 }
 
-/// Kubeflow's multi-user mode: the user's identity comes from a trusted proxy's header (as
-/// KFP's `KUBEFLOW_USERID_HEADER`/`KUBEFLOW_USERID_PREFIX`), or from a token whose audience is
-/// `pipelines.kubeflow.org` (what the KFP SDK sends from a notebook).
-#[derive(Clone, Debug)]
-pub struct MultiUser {
-    pub header: String,
-    pub prefix: String,
-}
+pub use super::identity::MultiUser;
 
 /// Tokens with this audience are accepted in multi-user mode (KFP's).
 pub const KFP_AUDIENCE: &str = "pipelines.kubeflow.org";
+const AUTHENTICATED: &str = "system:authenticated";
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -76,12 +79,40 @@ pub enum Acting {
     Own,
 }
 
-const AUTHN_TTL: Duration = Duration::from_secs(30);
-const AUTHZ_TTL: Duration = Duration::from_secs(10);
+/// How old a cached answer a read may use; writes always ask again (`Freshness::Now`).
+pub const AUTHN_TTL: Duration = Duration::from_secs(5);
+pub const AUTHZ_TTL: Duration = Duration::from_secs(5);
+
+/// How recent an answer about a caller must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Reads: an answer up to `AUTHN_TTL`/`AUTHZ_TTL` old (a revoked token or rule stops
+    /// working for reads within that).
+    Cached,
+    /// Writes: asked now, so a deleted ServiceAccount's token or a removed rule stops them at
+    /// once, even where the API acts by impersonation (which the API server cannot tie to a
+    /// token).
+    Now,
+}
 const CLIENT_TTL: Duration = Duration::from_secs(600);
-/// Cached entries at most (each cache).
-const CACHED: u64 = 10_000;
+/// Bytes each cache may hold (of user names, groups, tokens and namespaces).
+const CACHED_BYTES: u64 = 16 << 20;
 const CLIENTS: u64 = 256;
+/// The longest bearer token reviewed (Kubernetes' are about 1 KiB; OIDC ID tokens a few).
+pub const MAX_TOKEN_BYTES: usize = 16 << 10;
+
+/// What a cached user costs, in bytes (for the caches' bounds).
+fn weight(user: &User) -> usize {
+    let token = match &user.acting {
+        Acting::Token(t) => t.len(),
+        _ => 0,
+    };
+    64 + user.name.len() + token + user.groups.iter().map(|g| g.len() + 24).sum::<usize>()
+}
+
+fn weight_u32(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
 
 pub struct Auth {
     base: kube::Config,
@@ -106,11 +137,15 @@ impl Auth {
             allow_anonymous,
             multi_user,
             tokens: AsyncCache::builder()
-                .max_capacity(CACHED)
+                .max_capacity(CACHED_BYTES)
+                .weigher(|_, user: &Option<User>| weight_u32(32 + user.as_ref().map_or(0, weight)))
                 .time_to_live(AUTHN_TTL)
                 .build(),
             reviews: AsyncCache::builder()
-                .max_capacity(CACHED)
+                .max_capacity(CACHED_BYTES)
+                .weigher(|(user, _, namespace): &(User, &'static str, String), _| {
+                    weight_u32(weight(user) + namespace.len())
+                })
                 .time_to_live(AUTHZ_TTL)
                 .build(),
             clients: Cache::builder().max_capacity(CLIENTS).time_to_idle(CLIENT_TTL).build(),
@@ -122,7 +157,7 @@ impl Auth {
     }
 
     /// The caller, authenticated; 401 otherwise.
-    pub async fn authenticate(&self, caller: &Caller) -> Result<User, ApiError> {
+    pub async fn authenticate(&self, caller: &Caller, freshness: Freshness) -> Result<User, ApiError> {
         if let (Some(_), Some(user)) = (&self.multi_user, &caller.proxied_user) {
             return Ok(User {
                 name: user.clone(),
@@ -131,7 +166,11 @@ impl Auth {
             });
         }
         match &caller.token {
-            Some(token) => self.review_token(token).await,
+            Some(token) if token.len() > MAX_TOKEN_BYTES => Err(ApiError::new(
+                Code::Unauthenticated,
+                "the bearer token is not valid (longer than any token this API reviews)",
+            )),
+            Some(token) => self.review_token(token, freshness).await,
             None if self.allow_anonymous => Ok(User {
                 name: "swf-operator:anonymous".into(),
                 groups: Vec::new(),
@@ -144,12 +183,19 @@ impl Auth {
         }
     }
 
-    async fn review_token(&self, token: &str) -> Result<User, ApiError> {
-        let user = self
-            .tokens
-            .try_get_with(digest(token), self.token_review(token))
-            .await
-            .map_err(|e: Arc<ApiError>| (*e).clone())?;
+    async fn review_token(&self, token: &str, freshness: Freshness) -> Result<User, ApiError> {
+        let user = match freshness {
+            Freshness::Cached => self
+                .tokens
+                .try_get_with(digest(token), self.token_review(token))
+                .await
+                .map_err(|e: Arc<ApiError>| (*e).clone())?,
+            Freshness::Now => {
+                let user = self.token_review(token).await?;
+                self.tokens.insert(digest(token), user.clone()).await;
+                user
+            }
+        };
         user.ok_or_else(|| ApiError::new(Code::Unauthenticated, "the bearer token is not valid"))
     }
 
@@ -166,6 +212,8 @@ impl Auth {
         if self.multi_user.is_some()
             && let Some(user) = self.review(token, Some(KFP_AUDIENCE)).await?
         {
+            // Impersonated by name only: RBAC for the impersonation names users (and, per
+            // namespace, service accounts), never groups.
             return Ok(Some(User {
                 acting: Acting::Impersonate,
                 ..user
@@ -182,12 +230,25 @@ impl Auth {
             },
             ..Default::default()
         };
+        // The caller is not authenticated yet: the API server's words stay in our log.
         let done = Api::<TokenReview>::all(self.own.clone())
             .create(&PostParams::default(), &review)
             .await
-            .map_err(|e| ApiError::new(Code::Unavailable, format!("cannot review the token: {e}")))?;
+            .map_err(|e| {
+                tracing::warn!(error = %e, "TokenReview failed");
+                ApiError::new(
+                    Code::Unavailable,
+                    "cannot authenticate the request now; try again later",
+                )
+            })?;
         let status = done.status.unwrap_or_default();
         if status.authenticated != Some(true) {
+            return Ok(None);
+        }
+        // An authenticator that ignores audiences answers without any (KFP checks this too).
+        if let Some(wanted) = audience
+            && !status.audiences.as_ref().is_some_and(|a| a.iter().any(|a| a == wanted))
+        {
             return Ok(None);
         }
         let info = status.user.unwrap_or_default();
@@ -199,22 +260,41 @@ impl Auth {
     }
 
     /// Whether `user` may `verb` ScheduledWorkflows in `namespace` (a SubjectAccessReview).
-    pub async fn allowed(&self, user: &User, verb: &'static str, namespace: &str) -> Result<bool, ApiError> {
+    pub async fn allowed(
+        &self,
+        user: &User,
+        verb: &'static str,
+        namespace: &str,
+        freshness: Freshness,
+    ) -> Result<bool, ApiError> {
         if user.acting == Acting::Own {
             return Ok(true);
         }
         let key = (user.clone(), verb, namespace.to_string());
-        self.reviews
-            .try_get_with(key, self.access_review(user, verb, namespace))
-            .await
-            .map_err(|e: Arc<ApiError>| (*e).clone())
+        match freshness {
+            Freshness::Cached => self
+                .reviews
+                .try_get_with(key, self.access_review(user, verb, namespace))
+                .await
+                .map_err(|e: Arc<ApiError>| (*e).clone()),
+            Freshness::Now => {
+                let allowed = self.access_review(user, verb, namespace).await?;
+                self.reviews.insert(key, allowed).await;
+                Ok(allowed)
+            }
+        }
     }
 
     async fn access_review(&self, user: &User, verb: &'static str, namespace: &str) -> Result<bool, ApiError> {
+        // An impersonated user is in `system:authenticated` as the API server will see them.
+        let mut groups = user.groups.clone();
+        if user.acting == Acting::Impersonate && !groups.iter().any(|g| g == AUTHENTICATED) {
+            groups.push(AUTHENTICATED.to_string());
+        }
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(user.name.clone()),
-                groups: Some(user.groups.clone()),
+                groups: Some(groups),
                 resource_attributes: Some(ResourceAttributes {
                     group: Some("kubeflow.org".into()),
                     resource: Some("scheduledworkflows".into()),
@@ -248,8 +328,10 @@ impl Auth {
                 };
             }
             Acting::Impersonate => {
+                // The user alone, never groups: the API server adds system:authenticated (and a
+                // service account's own groups).
                 config.auth_info.impersonate = Some(user.name.clone());
-                config.auth_info.impersonate_groups = (!user.groups.is_empty()).then(|| user.groups.clone());
+                config.auth_info.impersonate_groups = None;
             }
         }
         let client = Client::try_from(config).map_err(|e| ApiError::new(Code::Internal, format!("client: {e}")))?;

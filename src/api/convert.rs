@@ -144,7 +144,12 @@ fn apply_references(
             )));
         }
         match kind {
-            ResourceType::Namespace => namespace = Some(key.id),
+            ResourceType::Namespace => {
+                if let Some(problem) = super::names::namespace_problem("resource_references", &key.id) {
+                    return Err(ApiError::invalid(problem));
+                }
+                namespace = Some(key.id);
+            }
             ResourceType::Experiment => spec.experiment_id = Some(key.id),
             ResourceType::Pipeline => spec.pipeline_id = Some(key.id),
             ResourceType::PipelineVersion => spec.pipeline_version_id = Some(key.id),
@@ -262,18 +267,6 @@ fn kfp_create_changes(manifest: &mut Value, opts: &CreateOptions) {
             }
         }
     }
-}
-
-/// The service accounts a job's runs would use (`spec.serviceAccount`, the workflow's own).
-pub fn service_accounts(swf: &ScheduledWorkflow) -> Vec<String> {
-    let mut out: Vec<String> = swf.spec.service_account.iter().cloned().collect();
-    if let Some(Value::String(text)) = swf.spec.workflow.as_ref().and_then(|w| w.spec.as_ref())
-        && let Ok(wf) = crate::manifest::parse(text)
-        && let Some(sa) = wf.pointer("/spec/serviceAccountName").and_then(Value::as_str)
-    {
-        out.push(sa.to_string());
-    }
-    out
 }
 
 /// A trigger, with KFP's checks (robfig cron, interval at least 1 s).
@@ -575,6 +568,10 @@ mod tests {
             (
                 serde_json::json!({"resource_references": [{"key": {"type": "JOB", "id": "x"}}]}),
                 "not supported for jobs",
+            ),
+            (
+                serde_json::json!({"resource_references": [{"key": {"type": "NAMESPACE", "id": "Team_A"}}]}),
+                "is not a valid namespace name",
             ),
         ];
         for (patch, want) in cases {

@@ -5,9 +5,13 @@ use serde_json::json;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Code {
     InvalidArgument = 3,
+    /// A request body that did not arrive in time (HTTP 408).
+    DeadlineExceeded = 4,
     NotFound = 5,
     AlreadyExists = 6,
     PermissionDenied = 7,
+    /// A request body larger than the call accepts (HTTP 413).
+    ResourceExhausted = 8,
     Internal = 13,
     Unavailable = 14,
     Unauthenticated = 16,
@@ -34,10 +38,12 @@ impl ApiError {
         Self::new(Code::NotFound, format!("Job {id} not found"))
     }
 
-    /// The HTTP status grpc-gateway uses for this code.
+    /// The HTTP status grpc-gateway uses for this code (ours for a body too large or too slow).
     pub fn http_status(&self) -> u16 {
         match self.code {
             Code::InvalidArgument => 400,
+            Code::DeadlineExceeded => 408,
+            Code::ResourceExhausted => 413,
             Code::Unauthenticated => 401,
             Code::PermissionDenied => 403,
             Code::NotFound => 404,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{
-    auth::Caller,
+    auth::User,
     proto::{
         CreateJobRequest, DeleteJobRequest, DisableJobRequest, EnableJobRequest, GetJobRequest, Job, ListJobsRequest,
         ListJobsResponse, job_service_server,
@@ -15,17 +15,12 @@ use super::{
 
 pub struct Grpc(pub Arc<JobApi>);
 
-fn caller<T>(api: &JobApi, req: &Request<T>) -> Caller {
-    let mut caller = Caller::from_header(req.metadata().get("authorization").and_then(|v| v.to_str().ok()));
-    if let Some(mu) = api.multi_user() {
-        caller.proxied_user = req
-            .metadata()
-            .get(mu.header.to_ascii_lowercase().as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.strip_prefix(mu.prefix.as_str()).unwrap_or(v).to_string())
-            .filter(|u| !u.is_empty());
-    }
-    caller
+/// The caller, authenticated by the gate before the message was decoded.
+fn caller<T>(req: &Request<T>) -> Result<User, Status> {
+    req.extensions()
+        .get::<User>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))
 }
 
 type Empty = pbjson_types::Empty;
@@ -42,7 +37,7 @@ fn empty(_: ()) -> Empty {
 #[tonic::async_trait]
 impl job_service_server::JobService for Grpc {
     async fn create_job(&self, req: Request<CreateJobRequest>) -> Result<Response<Job>, Status> {
-        let who = caller(&self.0, &req);
+        let who = caller(&req)?;
         let job = req
             .into_inner()
             .job
@@ -51,27 +46,27 @@ impl job_service_server::JobService for Grpc {
     }
 
     async fn get_job(&self, req: Request<GetJobRequest>) -> Result<Response<Job>, Status> {
-        let who = caller(&self.0, &req);
+        let who = caller(&req)?;
         respond(self.0.get_job(&who, &req.into_inner().id).await, |v| v)
     }
 
     async fn list_jobs(&self, req: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {
-        let who = caller(&self.0, &req);
+        let who = caller(&req)?;
         respond(self.0.list_jobs(&who, &req.into_inner()).await, |v| v)
     }
 
     async fn enable_job(&self, req: Request<EnableJobRequest>) -> Result<Response<Empty>, Status> {
-        let who = caller(&self.0, &req);
+        let who = caller(&req)?;
         respond(self.0.set_enabled(&who, &req.into_inner().id, true).await, empty)
     }
 
     async fn disable_job(&self, req: Request<DisableJobRequest>) -> Result<Response<Empty>, Status> {
-        let who = caller(&self.0, &req);
+        let who = caller(&req)?;
         respond(self.0.set_enabled(&who, &req.into_inner().id, false).await, empty)
     }
 
     async fn delete_job(&self, req: Request<DeleteJobRequest>) -> Result<Response<Empty>, Status> {
-        let who = caller(&self.0, &req);
+        let who = caller(&req)?;
         respond(self.0.delete_job(&who, &req.into_inner().id).await, empty)
     }
 }

@@ -4,22 +4,25 @@
 use std::{collections::HashMap, sync::Arc};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Bytes,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 
 use super::{
-    auth::Caller,
+    auth::User,
     error::{ApiError, Code},
+    gate::Gate,
     proto::{Job, ListJobsRequest, ResourceKey, ResourceType},
     service::JobApi,
 };
 
 pub const OPENAPI: &str = include_str!("../../api/job.swagger.json");
+/// The jobs collection; the gate lets larger bodies through to a POST here (CreateJob).
+pub const JOBS: &str = "/apis/v1beta1/jobs";
 
 fn json(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -47,41 +50,33 @@ fn reply<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
             Ok(body) => json(StatusCode::OK, body),
             // pbjson refuses some values a stored object may hold (e.g. a timestamp it cannot
             // write): an error for this request, never a crash of the server.
-            Err(e) => {
-                let e = ApiError::new(Code::Internal, format!("cannot encode the response: {e}"));
-                json(StatusCode::INTERNAL_SERVER_ERROR, e.body().to_string())
-            }
+            Err(e) => error_response(&ApiError::new(
+                Code::Internal,
+                format!("cannot encode the response: {e}"),
+            )),
         },
-        Err(e) => json(
-            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            e.body().to_string(),
-        ),
+        Err(e) => error_response(&e),
     }
 }
 
-/// The caller: its bearer token, and in multi-user mode the trusted proxy's user header.
-fn caller(api: &JobApi, headers: &HeaderMap) -> Caller {
-    let mut caller = Caller::from_header(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
-    if let Some(mu) = api.multi_user() {
-        caller.proxied_user = headers
-            .get(mu.header.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.strip_prefix(mu.prefix.as_str()).unwrap_or(v).to_string())
-            .filter(|u| !u.is_empty());
-    }
-    caller
+/// KFP's error body with the HTTP status of its code.
+pub fn error_response(e: &ApiError) -> Response {
+    json(
+        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        e.body().to_string(),
+    )
 }
 
-async fn create(State(api): State<Arc<JobApi>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(State(api): State<Arc<JobApi>>, Extension(user): Extension<User>, body: Bytes) -> Response {
     let job: Job = match serde_json::from_slice(&body) {
         Ok(job) => job,
         Err(e) => return reply::<()>(Err(ApiError::invalid(format!("Invalid job: {e}")))),
     };
-    reply(api.create_job(&caller(&api, &headers), job).await)
+    reply(api.create_job(&user, job).await)
 }
 
-async fn get_one(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    reply(api.get_job(&caller(&api, &headers), &id).await)
+async fn get_one(State(api): State<Arc<JobApi>>, Extension(user): Extension<User>, Path(id): Path<String>) -> Response {
+    reply(api.get_job(&user, &id).await)
 }
 
 /// Parses ListJobs' query string. Unknown parameters are ignored, as grpc-gateway does (KFP's
@@ -121,44 +116,39 @@ fn list_request(query: Option<&str>) -> Result<ListJobsRequest, ApiError> {
     Ok(req)
 }
 
-async fn list(State(api): State<Arc<JobApi>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn list(State(api): State<Arc<JobApi>>, Extension(user): Extension<User>, RawQuery(query): RawQuery) -> Response {
     let result = match list_request(query.as_deref()) {
-        Ok(req) => api.list_jobs(&caller(&api, &headers), &req).await,
+        Ok(req) => api.list_jobs(&user, &req).await,
         Err(e) => Err(e),
     };
     reply(result)
 }
 
-async fn enable(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    reply(
-        api.set_enabled(&caller(&api, &headers), &id, true)
-            .await
-            .map(|()| serde_json::json!({})),
-    )
+async fn enable(State(api): State<Arc<JobApi>>, Extension(user): Extension<User>, Path(id): Path<String>) -> Response {
+    reply(api.set_enabled(&user, &id, true).await.map(|()| serde_json::json!({})))
 }
 
-async fn disable(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    reply(
-        api.set_enabled(&caller(&api, &headers), &id, false)
-            .await
-            .map(|()| serde_json::json!({})),
-    )
+async fn disable(State(api): State<Arc<JobApi>>, Extension(user): Extension<User>, Path(id): Path<String>) -> Response {
+    reply(api.set_enabled(&user, &id, false).await.map(|()| serde_json::json!({})))
 }
 
-async fn delete(State(api): State<Arc<JobApi>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    reply(
-        api.delete_job(&caller(&api, &headers), &id)
-            .await
-            .map(|()| serde_json::json!({})),
-    )
+async fn delete(State(api): State<Arc<JobApi>>, Extension(user): Extension<User>, Path(id): Path<String>) -> Response {
+    reply(api.delete_job(&user, &id).await.map(|()| serde_json::json!({})))
 }
 
-pub fn router(api: Arc<JobApi>) -> Router {
-    Router::new()
-        .route("/apis/v1beta1/jobs", post(create).get(list))
+/// The job routes behind the gate (`gate::http`), and the public ones: health, KFP's
+/// `multi_user` flag, the OpenAPI document.
+pub fn router(api: Arc<JobApi>, gate: Arc<Gate>) -> Router {
+    let jobs = Router::new()
+        .route(JOBS, post(create).get(list))
         .route("/apis/v1beta1/jobs/{id}", get(get_one).delete(delete))
         .route("/apis/v1beta1/jobs/{id}/enable", post(enable))
         .route("/apis/v1beta1/jobs/{id}/disable", post(disable))
+        // The gate has read the body within the call's own limit (axum's default is 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn_with_state(gate, super::gate::http));
+    Router::new()
+        .merge(jobs)
         .route(
             "/apis/v1beta1/healthz",
             get(|State(api): State<Arc<JobApi>>| async move {

@@ -16,6 +16,11 @@ use super::{
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 200;
+/// Bounds on a filter: every predicate is evaluated against every job in scope, so their
+/// number and size bound a ListJobs' work (KFP's UI sends one or two).
+pub const MAX_PREDICATES: usize = 50;
+pub const MAX_FILTER_VALUES: usize = 200;
+pub const MAX_FILTER_VALUE_BYTES: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -162,6 +167,12 @@ fn parse_filter(canonical: &str) -> Result<Vec<Check>, ApiError> {
     }
     let parsed: Filter =
         serde_json::from_str(canonical).map_err(|e| ApiError::invalid(format!("Invalid filter: {e}")))?;
+    if parsed.predicates.len() > MAX_PREDICATES {
+        return Err(ApiError::invalid(format!(
+            "Invalid filter: {} predicates; at most {MAX_PREDICATES} are accepted",
+            parsed.predicates.len()
+        )));
+    }
     let mut checks = Vec::new();
     for p in parsed.predicates {
         let field = Field::parse(&p.key).ok_or_else(|| {
@@ -225,9 +236,29 @@ fn parse_filter(canonical: &str) -> Result<Vec<Check>, ApiError> {
             }
             _ => {}
         }
+        within_bounds(&p.key, &values)?;
         checks.push(Check { field, op, values });
     }
     Ok(checks)
+}
+
+/// A predicate's values: at most `MAX_FILTER_VALUES`, each at most `MAX_FILTER_VALUE_BYTES`.
+fn within_bounds(key: &str, values: &[Value]) -> Result<(), ApiError> {
+    if values.len() > MAX_FILTER_VALUES {
+        return Err(ApiError::invalid(format!(
+            "Invalid filter: {} values for {key:?}; at most {MAX_FILTER_VALUES} are accepted",
+            values.len()
+        )));
+    }
+    if values
+        .iter()
+        .any(|v| matches!(v, Value::Str(s) if s.len() > MAX_FILTER_VALUE_BYTES))
+    {
+        return Err(ApiError::invalid(format!(
+            "Invalid filter: a value for {key:?} is longer than {MAX_FILTER_VALUE_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 fn matches(row: &Row, checks: &[Check]) -> bool {
@@ -269,6 +300,7 @@ fn encode(t: &Token) -> String {
 
 fn decode(s: &str) -> Result<Token, ApiError> {
     let bad = |why: String| ApiError::invalid(format!("Invalid page token: {why}"));
+
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|e| bad(e.to_string()))?;
@@ -521,6 +553,32 @@ mod tests {
         .unwrap();
         let err = page(vec![], &q(&p.next_page_token, 1, "id", "")).err().unwrap();
         assert!(err.message.contains("does not match the sort_by"));
+    }
+
+    #[test]
+    fn filters_are_bounded() {
+        let predicate = r#"{"op":"EQUALS","key":"name","string_value":"x"}"#;
+        let many = format!(
+            r#"{{"predicates":[{}]}}"#,
+            vec![predicate; MAX_PREDICATES + 1].join(",")
+        );
+        let enough = format!(r#"{{"predicates":[{}]}}"#, vec![predicate; MAX_PREDICATES].join(","));
+        let values: Vec<String> = (0..=MAX_FILTER_VALUES).map(|i| format!("\"{i}\"")).collect();
+        let wide = format!(
+            r#"{{"predicates":[{{"op":"IN","key":"name","string_values":{{"values":[{}]}}}}]}}"#,
+            values.join(",")
+        );
+        let long = format!(
+            r#"{{"predicates":[{{"op":"IS_SUBSTRING","key":"name","string_value":"{}"}}]}}"#,
+            "x".repeat(MAX_FILTER_VALUE_BYTES + 1)
+        );
+        let jobs = vec![job("a", "x", 1)];
+        assert!(page(jobs.clone(), &q("", 0, "", &enough)).is_ok());
+        for (filter, want) in [(&many, "predicates"), (&wide, "values"), (&long, "longer than")] {
+            let err = page(jobs.clone(), &q("", 0, "", filter)).err().unwrap();
+            assert!(err.message.contains(want), "{want}: {}", err.message);
+            assert_eq!(err.http_status(), 400);
+        }
     }
 
     #[test]

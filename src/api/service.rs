@@ -1,6 +1,7 @@
 //! The JobService operations, shared by the HTTP and gRPC front ends.
 //!
-//! Every operation authenticates its caller first (`auth`). Reads come from the API's watch
+//! Every operation is called for an authenticated caller (`gate` authenticates before it reads
+//! a request's body). Reads come from the API's watch
 //! cache (`index`) after a SubjectAccessReview: an unknown id, or one the caller may not read,
 //! is a 404 that costs no request and reveals nothing. Writes are made as the caller, so
 //! Kubernetes RBAC has the last word.
@@ -11,7 +12,7 @@ use kube::{
 };
 
 use super::{
-    auth::{Auth, Caller, MultiUser, User},
+    auth::{Auth, Caller, Freshness, MultiUser, User},
     convert,
     error::{ApiError, Code},
     index::Index,
@@ -43,7 +44,12 @@ pub struct JobApi {
     auth: Auth,
     index: Index,
     settings: ApiSettings,
+    /// Workflow manifests being parsed at once (each up to 200,000 nodes, about 10 MiB).
+    manifest_parses: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Manifests parsed at once; more creates wait.
+const MANIFEST_PARSES: usize = 2;
 
 impl JobApi {
     /// Starts the watch cache of jobs (with the API's own identity, in its scope).
@@ -57,6 +63,7 @@ impl JobApi {
             index: Index::start(own.clone(), settings.scope.as_deref()),
             auth: Auth::new(base, own, settings.allow_anonymous, settings.multi_user.clone()),
             settings,
+            manifest_parses: std::sync::Arc::new(tokio::sync::Semaphore::new(MANIFEST_PARSES)),
         }
     }
 
@@ -67,6 +74,12 @@ impl JobApi {
 
     pub fn multi_user(&self) -> Option<&MultiUser> {
         self.auth.multi_user()
+    }
+
+    /// Who is calling (the gate asks before it reads a body; for a write, `Freshness::Now`);
+    /// 401 otherwise.
+    pub async fn authenticate(&self, caller: &Caller, freshness: Freshness) -> Result<User, ApiError> {
+        self.auth.authenticate(caller, freshness).await
     }
 
     fn in_scope(&self, namespace: &str) -> Result<(), ApiError> {
@@ -80,21 +93,25 @@ impl JobApi {
     }
 
     /// The job with `id`, if `user` may read it; otherwise a 404 that does not say which.
-    async fn readable(&self, user: &User, id: &str) -> Result<std::sync::Arc<SwfObject>, ApiError> {
+    async fn readable(
+        &self,
+        user: &User,
+        id: &str,
+        freshness: Freshness,
+    ) -> Result<std::sync::Arc<SwfObject>, ApiError> {
         let obj = self.index.by_uid(id).ok_or_else(|| ApiError::not_found(id))?;
         let ns = obj.metadata.namespace.clone().unwrap_or_default();
-        if self.in_scope(&ns).is_err() || !self.auth.allowed(user, "get", &ns).await? {
+        if self.in_scope(&ns).is_err() || !self.auth.allowed(user, "get", &ns, freshness).await? {
             return Err(ApiError::not_found(id));
         }
         Ok(obj)
     }
 
-    pub async fn create_job(&self, caller: &Caller, job: Job) -> Result<Job, ApiError> {
-        let user = self.auth.authenticate(caller).await?;
-        let (ns, swf) = convert::job_to_swf(&job, self.settings.default_namespace.as_deref(), &self.settings.create)?;
+    pub async fn create_job(&self, user: &User, job: Job) -> Result<Job, ApiError> {
+        let (ns, swf) = self.convert(job).await?;
         self.in_scope(&ns)?;
         self.refuse_own_identity(&ns, &swf)?;
-        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
         let request = kube::core::Request::new(ScheduledWorkflow::url_path(&(), Some(&ns)));
         let body = serde_json::to_vec(&swf).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
         let request = request
@@ -110,62 +127,64 @@ impl JobApi {
         Ok(job)
     }
 
+    /// The namespace and resource of a job to create. Parsing its manifest costs memory and
+    /// CPU in proportion to its nodes: two at once, on a blocking thread.
+    async fn convert(&self, job: Job) -> Result<(String, ScheduledWorkflow), ApiError> {
+        let _parsing = self
+            .manifest_parses
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::new(Code::Unavailable, "the API is shutting down"))?;
+        let default_namespace = self.settings.default_namespace.clone();
+        let options = self.settings.create.clone();
+        tokio::task::spawn_blocking(move || convert::job_to_swf(&job, default_namespace.as_deref(), &options))
+            .await
+            .map_err(|_| ApiError::new(Code::Internal, "converting the job failed"))?
+    }
+
     /// A job must not run as the API's (or operator's) own service account in its namespace:
-    /// that would hand a user's workflow the operator's rights.
+    /// that would hand a user's workflow the operator's rights. Every place a run names an
+    /// account counts (`accounts`); there, a name that is not literal cannot be checked.
     fn refuse_own_identity(&self, ns: &str, swf: &ScheduledWorkflow) -> Result<(), ApiError> {
-        let Some(own_ns) = &self.settings.own_namespace else {
+        let Some(own_ns) = self.settings.own_namespace.as_ref().filter(|own| *own == ns) else {
             return Ok(());
         };
+        let found = super::accounts::of(&swf.spec);
         let refused = &self.settings.refused_service_accounts;
-        match convert::service_accounts(swf)
-            .into_iter()
-            .find(|sa| refused.contains(sa))
-        {
-            Some(sa) if ns == own_ns => Err(ApiError::invalid(format!(
-                "service_account: {sa} is the operator's own service account in {own_ns} and cannot run jobs"
-            ))),
-            _ => Ok(()),
+        if let Some((sa, path)) = found.named.iter().find(|(sa, _)| refused.contains(sa)) {
+            return Err(ApiError::invalid(format!(
+                "{path}: {sa} is the operator's own service account in {own_ns} and cannot run jobs"
+            )));
         }
+        if let Some(path) = found.unchecked.first() {
+            return Err(ApiError::invalid(format!(
+                "{path}: in {own_ns}, where the operator's own service accounts are, a run's service account must be a literal name (this one is an expression or cannot be read)"
+            )));
+        }
+        Ok(())
     }
 
-    pub async fn get_job(&self, caller: &Caller, id: &str) -> Result<Job, ApiError> {
-        let user = self.auth.authenticate(caller).await?;
-        Ok(convert::swf_to_job(&*self.readable(&user, id).await?))
+    pub async fn get_job(&self, user: &User, id: &str) -> Result<Job, ApiError> {
+        Ok(convert::swf_to_job(&*self.readable(user, id, Freshness::Cached).await?))
     }
 
-    pub async fn list_jobs(&self, caller: &Caller, req: &ListJobsRequest) -> Result<ListJobsResponse, ApiError> {
-        let user = self.auth.authenticate(caller).await?;
+    pub async fn list_jobs(&self, user: &User, req: &ListJobsRequest) -> Result<ListJobsResponse, ApiError> {
         let (namespace, experiment) = self.list_scope(req)?;
         self.in_scope(&namespace)?;
-        if !self.auth.allowed(&user, "list", &namespace).await? {
+        if !self.auth.allowed(user, "list", &namespace, Freshness::Cached).await? {
             return Err(ApiError::new(
                 Code::PermissionDenied,
                 format!("{} may not list jobs in namespace {namespace}", user.name),
             ));
         }
-        let objects: Vec<_> = self
-            .index
-            .in_namespace(&namespace)
-            .into_iter()
-            .filter(|o| {
-                experiment.is_none()
-                    || o.spec.as_ref().ok().and_then(|s| s.experiment_id.as_ref()) == experiment.as_ref()
-            })
-            .collect();
-        let scope = format!("{namespace}/{}", experiment.unwrap_or_default());
-        let query = list::Query {
-            page_token: &req.page_token,
-            page_size: req.page_size,
-            sort_by: &req.sort_by,
-            filter: &req.filter,
-            scope: &scope,
-        };
-        let page = list::page(objects, |o| convert::row(o), &query)?;
-        Ok(ListJobsResponse {
-            jobs: page.items.iter().map(|o| convert::swf_to_job(o)).collect(),
-            total_size: page.total_size,
-            next_page_token: page.next_page_token,
-        })
+        // Filtering, sorting and converting every job of a namespace is CPU work: done on a
+        // blocking thread, so a large namespace never stalls the threads serving other calls.
+        let index = self.index.clone();
+        let req = req.clone();
+        tokio::task::spawn_blocking(move || page_of(&index, &namespace, experiment, &req))
+            .await
+            .map_err(|_| ApiError::new(Code::Internal, "listing the jobs failed"))?
     }
 
     /// The namespace (and experiment) a ListJobs request is about.
@@ -178,7 +197,16 @@ impl JobApi {
         };
         match ResourceType::try_from(key.r#type).unwrap_or(ResourceType::UnknownResourceType) {
             ResourceType::UnknownResourceType if key.id.is_empty() => Ok((default()?, None)),
-            ResourceType::Namespace if !key.id.is_empty() => Ok((key.id, None)),
+            // Checked before it is reviewed or cached: a namespace name is a DNS label.
+            ResourceType::Namespace if !key.id.is_empty() => {
+                match super::names::namespace_problem("resource_reference_key.id", &key.id) {
+                    Some(problem) => Err(ApiError::invalid(problem)),
+                    None => Ok((key.id, None)),
+                }
+            }
+            ResourceType::Experiment if key.id.len() > MAX_EXPERIMENT_ID => Err(ApiError::invalid(format!(
+                "resource_reference_key.id: an experiment id has at most {MAX_EXPERIMENT_ID} characters"
+            ))),
             ResourceType::Experiment if !key.id.is_empty() => Ok((default()?, Some(key.id))),
             other => Err(ApiError::invalid(format!(
                 "resource_reference_key: {} {:?} is not supported (use NAMESPACE or EXPERIMENT with an id)",
@@ -188,11 +216,10 @@ impl JobApi {
         }
     }
 
-    pub async fn set_enabled(&self, caller: &Caller, id: &str, enabled: bool) -> Result<(), ApiError> {
-        let user = self.auth.authenticate(caller).await?;
-        let obj = self.readable(&user, id).await?;
+    pub async fn set_enabled(&self, user: &User, id: &str, enabled: bool) -> Result<(), ApiError> {
+        let obj = self.readable(user, id, Freshness::Now).await?;
         let (ns, name) = names(&obj);
-        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
         // The uid in the patch is a precondition: a recreated object of the same name is not
         // changed.
         let patch = serde_json::json!({"metadata": {"uid": id}, "spec": {"enabled": enabled}});
@@ -206,11 +233,10 @@ impl JobApi {
         }
     }
 
-    pub async fn delete_job(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
-        let user = self.auth.authenticate(caller).await?;
-        let obj = self.readable(&user, id).await?;
+    pub async fn delete_job(&self, user: &User, id: &str) -> Result<(), ApiError> {
+        let obj = self.readable(user, id, Freshness::Now).await?;
         let (ns, name) = names(&obj);
-        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(&user)?, &ns);
+        let api: Api<SwfObject> = Api::namespaced(self.auth.client_for(user)?, &ns);
         // Background cascade: the runs go too (KFP's default for custom resources).
         let params = DeleteParams::background().preconditions(kube::api::Preconditions {
             uid: Some(id.to_string()),
@@ -226,6 +252,39 @@ impl JobApi {
         }
     }
 }
+
+/// One page of the jobs of `namespace` (and `experiment`) for `req`.
+fn page_of(
+    index: &Index,
+    namespace: &str,
+    experiment: Option<String>,
+    req: &ListJobsRequest,
+) -> Result<ListJobsResponse, ApiError> {
+    let objects: Vec<_> = index
+        .in_namespace(namespace)
+        .into_iter()
+        .filter(|o| {
+            experiment.is_none() || o.spec.as_ref().ok().and_then(|s| s.experiment_id.as_ref()) == experiment.as_ref()
+        })
+        .collect();
+    let scope = format!("{namespace}/{}", experiment.unwrap_or_default());
+    let query = list::Query {
+        page_token: &req.page_token,
+        page_size: req.page_size,
+        sort_by: &req.sort_by,
+        filter: &req.filter,
+        scope: &scope,
+    };
+    let page = list::page(objects, |o| convert::row(o), &query)?;
+    Ok(ListJobsResponse {
+        jobs: page.items.iter().map(|o| convert::swf_to_job(o)).collect(),
+        total_size: page.total_size,
+        next_page_token: page.next_page_token,
+    })
+}
+
+/// KFP's experiment ids are UUIDs; anything much longer is not one.
+const MAX_EXPERIMENT_ID: usize = 256;
 
 fn names(obj: &SwfObject) -> (String, String) {
     (

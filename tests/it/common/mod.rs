@@ -605,7 +605,7 @@ pub async fn operator_token(env: &TestEnv) -> String {
         .operator_rbac
         .get_or_init(|| async {
             let deploy = repo_root().join("deploy/base");
-            for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
+            for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "secrets.yaml"] {
                 kubectl(plane, &["apply", "-f", deploy.join(file).to_str().unwrap()]);
             }
         })
@@ -869,7 +869,7 @@ pub async fn api_token(env: &TestEnv) -> String {
         .api_rbac
         .get_or_init(|| async {
             let deploy = repo_root().join("deploy/base");
-            for file in ["namespace.yaml", "api-rbac.yaml"] {
+            for file in ["namespace.yaml", "api-rbac.yaml", "secrets.yaml"] {
                 kubectl(plane, &["apply", "-f", deploy.join(file).to_str().unwrap()]);
             }
         })
@@ -892,6 +892,16 @@ pub async fn start_job_api_with(
     settings: swf_operator::api::service::ApiSettings,
     tls: Option<std::sync::Arc<swf_operator::tls::Reloading>>,
 ) -> (String, String) {
+    start_job_api_tuned(env, settings, tls, Default::default()).await
+}
+
+/// As `start_job_api_with`, with other bounds (shorter timeouts, a smaller budget).
+pub async fn start_job_api_tuned(
+    env: &TestEnv,
+    settings: swf_operator::api::service::ApiSettings,
+    tls: Option<std::sync::Arc<swf_operator::tls::Reloading>>,
+    limits: swf_operator::api::Limits,
+) -> (String, String) {
     use swf_operator::api;
     let base = env.plane.admin_config().await;
     let own = api_client(env).await;
@@ -902,7 +912,7 @@ pub async fn start_job_api_with(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let ready = job_api.clone();
     tokio::spawn(async move {
-        if let Err(e) = api::serve(job_api, Some(http), Some(grpc), tls).await {
+        if let Err(e) = api::serve_with(job_api, Some(http), Some(grpc), tls, limits).await {
             panic!("JobService failed: {e:#}");
         }
     });
@@ -952,4 +962,48 @@ pub async fn grant_swf_access(client: &Client, namespace: &str, user: &str) {
         .create(&PostParams::default(), &binding)
         .await
         .unwrap();
+}
+
+/// The JobService as a process of its own (`swf-operator api`, plain HTTP and gRPC on free
+/// loopback ports, serving only the test's namespace), with the API's ServiceAccount and the
+/// RBAC of `deploy/base/api-rbac.yaml`; returned with its HTTP and gRPC URLs once its cache
+/// has listed. Local planes only (it is SIGKILL-able and its memory can be read).
+pub async fn api_process(env: &TestEnv, name: &str, extra: &[&str]) -> (OperatorProcess, String, String) {
+    let http = format!("127.0.0.1:{}", plane::free_port());
+    let grpc = format!("127.0.0.1:{}", plane::free_port());
+    let mut args = vec![
+        "api",
+        "--api-addr",
+        &http,
+        "--grpc-addr",
+        &grpc,
+        "--api-plain-http",
+        "--api-namespace",
+        &env.namespace,
+        "--api-default-namespace",
+        &env.namespace,
+    ];
+    args.extend_from_slice(extra);
+    let process = OperatorProcess::spawn(env, name, &api_token(env).await, &args);
+    let (http, grpc) = (format!("http://{http}"), format!("http://{grpc}"));
+    let admin = admin_token(env).await;
+    eventually(Duration::from_secs(60), "the API process answering", || async {
+        let resp = reqwest::Client::new()
+            .get(format!("{http}/apis/v1beta1/jobs"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .ok()?;
+        resp.status().is_success().then_some(())
+    })
+    .await;
+    (process, http, grpc)
+}
+
+impl OperatorProcess {
+    /// Resets its peak resident memory (VmHWM) to what it uses now, so `peak_rss` reports the
+    /// peak of what follows (Linux' `clear_refs`, value 5).
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").unwrap();
+    }
 }
