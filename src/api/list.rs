@@ -456,6 +456,28 @@ mod tests {
     }
 
     #[test]
+    fn the_last_full_page_has_no_next_token() {
+        let jobs: Vec<Job> = (0..6).map(|i| job(&format!("id{i}"), "n", 100 + i)).collect();
+        let p1 = page(jobs.clone(), &q("", 3, "", "")).unwrap();
+        assert!(!p1.next_page_token.is_empty(), "three more jobs after the first page");
+        let p2 = page(jobs, &q(&p1.next_page_token, 3, "", "")).unwrap();
+        assert_eq!(ids(&p2), vec!["id3", "id4", "id5"]);
+        assert!(p2.next_page_token.is_empty(), "nothing after the second page");
+    }
+
+    #[test]
+    fn a_page_token_is_refused_outside_its_namespace() {
+        let jobs: Vec<Job> = (0..4).map(|i| job(&format!("id{i}"), "n", 100 + i)).collect();
+        let first = page(jobs.clone(), &q("", 2, "", "")).unwrap();
+        let elsewhere = Query {
+            scope: "other-ns",
+            ..q(&first.next_page_token, 2, "", "")
+        };
+        let err = page(jobs, &elsewhere).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("resource_reference_key"), "{err}");
+    }
+
+    #[test]
     fn filters() {
         let jobs = vec![job("a", "alpha", 10), job("b", "beta", 20), job("c", "gamma", 30)];
         let run = |f: &str| {

@@ -473,7 +473,7 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
     common::install_argo_crd(&env.client).await;
     let token = common::admin_token(&env).await;
     let (_, grpc_url) = common::start_job_api(&env, &env.namespace).await;
-    let operator = start_operator(&env).await;
+    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
     let mut client = JobServiceClient::connect(grpc_url.clone()).await.unwrap();
     let mut job: proto::Job = serde_json::from_value(job("grpc job", &env.namespace)).unwrap();
     job.enabled = false;
@@ -497,13 +497,24 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
         .into_inner();
     assert_eq!(listed.total_size, 1);
 
-    // Disabled: no runs. Enable over gRPC: the operator starts creating runs; disable stops it.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        list_runs(&env.client, &env.namespace, &common::workflow_resource())
+    // Disabled: once the operator's status shows it has seen the job, it has created nothing.
+    let name = eventually(WAIT, "the operator's status on the disabled job", || async {
+        let obj = swfs(&env)
+            .list(&Default::default())
             .await
-            .is_empty()
+            .ok()?
+            .items
+            .into_iter()
+            .next()?;
+        let status = obj.status.as_ref()?;
+        (status.observed_generation == obj.metadata.generation && !status.conditions.is_empty()).then(|| obj.name_any())
+    })
+    .await;
+    assert!(
+        common::creations::ever(&env, "workflows").await.is_empty(),
+        "a run of a disabled job"
     );
+    // Enable over gRPC: the operator starts creating runs; disable stops it.
     client
         .enable_job(with_token(&token, proto::EnableJobRequest { id: id.clone() }))
         .await
@@ -529,14 +540,16 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
         (j.status == "DISABLED").then_some(())
     })
     .await;
-    let count = list_runs(&env.client, &env.namespace, &common::workflow_resource())
-        .await
-        .len();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Two of its 1 s ticks come due while disabled, then a pass: it creates nothing more.
+    let count = common::creations::ever(&env, "workflows").await.len();
+    let due_by = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2);
+    eventually(WAIT, "two ticks due while disabled", || async {
+        (jiff::Timestamp::now() > due_by).then_some(())
+    })
+    .await;
+    operator.one_more_pass(&env, &name).await;
     assert_eq!(
-        list_runs(&env.client, &env.namespace, &common::workflow_resource())
-            .await
-            .len(),
+        common::creations::ever(&env, "workflows").await.len(),
         count,
         "no runs while disabled"
     );
@@ -578,7 +591,7 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
             .then_some(())
     })
     .await;
-    operator.abort();
+    operator.task.abort();
 }
 
 fn self_signed() -> (String, String) {
@@ -660,15 +673,9 @@ async fn kfp_server_api_python_client_works_unchanged() {
     let script = common::repo_root().join("examples/kfp_server_api_client.py");
     let ns = env.namespace.clone();
     let token = common::admin_token(&env).await;
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(common::python())
-            .arg(script)
-            .args([&url, &token, &ns])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
+    let mut python = std::process::Command::new(common::python());
+    python.arg(script).args([&url, &token, &ns]);
+    let out = common::output_within(python, Duration::from_secs(120)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -689,15 +696,9 @@ async fn kfp_sdk_client_1_8_manages_a_recurring_run() {
     let (url, _) = common::start_job_api(&env, &env.namespace).await;
     let script = common::repo_root().join("examples/kfp_sdk_client.py");
     let token = common::admin_token(&env).await;
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(common::python())
-            .arg(script)
-            .args([&url, &token])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
+    let mut python = std::process::Command::new(common::python());
+    python.arg(script).args([&url, &token]);
+    let out = common::output_within(python, Duration::from_secs(120)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
