@@ -903,7 +903,13 @@ pub async fn start_job_api_tuned(
     limits: swf_operator::api::Limits,
 ) -> (String, String) {
     use swf_operator::api;
-    let base = env.plane.admin_config().await;
+    // As in a cluster: the API's own ServiceAccount, with exactly deploy/'s RBAC, is what it
+    // impersonates users with (multi-user mode), so that RBAC is what the tests exercise.
+    let mut base = env.plane.admin_config().await;
+    base.auth_info = kube::config::AuthInfo {
+        token: Some(api_token(env).await.into()),
+        ..Default::default()
+    };
     let own = api_client(env).await;
     let job_api = std::sync::Arc::new(api::service::JobApi::new(base, own, settings));
     let (http_port, grpc_port) = (plane::free_port(), plane::free_port());
@@ -936,6 +942,29 @@ pub async fn start_job_api_tuned(
 pub fn python() -> PathBuf {
     let venv = repo_root().join("target/py/bin/python3");
     if venv.exists() { venv } else { PathBuf::from("python3") }
+}
+
+/// Runs `command` to its end and returns what it printed, or kills it and panics after `limit`:
+/// a client that hangs fails its test instead of hanging the suite.
+pub async fn output_within(mut command: Command, limit: Duration) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let waited = tokio::task::spawn_blocking(move || rx.recv_timeout(limit))
+        .await
+        .unwrap();
+    match waited {
+        Ok(output) => output.unwrap_or_else(|e| panic!("{command:?}: {e}")),
+        Err(_) => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{command:?} did not finish within {limit:?}");
+        }
+    }
 }
 
 /// Grants `user` full rights on ScheduledWorkflows in `namespace` (a Role + RoleBinding).
