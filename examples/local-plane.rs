@@ -119,6 +119,10 @@ fn down() {
     std::thread::sleep(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&layout.dir);
     eprintln!("cluster: removed {}", layout.dir.display());
+    // kubectl falls back to localhost:8080 when its kubeconfig is gone: say why instead.
+    if std::env::var_os("KUBECONFIG").is_some_and(|k| Path::new(&k) == layout.kubeconfig()) {
+        eprintln!("cluster: this shell's KUBECONFIG names the removed plane: `unset KUBECONFIG` or `make cluster-up`");
+    }
 }
 
 fn status() {

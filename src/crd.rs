@@ -46,6 +46,8 @@ pub struct ScheduledWorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// When false no run is created. Ticks that fall while disabled are not run on re-enable.
+    /// Not set means false, as in KFP (unlike CronJob's `suspend`): such a schedule does not
+    /// run; the admission webhook warns and status says so.
     #[serde(default)]
     pub enabled: bool,
     /// How many runs may be active at once: 1..10, default 1. Values outside are read as the
@@ -436,6 +438,7 @@ impl ScheduledWorkflow {
         use kube::CustomResourceExt;
         let mut crd = serde_json::to_value(Self::crd()).expect("CRD serialises");
         strip_empty_string_defaults(&mut crd);
+        strip_enabled_default(&mut crd);
         crd
     }
 
@@ -443,6 +446,20 @@ impl ScheduledWorkflow {
     #[allow(clippy::expect_used)]
     pub fn crd_yaml() -> String {
         serde_yaml::to_string(&Self::crd_manifest()).expect("CRD serialises")
+    }
+}
+
+/// No schema default for `spec.enabled`: the API server would fill it in before admission,
+/// and a schedule left without `enabled` (one that never runs) could not be warned about.
+fn strip_enabled_default(crd: &mut serde_json::Value) {
+    let versions = crd.pointer_mut("/spec/versions").and_then(|v| v.as_array_mut());
+    for version in versions.into_iter().flatten() {
+        let enabled = version
+            .pointer_mut("/schema/openAPIV3Schema/properties/spec/properties/enabled")
+            .and_then(|e| e.as_object_mut());
+        if let Some(enabled) = enabled {
+            enabled.remove("default");
+        }
     }
 }
 

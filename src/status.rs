@@ -13,6 +13,8 @@ use crate::{
 /// KFP's condition types and messages (`getStatusAndMessage`).
 pub const ENABLED: (&str, &str) = ("Enabled", "The schedule is enabled.");
 pub const DISABLED: (&str, &str) = ("Disabled", "The schedule is disabled.");
+/// The message of a schedule disabled because `spec.enabled` was left out.
+pub const ENABLED_UNSET_MESSAGE: &str = "The schedule is disabled: spec.enabled is not set, and it is false by default (as in KFP). Set spec.enabled: true to run it.";
 pub const RUNNING: (&str, &str) = ("Running", "The one-off schedule is running.");
 pub const SUCCEEDED: (&str, &str) = ("Succeeded", "The one-off schedule has succeeded.");
 pub const ERROR: &str = "Error";
@@ -178,6 +180,8 @@ pub struct Observed {
     pub problem: Option<Problem>,
     /// `spec.enabled`.
     pub enabled: bool,
+    /// `spec.enabled` is not in the stored object (false by default).
+    pub enabled_unset: bool,
     /// Disabled, or suspended by the failure policy: nothing of the schedule's own runs.
     pub paused: bool,
     pub one_off: bool,
@@ -206,6 +210,8 @@ fn summary(o: &Observed, active: i64) -> (&'static str, &'static str, String) {
         } else {
             RUNNING
         }
+    } else if !o.enabled && o.enabled_unset {
+        (DISABLED.0, ENABLED_UNSET_MESSAGE)
     } else if !o.enabled {
         DISABLED
     } else {
@@ -268,6 +274,7 @@ mod tests {
         Observed {
             problem: None,
             enabled,
+            enabled_unset: false,
             paused: !enabled,
             one_off: false,
             state: TriggerState {
@@ -284,6 +291,28 @@ mod tests {
             suspended_message: None,
             backfill: None,
         }
+    }
+
+    #[test]
+    fn a_schedule_disabled_by_leaving_out_enabled_says_so() {
+        let now = at("2026-01-01T01:30:00Z");
+        let unset = compute(
+            &Default::default(),
+            Some(1),
+            Observed {
+                enabled_unset: true,
+                ..observed(false)
+            },
+            now,
+        );
+        let summary = summary_condition(&unset).unwrap();
+        assert_eq!(summary.type_, DISABLED.0);
+        assert_eq!(summary.message.as_deref(), Some(ENABLED_UNSET_MESSAGE));
+        let set_false = compute(&Default::default(), Some(1), observed(false), now);
+        assert_eq!(
+            summary_condition(&set_false).unwrap().message.as_deref(),
+            Some(DISABLED.1)
+        );
     }
 
     #[test]

@@ -116,6 +116,20 @@ pub struct SwfObject {
     /// The stored status; empty when it cannot be decoded (see `status_error`).
     pub status: ScheduledWorkflowStatus,
     pub status_error: Option<DecodeError>,
+    /// The stored spec has no `enabled` (or a null one): the schedule is disabled by default,
+    /// as in KFP, which surprises users of CronJob (whose `suspend` defaults to false).
+    pub enabled_unset: bool,
+}
+
+/// Only whether `spec.enabled` is there; every other field is skipped unparsed.
+#[derive(Deserialize)]
+struct EnabledProbe {
+    enabled: Option<IgnoredAny>,
+}
+
+fn enabled_unset(spec: Option<&RawValue>) -> bool {
+    spec.and_then(|s| serde_json::from_str::<EnabledProbe>(s.get()).ok())
+        .is_some_and(|probe| probe.enabled.is_none())
 }
 
 #[derive(Deserialize)]
@@ -138,6 +152,7 @@ impl<'de> Deserialize<'de> for SwfObject {
             spec: decode("spec", raw.spec.as_deref()),
             status,
             status_error,
+            enabled_unset: enabled_unset(raw.spec.as_deref()),
         })
     }
 }
@@ -150,6 +165,7 @@ impl SwfObject {
             spec: Ok(swf.spec),
             status: swf.status.unwrap_or_default(),
             status_error: None,
+            enabled_unset: false,
         }
     }
 }
@@ -443,6 +459,18 @@ mod tests {
 
     fn nested(depth: usize) -> String {
         format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn a_spec_without_enabled_is_told_from_one_with_enabled_false() {
+        let unset = |spec: &str| {
+            let text = format!(r#"{{"metadata": {{"name": "s"}}, "spec": {spec}}}"#);
+            serde_json::from_str::<SwfObject>(&text).unwrap().enabled_unset
+        };
+        assert!(unset(r#"{"trigger": {}}"#));
+        assert!(unset(r#"{"enabled": null}"#));
+        assert!(!unset(r#"{"enabled": false}"#));
+        assert!(!unset(r#"{"enabled": true, "trigger": {}}"#));
     }
 
     #[test]

@@ -68,19 +68,26 @@ pub fn review(change: Change<'_>, namespace: &str, rules: &Rules) -> Verdict {
     }
 }
 
+/// Said when `spec.enabled` is left out: users of CronJob expect a schedule to run.
+pub const ENABLED_UNSET_WARNING: &str = "spec.enabled: not set, so this schedule will not run (false is the default, as in KFP); set spec.enabled: true to run it";
+
 /// Every problem the reconciler would report for the object, and its warnings.
 fn problems(obj: &SwfObject, namespace: &str, rules: &Rules) -> (Vec<String>, Vec<String>) {
     let spec = match &obj.spec {
         Ok(spec) => spec,
         Err(e) => return (vec![e.to_string()], vec![]),
     };
-    match validate::validate(spec, &rules.default_time_zone) {
+    let (errors, mut warnings) = match validate::validate(spec, &rules.default_time_zone) {
         Err(invalid) => (invalid.0, vec![]),
         Ok(v) => match rules.v1_policy.check(namespace, &v.source) {
             Err(message) => (vec![format!("spec.workflow: {message}")], v.warnings),
             Ok(()) => (vec![], v.warnings),
         },
+    };
+    if obj.enabled_unset {
+        warnings.push(ENABLED_UNSET_WARNING.to_string());
     }
+    (errors, warnings)
 }
 
 fn same_spec(old: &SwfObject, new: &SwfObject) -> bool {
@@ -179,6 +186,19 @@ mod tests {
         );
         assert!(v.errors.is_empty());
         assert!(v.warnings[0].contains("5-field"), "{v:?}");
+    }
+
+    #[test]
+    fn leaving_out_enabled_is_a_warning_and_false_or_true_is_not() {
+        let mut spec = serde_json::to_value(job(json!({})).spec.unwrap()).unwrap();
+        spec.as_object_mut().unwrap().remove("enabled");
+        let v = review(Change::Create(&object(spec)), "ns", &rules());
+        assert!(v.errors.is_empty(), "{v:?}");
+        assert_eq!(v.warnings, vec![ENABLED_UNSET_WARNING.to_string()]);
+        for enabled in [true, false] {
+            let v = review(Change::Create(&job(json!({"enabled": enabled}))), "ns", &rules());
+            assert!(v.warnings.is_empty(), "enabled: {enabled}: {v:?}");
+        }
     }
 
     #[test]

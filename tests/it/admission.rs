@@ -201,6 +201,13 @@ fn refuses_the_corpus(env: &TestEnv, cases: &[(&'static str, Value, Expect)]) {
         "every problem at once: {out}"
     );
     println!("a bad apply, as kubectl prints it:\n{out}");
+    let mut unset = manifest("enabled-unset", json!({}));
+    unset["spec"].as_object_mut().unwrap().remove("enabled");
+    let (ok, out) = kubectl_apply(env, &unset, &[]);
+    assert!(
+        ok && out.contains("Warning: spec.enabled: not set, so this schedule will not run"),
+        "{out}"
+    );
 }
 
 /// Objects stored before the webhook take metadata patches, `kubectl patch` of `enabled` and

@@ -3,7 +3,7 @@ use crate::common;
 
 use std::{collections::HashSet, time::Duration};
 
-use common::{TestEnv, eventually, list_runs, start_operator};
+use common::{TestEnv, eventually, list_runs};
 use kube::{Api, ResourceExt, api::PostParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

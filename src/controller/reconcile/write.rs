@@ -55,6 +55,7 @@ impl Pass<'_> {
         let observed = status::Observed {
             problem: applied.problem.clone().or_else(|| backfilled.problem.clone()),
             enabled: self.checked.spec.enabled,
+            enabled_unset: self.target.obj.enabled_unset,
             paused,
             one_off: matches!(v.schedule.cadence, Cadence::Once),
             history: runstate::history(runs, state.last_index, v.max_history),
