@@ -111,7 +111,7 @@ impl Authorizer {
         let answer = tokio::time::timeout(CALL_TIMEOUT, api.create(&PostParams::default(), &review))
             .await
             .map_err(|_| unchecked("the SubjectAccessReview timed out".into()))?
-            .map_err(|e| unchecked(format!("SubjectAccessReview: {e}")))?;
+            .map_err(|e| unchecked(format!("SubjectAccessReview: {}", crate::controller::error::said(&e))))?;
         if answer.status.is_some_and(|s| s.allowed) {
             return Ok(());
         }

@@ -3,11 +3,21 @@
 
 use crate::runkind::RunKind;
 
+/// A Kubernetes error as a user reads it: the API server's message and code, never the Rust
+/// debug form of its `Status` that kube's own text carries.
+pub fn said(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if s.message.is_empty() => format!("HTTP {}", s.code),
+        kube::Error::Api(s) => format!("{} (HTTP {})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the ScheduledWorkflow has no metadata.{0}")]
     MissingMetadata(&'static str),
-    #[error("cannot look up run kind {kind}: {source}")]
+    #[error("cannot look up run kind {kind}: {}", said(.source))]
     ResolveKind {
         kind: RunKind,
         #[source]
@@ -15,13 +25,13 @@ pub enum Error {
     },
     #[error("runs of {kind} are not in the operator's cache yet: {detail}")]
     RunsNotCached { kind: RunKind, detail: String },
-    #[error("cannot create run {name}: {source}")]
+    #[error("cannot create run {name}: {}", said(.source))]
     CreateRun {
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("cannot read run {name} after its create conflicted: {source}")]
+    #[error("cannot read run {name} after its create conflicted: {}", said(.source))]
     ReadRun {
         name: String,
         #[source]
@@ -29,13 +39,13 @@ pub enum Error {
     },
     #[error("run {name} is being deleted; its tick waits until it is gone")]
     RunBeingDeleted { name: String },
-    #[error("cannot delete run {name}: {source}")]
+    #[error("cannot delete run {name}: {}", said(.source))]
     DeleteRun {
         name: String,
         #[source]
         source: kube::Error,
     },
-    #[error("cannot write status: {source}")]
+    #[error("cannot write status: {}", said(.source))]
     WriteStatus {
         #[source]
         source: kube::Error,
@@ -85,5 +95,23 @@ pub fn status_code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(s) => Some(s.code),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubernetes_error_reads_as_its_message_and_code_not_rust_debug_text() {
+        let status: kube::core::Status =
+            serde_json::from_value(serde_json::json!({"code": 404, "message": "404 page not found"})).unwrap();
+        let e = Error::ResolveKind {
+            kind: RunKind::parse("argoproj.io/v1alpha1", "Workflow"),
+            source: kube::Error::Api(Box::new(status)),
+        };
+        let text = e.to_string();
+        assert!(text.ends_with(": 404 page not found (HTTP 404)"), "{text}");
+        assert!(!text.contains("Status {"), "{text}");
     }
 }
