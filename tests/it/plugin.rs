@@ -220,4 +220,15 @@ fn offline_commands_and_completions() {
         let text = String::from_utf8_lossy(&script.stdout);
         assert!(text.contains("kubectl-swf") && text.contains("run-now"), "{shell}");
     }
+    // Output into a pipe already closed (`| head -3` that has read enough) ends it quietly.
+    let mut closed = Command::new(bin)
+        .args(["completion", "zsh"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    let out = closed.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "a closed pipe printed: {err}");
 }
