@@ -3,7 +3,8 @@
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 use crate::{
-    crd::ScheduledWorkflowSpec,
+    crd::{RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflowSpec},
+    render::Origin,
     runstate::{self, ObservedRun, Outcome},
     schedule::{self, Cadence, Schedule, TriggerState},
     status::{self, summary_condition},
@@ -58,7 +59,7 @@ impl<'a> Viewed<'a> {
         let Ok(v) = &self.validated else {
             return vec![];
         };
-        if self.spec().is_some_and(|s| !s.enabled) {
+        if self.paused().is_some() {
             return vec![];
         }
         let position = self.position(&v.schedule, now);
@@ -69,6 +70,63 @@ impl<'a> Viewed<'a> {
                 ticks
             }
             None => schedule::upcoming(&v.schedule, position, now, count),
+        }
+    }
+
+    /// Why the schedule creates no run of its own whatever the time: disabled, or suspended by
+    /// its failure policy (spec.enabled is still true then).
+    pub fn paused(&self) -> Option<&'static str> {
+        let suspended = self
+            .obj
+            .status
+            .suspension
+            .as_ref()
+            .is_some_and(|s| s.suspended_at.is_some());
+        if suspended {
+            Some("suspended by spec.failurePolicy")
+        } else if self.spec().is_some_and(|s| !s.enabled) {
+            Some("disabled")
+        } else {
+            None
+        }
+    }
+
+    /// The next fire time as a cell: the time, or why there is none.
+    fn next_cell(&self, now: Timestamp) -> String {
+        match (self.next_fire_times(now, 1).first(), self.paused()) {
+            (Some(t), _) => local(*t, &self.zone),
+            (None, Some(why)) => format!("({why})"),
+            (None, None) => "-".into(),
+        }
+    }
+
+    /// A run-now request the operator has not served yet, and what it waits for.
+    pub fn pending_run_now(&self, runs: &[ObservedRun]) -> Option<String> {
+        let annotations = self.obj.metadata.annotations.as_ref()?;
+        let value = annotations.get(RUN_NOW_REQUEST_ANNOTATION).filter(|v| !v.is_empty())?;
+        let served = self.obj.status.trigger.last_run_now.as_ref() == Some(value)
+            || runs.iter().any(|r| r.origin == Origin::RunNow(value.clone()));
+        if served {
+            return None;
+        }
+        let active = self.active(runs);
+        let waits = match &self.validated {
+            Ok(v) if active >= v.max_concurrency => format!(
+                "waits for a free slot ({active} of maxConcurrency {} active); ticks due by then go first",
+                v.max_concurrency
+            ),
+            Ok(_) => "a slot is free: the operator's next pass creates it".into(),
+            Err(_) => "the spec cannot run".into(),
+        };
+        Some(format!("requested ({value:?}); {waits}"))
+    }
+
+    /// The schedule's active runs (backfill runs have slots of their own and are not counted);
+    /// without the runs, status' active history.
+    fn active(&self, runs: &[ObservedRun]) -> usize {
+        match runs {
+            [] => self.obj.status.workflow_history.active.len(),
+            runs => runstate::summarize(runs).active,
         }
     }
 
@@ -136,10 +194,7 @@ impl<'a> Viewed<'a> {
         if self.spec().is_some_and(|s| !s.enabled) {
             return Some("disabled (spec.enabled is false)".into());
         }
-        let active = match runs {
-            [] => self.obj.status.workflow_history.active.len(),
-            runs => runstate::summarize(runs).active,
-        };
+        let active = self.active(runs);
         if let Ok(v) = &self.validated
             && active >= v.max_concurrency
         {
@@ -242,7 +297,7 @@ pub fn get_table(schedules: &[Viewed<'_>], all_namespaces: bool, wide: bool, now
                 s.schedule_in_words(now),
                 s.zone_name(),
                 local_or_dash(s.last(), &s.zone),
-                local_or_dash(s.next_fire_times(now, 1).first().copied(), &s.zone),
+                s.next_cell(now),
                 s.obj.status.workflow_history.active.len().to_string(),
                 s.condition(),
             ];
@@ -290,6 +345,9 @@ pub fn describe(s: &Viewed<'_>, runs: &[ObservedRun], events: &[EventLine], now:
     if let Some(why) = s.not_running_because(runs) {
         field("Not running:", why);
     }
+    if let Some(request) = s.pending_run_now(runs) {
+        field("Run now:", request);
+    }
     field("Last:", local_or_dash(s.last(), &s.zone));
     if let Some(b) = &s.obj.status.backfill {
         let next = b.next_tick.as_ref().map(|t| format!(", next {}", local(t.0, &s.zone)));
@@ -307,8 +365,10 @@ pub fn describe(s: &Viewed<'_>, runs: &[ObservedRun], events: &[EventLine], now:
     }
     out.push_str("Next 5 fire times:\n");
     let next = s.next_fire_times(now, 5);
-    if next.is_empty() {
-        out.push_str("  (none)\n");
+    match (next.is_empty(), s.paused()) {
+        (true, Some(why)) => out.push_str(&format!("  (none: {why})\n")),
+        (true, None) => out.push_str("  (none)\n"),
+        _ => {}
     }
     for t in next {
         out.push_str(&format!("  {}  ({})\n", local(t, &s.zone), t));
@@ -443,6 +503,52 @@ mod tests {
             ]
         );
         assert_eq!(v.schedule_in_words(at("2026-01-01T00:05:00Z")), "every 10m");
+    }
+
+    fn with_run_now(mut o: SwfObject, value: &str) -> SwfObject {
+        o.metadata.annotations = Some([(RUN_NOW_REQUEST_ANNOTATION.to_string(), value.to_string())].into());
+        o
+    }
+
+    #[test]
+    fn a_pending_run_now_says_what_it_waits_for() {
+        let hourly = || job(json!({"cronSchedule": {"cron": "@hourly"}}));
+        let full = with_run_now(
+            obj(
+                hourly(),
+                json!({"workflowHistory": {"active": [{"name": "nightly-1"}]}}),
+            ),
+            "2",
+        );
+        let shown = Viewed::new(&full, "UTC").pending_run_now(&[]).unwrap_or_default();
+        assert!(
+            shown.starts_with("requested (\"2\"); waits for a free slot (1 of maxConcurrency 1 active)"),
+            "{shown}"
+        );
+        let described = describe(&Viewed::new(&full, "UTC"), &[], &[], at("2026-01-01T00:05:00Z"));
+        assert!(described.contains(&format!("Run now:        {shown}\n")), "{described}");
+        let free = with_run_now(obj(hourly(), json!({})), "2");
+        let shown = Viewed::new(&free, "UTC").pending_run_now(&[]).unwrap_or_default();
+        assert!(shown.contains("a slot is free"), "{shown}");
+        let served = with_run_now(obj(hourly(), json!({"trigger": {"lastRunNow": "2"}})), "2");
+        assert_eq!(Viewed::new(&served, "UTC").pending_run_now(&[]), None);
+        assert_eq!(Viewed::new(&obj(hourly(), json!({})), "UTC").pending_run_now(&[]), None);
+    }
+
+    #[test]
+    fn a_suspended_schedule_shows_why_instead_of_a_next_time() {
+        let o = obj(
+            job(json!({"periodicSchedule": {"intervalSecond": 600}})),
+            json!({"trigger": {"nextTriggeredTime": "2026-01-01T00:10:00Z"},
+                "suspension": {"suspendedAt": "2026-01-01T00:04:00Z"}}),
+        );
+        let v = Viewed::new(&o, "UTC");
+        let now = at("2026-01-01T00:05:00Z");
+        assert!(v.next_fire_times(now, 5).is_empty());
+        let table = get_table(&[v], false, false, now);
+        assert!(table.contains("(suspended by spec.failurePolicy)"), "{table}");
+        let v = Viewed::new(&o, "UTC");
+        assert!(describe(&v, &[], &[], now).contains("(none: suspended by spec.failurePolicy)"));
     }
 
     #[test]

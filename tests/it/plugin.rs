@@ -110,7 +110,7 @@ async fn kubectl_swf_shows_schedules_runs_and_next_fire_times() {
             .then_some(d)
     })
     .await;
-    assert!(why.contains("Next 5 fire times:\n  (none)"), "{why}");
+    assert!(why.contains("Next 5 fire times:\n  (none: disabled)"), "{why}");
     ok(&env, &["enable", "every2", "-n", ns]);
     assert!(swfs(&env).get("every2").await.unwrap().spec.enabled);
 
