@@ -212,6 +212,15 @@ mod tests {
     }
 
     #[test]
+    fn a_start_time_equal_to_the_last_tick_does_not_run_that_tick_again() {
+        let s = every(600, Some("2026-01-01T01:00:00Z"));
+        let last = Some(at("2026-01-01T01:00:00Z"));
+        let position = Position::of(&s, last, None, at("2026-01-01T00:00:00Z"));
+        assert_eq!(position.floor, at("2026-01-01T01:00:00Z"));
+        assert_eq!(position.grid(&s).after(position.floor), Some(at("2026-01-01T01:10:00Z")));
+    }
+
+    #[test]
     fn a_cron_grid_walks_back_across_a_dst_change() {
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
         let s = Schedule::cron(cron::parse("0 30 8 * * *").unwrap(), None, None, berlin);
