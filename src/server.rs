@@ -8,6 +8,7 @@ pub mod json_bounds;
 pub mod listen;
 pub mod metrics_auth;
 
+use anyhow::Context as _;
 use std::sync::{Arc, Mutex};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
@@ -99,7 +100,9 @@ pub async fn serve_plain(
     health: Health,
     with_metrics: bool,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for health and metrics (--metrics-addr)"))?;
     let what = if with_metrics {
         "/healthz, /readyz, /metrics"
     } else {
@@ -117,7 +120,9 @@ pub async fn serve_secure(
     auth: Arc<metrics_auth::MetricsAuth>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for secure metrics (--metrics-secure-addr)"))?;
     tracing::info!(%addr, "serving /metrics over HTTPS to authorized callers");
     let app = Router::new()
         .route("/metrics", get(move || async move { metrics.render() }))

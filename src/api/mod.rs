@@ -14,6 +14,7 @@ pub mod proto;
 pub mod service;
 pub mod wire;
 
+use anyhow::Context as _;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use crate::{
@@ -102,21 +103,28 @@ pub async fn serve_with(
         ..limits.connections.clone()
     };
     let http = serve_on(
-        "HTTP",
+        ("HTTP", "--api-addr"),
         http_addr,
         &tls,
         &[b"h2", b"http/1.1"],
         limits.connections.clone(),
         http_app,
     );
-    let grpc = serve_on("gRPC", grpc_addr, &tls, &[b"h2"], grpc_connections, grpc_app);
+    let grpc = serve_on(
+        ("gRPC", "--grpc-addr"),
+        grpc_addr,
+        &tls,
+        &[b"h2"],
+        grpc_connections,
+        grpc_app,
+    );
     tokio::try_join!(http, grpc).map(|_| ())
 }
 
 /// Serves `app` on `addr` when one is given (else waits forever), over TLS with `alpn` when
-/// `tls` is given.
+/// `tls` is given. `what`: the API's name and the flag that sets `addr`.
 async fn serve_on(
-    what: &str,
+    (what, flag): (&str, &str),
     addr: Option<SocketAddr>,
     tls: &Option<Arc<Reloading>>,
     alpn: &[&[u8]],
@@ -126,7 +134,9 @@ async fn serve_on(
     let Some(addr) = addr else {
         return futures::future::pending().await;
     };
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the JobService {what} API ({flag})"))?;
     tracing::info!(%addr, tls = tls.is_some(), "JobService {what} API");
     let config = tls.as_ref().map(|cert| cert.server_config(alpn));
     listen::serve(listener, config, connections, app).await;
