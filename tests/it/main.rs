@@ -11,6 +11,7 @@ mod cli;
 mod common;
 mod control_plane;
 mod corpus;
+mod docs_walk;
 mod failure_policy;
 mod faults;
 mod gitops;
