@@ -309,6 +309,13 @@ pub async fn run(assets: &Path, bins: &Binaries, plan: &Plan) -> ScenarioResult 
         .map(|(controller, n, ps)| {
             let names: Vec<&String> = ps.iter().map(|(name, _)| name).collect();
             let log = watch::read(&watch_files[controller]);
+            if log.errors > 0 {
+                eprintln!(
+                    "bench:   {}: the watcher's watch failed {} times",
+                    controller.label(),
+                    log.errors
+                );
+            }
             let tally = accounting::tally(&expected(*n), &log.runs);
             report_wrong_runs(controller, &tally);
             let mut o = outcome(*controller, *n, plan.ticks, tally, log.relists);
