@@ -16,11 +16,12 @@ use kube::{
 use serde_json::json;
 
 use crate::{
+    accounting::{self, Expected, Tally},
     cluster::{self, Cluster},
     watch,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Controller {
     /// swf-operator with this many shards (one replica per shard; 1 = no sharding).
     Swf {
@@ -36,6 +37,10 @@ impl Controller {
             Controller::Swf { shards } => format!("swf-operator ×{shards} shards"),
             Controller::CronJob => "CronJob v2".into(),
         }
+    }
+    /// swf-operator, judged by `--check`; the CronJob controller is the peer.
+    fn ours(&self) -> bool {
+        matches!(self, Controller::Swf { .. })
     }
     fn namespace(&self) -> String {
         match self {
@@ -54,12 +59,18 @@ pub struct Binaries {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Outcome {
     pub controller: String,
+    pub ours: bool,
     pub n: usize,
     pub ticks: usize,
     /// Seconds from each tick to its run being observed, for every run of the window.
     pub lags: Vec<f64>,
+    /// What `accounting::Tally` says: missed pairs, extra runs by uid, runs before their tick.
     pub missed: usize,
     pub duplicates: usize,
+    pub early: usize,
+    /// The contender's watcher listing again after its first list (it may have missed a
+    /// run created and deleted in between).
+    pub relists: usize,
     pub cpu_seconds: f64,
     pub peak_rss_bytes: u64,
     /// swf-operator: process start until every schedule has a next tick (its metrics).
@@ -108,6 +119,10 @@ fn resource(controller: Controller) -> ApiResource {
     }
 }
 
+fn schedule_name(i: usize) -> String {
+    format!("s-{i:05}")
+}
+
 async fn create_schedules(client: &kube::Client, controller: Controller, n: usize) {
     let ns = controller.namespace();
     let namespace: k8s_openapi::api::core::v1::Namespace =
@@ -121,7 +136,7 @@ async fn create_schedules(client: &kube::Client, controller: Controller, n: usiz
         .map(|i| {
             let api = api.clone();
             async move {
-                let obj = schedule_object(controller, &format!("s-{i:05}"));
+                let obj = schedule_object(controller, &schedule_name(i));
                 api.create(&PostParams::default(), &obj).await.map(|_| ())
             }
         })
@@ -235,10 +250,12 @@ pub async fn run(assets: &Path, bins: &Binaries, plan: &Plan) -> ScenarioResult 
         "bench:   created the schedules in {:.1} s",
         setup.elapsed().as_secs_f64()
     );
-    let watch_file = cluster.layout.dir.join("jobs.tsv");
-    let args = vec!["watch".to_string(), watch_file.display().to_string()];
-    cluster.spawn("watcher", &bins.bench, &args, &[]);
-    wait_for_file(&watch_file.with_extension("ready")).await;
+    let mut watch_files = HashMap::new();
+    for &(controller, _) in &plan.contenders {
+        let file = start_watcher(&mut cluster, bins, controller);
+        wait_for_file(&file.with_extension("ready")).await;
+        watch_files.insert(controller, file);
+    }
 
     // Start 25 s before a minute: time to list and plan, and the first tick is the window's.
     until_second_of_minute(35.0).await;
@@ -265,8 +282,18 @@ pub async fn run(assets: &Path, bins: &Binaries, plan: &Plan) -> ScenarioResult 
     let window_start = unix_now();
 
     let last_tick = first_tick + 60.0 * (plan.ticks as f64 - 1.0);
-    let expected: usize = plan.contenders.iter().map(|(_, n)| n * plan.ticks).sum();
-    wait_for_runs(&watch_file, first_tick, last_tick, expected).await;
+    let expected = |n: usize| Expected {
+        schedules: (0..n).map(schedule_name).collect(),
+        first_tick: first_tick as i64,
+        last_tick: last_tick as i64,
+        period: 60,
+    };
+    let contenders: Vec<(&Path, Expected)> = plan
+        .contenders
+        .iter()
+        .map(|(controller, n)| (watch_files[controller].as_path(), expected(*n)))
+        .collect();
+    wait_for_runs(&contenders, last_tick).await;
 
     let window = unix_now() - window_start;
     let cpu_after: HashMap<String, f64> = pids
@@ -277,12 +304,21 @@ pub async fn run(assets: &Path, bins: &Binaries, plan: &Plan) -> ScenarioResult 
     let api_cpu = cluster::cpu_seconds(api_pid) - api_before;
     let etcd_cpu = cluster::cpu_seconds(etcd_pid) - etcd_before;
     let requests = request_delta(&requests_before, &cluster::apiserver_requests(&client).await);
-    let seen = watch::read(&watch_file);
     let outcomes = processes
         .iter()
         .map(|(controller, n, ps)| {
             let names: Vec<&String> = ps.iter().map(|(name, _)| name).collect();
-            let mut o = outcome(*controller, *n, plan.ticks, &seen, first_tick, last_tick);
+            let log = watch::read(&watch_files[controller]);
+            if log.errors > 0 {
+                eprintln!(
+                    "bench:   {}: the watcher's watch failed {} times",
+                    controller.label(),
+                    log.errors
+                );
+            }
+            let tally = accounting::tally(&expected(*n), &log.runs);
+            report_wrong_runs(controller, &tally);
+            let mut o = outcome(*controller, *n, plan.ticks, tally, log.relists);
             o.cpu_seconds = names.iter().map(|n| cpu_after[*n] - cpu_before[*n]).sum();
             o.peak_rss_bytes = names.iter().map(|n| rss[*n]).max().unwrap_or(0);
             o.all_scheduled_seconds = all_scheduled.get(&controller.label()).copied().flatten();
@@ -335,22 +371,21 @@ async fn all_scheduled_times(processes: &[Started], started_at: f64) -> HashMap<
     times
 }
 
-/// Until every run of the window has been observed, or 50 s after its last tick (the next
-/// tick would then mix in).
-async fn wait_for_runs(watch_file: &Path, first: f64, last: f64, expected: usize) {
-    let give_up = last + 50.0;
+/// Until every (schedule, tick) of the window has a run, or 50 s after its last tick (the
+/// next tick would then mix in).
+async fn wait_for_runs(contenders: &[(&Path, Expected)], last_tick: f64) {
+    let give_up = last_tick + 50.0;
     loop {
         let now = unix_now();
-        if now > last {
-            let done = watch::read(watch_file)
+        if now > last_tick {
+            let all_arrived = contenders
                 .iter()
-                .filter(|s| (s.tick as f64) >= first && (s.tick as f64) <= last)
-                .count();
-            if done >= expected || now > give_up {
+                .all(|(file, expected)| accounting::tally(expected, &watch::read(file).runs).missed.is_empty());
+            if all_arrived || now > give_up {
                 return;
             }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -371,37 +406,49 @@ fn request_delta(
     by_verb
 }
 
-/// Lags, missed and duplicated runs of one contender, from what the watcher saw.
-fn outcome(controller: Controller, n: usize, ticks: usize, seen: &[watch::Seen], first: f64, last: f64) -> Outcome {
+/// A watcher process for the contender's namespace; returns the file it writes.
+fn start_watcher(cluster: &mut Cluster, bins: &Binaries, controller: Controller) -> PathBuf {
     let ns = controller.namespace();
-    let mine: Vec<&watch::Seen> = seen.iter().filter(|s| s.namespace == ns).collect();
-    let mut per_tick: HashMap<(&str, i64), Vec<f64>> = HashMap::new();
-    for s in &mine {
-        let lag = s.observed_micros as f64 / 1e6 - s.tick as f64;
-        per_tick.entry((s.owner.as_str(), s.tick)).or_default().push(lag);
+    let file = cluster.layout.dir.join(format!("jobs-{ns}.tsv"));
+    let args = vec!["watch".to_string(), ns.clone(), file.display().to_string()];
+    cluster.spawn(&format!("watcher-{ns}"), &bins.bench, &args, &[]);
+    file
+}
+
+/// The first few wrong runs on stderr, to start from when a count is not 0.
+fn report_wrong_runs(controller: &Controller, tally: &Tally) {
+    const SHOWN: usize = 5;
+    let label = controller.label();
+    for (schedule, tick) in tally.missed.iter().take(SHOWN) {
+        eprintln!("bench:   {label}: missed {schedule} at {tick}");
     }
-    let duplicates = per_tick.values().map(|v| v.len() - 1).sum();
-    let in_window = |t: i64| (t as f64) >= first && (t as f64) <= last;
-    let lags: Vec<f64> = per_tick
-        .iter()
-        .filter(|((_, t), _)| in_window(*t))
-        .map(|(_, v)| v[0])
-        .collect();
-    let first_tick_max_lag = per_tick
-        .iter()
-        .filter(|((_, t), _)| *t as f64 == first)
-        .map(|(_, v)| v[0])
-        .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))));
+    for ((schedule, tick), runs) in tally.duplicated.iter().take(SHOWN) {
+        let uids: Vec<&str> = runs.iter().map(|r| r.uid.as_str()).collect();
+        eprintln!("bench:   {label}: {schedule} at {tick} has runs {uids:?}");
+    }
+    for ((schedule, tick), run) in tally.early.iter().take(SHOWN) {
+        eprintln!(
+            "bench:   {label}: {schedule} at {tick}: run {} created at {:?}, seen at {} µs: before its tick",
+            run.name, run.created, run.first_seen_micros
+        );
+    }
+}
+
+/// One contender's outcome, from its tally; CPU, memory and start-up are filled in after.
+fn outcome(controller: Controller, n: usize, ticks: usize, tally: Tally, relists: usize) -> Outcome {
     Outcome {
         controller: controller.label(),
+        ours: controller.ours(),
         n,
         ticks,
-        missed: (n * ticks).saturating_sub(lags.len()),
-        lags,
-        duplicates,
+        missed: tally.missed.len(),
+        duplicates: tally.duplicate_runs(),
+        early: tally.early.len(),
+        relists,
+        lags: tally.lags,
         cpu_seconds: 0.0,
         peak_rss_bytes: 0,
         all_scheduled_seconds: None,
-        first_tick_max_lag,
+        first_tick_max_lag: tally.first_tick_max_lag,
     }
 }

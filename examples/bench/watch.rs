@@ -1,7 +1,12 @@
-//! The watcher: a process of its own that timestamps, with its own clock, the first time it
-//! sees each Job (a metadata-only watch of every namespace), and says which schedule and which
-//! tick the Job belongs to. `creationTimestamp` has one-second resolution; this has
-//! microseconds. One line per Job: `observed_unix_micros namespace name owner tick_unix_s`.
+//! The watcher: a process of its own, one per contender's namespace, that records with its own
+//! clock every Job it sees (a metadata-only watch): the first sighting of each uid, each
+//! deletion, and each time its watch starts over with a fresh list (a relist) or fails.
+//! `creationTimestamp` has one-second resolution; the watcher's clock has microseconds.
+//!
+//! One line per record, tab-separated:
+//!   `seen|deleted  observed_unix_micros  uid  name  schedule  tick_unix_s  created_unix_s`
+//!   `relist|error  observed_unix_micros`
+//! (tick and created are empty when the Job does not say.)
 
 use std::{collections::HashSet, io::Write, path::Path};
 
@@ -13,55 +18,78 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 
+use crate::accounting::{EventKind, RunEvent};
+
 /// KFP's label with the tick a run is for (Unix seconds).
 const EPOCH_LABEL: &str = "scheduledworkflows.kubeflow.org/workflowEpoch";
 const SWF_LABEL: &str = "scheduledworkflows.kubeflow.org/scheduledWorkflowName";
 
-pub async fn run(out: &Path) {
+pub async fn run(namespace: &str, out: &Path) {
     let client = kube::Client::try_default().await.unwrap();
-    let api: Api<PartialObjectMeta<Job>> = Api::all(client);
+    let api: Api<PartialObjectMeta<Job>> = Api::namespaced(client, namespace);
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
     let ready = out.with_extension("ready");
-    let mut seen = HashSet::new();
+    let mut seen_uids = HashSet::new();
+    let mut deleted_uids = HashSet::new();
+    let mut lists = 0usize;
     let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
     while let Some(event) = stream.next().await {
         let now = jiff::Timestamp::now().as_microsecond();
-        let objects = match event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => vec![o],
+        let line = match event {
+            Ok(watcher::Event::Init) => {
+                lists += 1;
+                (lists > 1).then(|| format!("relist\t{now}"))
+            }
             Ok(watcher::Event::InitDone) => {
                 std::fs::write(&ready, "ready").unwrap();
-                vec![]
+                None
             }
-            Ok(_) => vec![],
+            Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => {
+                let uid = job.metadata.uid.clone().unwrap_or_default();
+                seen_uids
+                    .insert(uid)
+                    .then(|| format_run(&run_event(EventKind::Seen, now, &job)))
+            }
+            Ok(watcher::Event::Delete(job)) => {
+                let uid = job.metadata.uid.clone().unwrap_or_default();
+                deleted_uids
+                    .insert(uid)
+                    .then(|| format_run(&run_event(EventKind::Deleted, now, &job)))
+            }
             Err(e) => {
                 eprintln!("watch: {e}");
-                vec![]
+                Some(format!("error\t{now}"))
             }
         };
-        for meta in objects {
-            let m = &meta.metadata;
-            let (ns, name) = (
-                m.namespace.clone().unwrap_or_default(),
-                m.name.clone().unwrap_or_default(),
-            );
-            if !seen.insert((ns.clone(), name.clone())) {
-                continue;
-            }
-            let (owner, tick) = owner_and_tick(&meta);
-            writeln!(file, "{now}\t{ns}\t{name}\t{owner}\t{tick}").unwrap();
+        if let Some(line) = line {
+            writeln!(file, "{line}").unwrap();
+            file.flush().unwrap();
         }
-        file.flush().unwrap();
+    }
+}
+
+fn run_event(kind: EventKind, observed_micros: i64, job: &PartialObjectMeta<Job>) -> RunEvent {
+    let m = &job.metadata;
+    let (schedule, tick) = schedule_and_tick(job);
+    RunEvent {
+        kind,
+        observed_micros,
+        uid: m.uid.clone().unwrap_or_default(),
+        name: m.name.clone().unwrap_or_default(),
+        schedule,
+        tick,
+        created: m.creation_timestamp.as_ref().map(|t| t.0.as_second()),
     }
 }
 
 /// Which schedule a Job is for, and its tick: swf-operator's (and KFP's) labels, or a CronJob
 /// owner and the v2 controller's name suffix (the tick in minutes since the epoch).
-fn owner_and_tick(meta: &PartialObjectMeta<Job>) -> (String, i64) {
-    let labels = meta.metadata.labels.clone().unwrap_or_default();
-    if let (Some(owner), Some(epoch)) = (labels.get(SWF_LABEL), labels.get(EPOCH_LABEL)) {
-        return (owner.clone(), epoch.parse().unwrap_or(-1));
+fn schedule_and_tick(job: &PartialObjectMeta<Job>) -> (String, Option<i64>) {
+    let labels = job.metadata.labels.clone().unwrap_or_default();
+    if let (Some(schedule), Some(epoch)) = (labels.get(SWF_LABEL), labels.get(EPOCH_LABEL)) {
+        return (schedule.clone(), epoch.parse().ok());
     }
-    let owner = meta
+    let schedule = job
         .metadata
         .owner_references
         .iter()
@@ -69,31 +97,104 @@ fn owner_and_tick(meta: &PartialObjectMeta<Job>) -> (String, i64) {
         .find(|o| o.kind == "CronJob")
         .map(|o| o.name.clone())
         .unwrap_or_default();
-    let name = meta.metadata.name.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().unwrap_or_default();
     let minutes = name.rsplit('-').next().and_then(|m| m.parse::<i64>().ok());
-    (owner, minutes.map_or(-1, |m| m * 60))
+    (schedule, minutes.and_then(|m| m.checked_mul(60)))
 }
 
-/// One observed Job.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    pub observed_micros: i64,
-    pub namespace: String,
-    pub owner: String,
-    pub tick: i64,
+fn format_run(e: &RunEvent) -> String {
+    let kind = match e.kind {
+        EventKind::Seen => "seen",
+        EventKind::Deleted => "deleted",
+    };
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    format!(
+        "{kind}\t{}\t{}\t{}\t{}\t{}\t{}",
+        e.observed_micros,
+        e.uid,
+        e.name,
+        e.schedule,
+        opt(e.tick),
+        opt(e.created)
+    )
 }
 
-pub fn read(path: &Path) -> Vec<Seen> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            Some(Seen {
-                observed_micros: f.first()?.parse().ok()?,
-                namespace: f.get(1)?.to_string(),
-                owner: f.get(3)?.to_string(),
-                tick: f.get(4)?.parse().ok()?,
-            })
-        })
-        .collect()
+/// What one watcher recorded.
+#[derive(Debug, Default)]
+pub struct WatchLog {
+    pub runs: Vec<RunEvent>,
+    /// Lists after the first: the watch started over.
+    pub relists: usize,
+    /// Watch errors (each followed by a retry: a re-watch or a relist).
+    pub errors: usize,
+}
+
+fn parse_run(kind: EventKind, fields: &[&str]) -> Option<RunEvent> {
+    let opt = |s: &str| {
+        if s.is_empty() {
+            Some(None)
+        } else {
+            s.parse().ok().map(Some)
+        }
+    };
+    let [micros, uid, name, schedule, tick, created] = fields else {
+        return None;
+    };
+    Some(RunEvent {
+        kind,
+        observed_micros: micros.parse().ok()?,
+        uid: uid.to_string(),
+        name: name.to_string(),
+        schedule: schedule.to_string(),
+        tick: opt(tick)?,
+        created: opt(created)?,
+    })
+}
+
+/// Reads a watcher's file; a line it cannot read (the last one, being written) is skipped.
+pub fn parse(text: &str) -> WatchLog {
+    let mut log = WatchLog::default();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.split_first() {
+            Some((&"seen", rest)) => log.runs.extend(parse_run(EventKind::Seen, rest)),
+            Some((&"deleted", rest)) => log.runs.extend(parse_run(EventKind::Deleted, rest)),
+            Some((&"relist", _)) => log.relists += 1,
+            Some((&"error", _)) => log.errors += 1,
+            _ => {}
+        }
+    }
+    log
+}
+
+pub fn read(path: &Path) -> WatchLog {
+    parse(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back() {
+        let run = RunEvent {
+            kind: EventKind::Deleted,
+            observed_micros: 1_700_000_040_123_456,
+            uid: "0b6c-uid".into(),
+            name: "s-00001-1700000040".into(),
+            schedule: "s-00001".into(),
+            tick: Some(1_700_000_040),
+            created: None,
+        };
+        let text = format!("relist\t1\n{}\nerror\t2\nrelist\t3\n", format_run(&run));
+        let log = parse(&text);
+        assert_eq!(log.runs, [run]);
+        assert_eq!((log.relists, log.errors), (2, 1));
+    }
+
+    #[test]
+    fn a_line_cut_short_is_skipped() {
+        let log = parse("seen\t1700000040123456\tuid\tname\ts-1\n");
+        assert!(log.runs.is_empty());
+    }
 }
