@@ -21,7 +21,8 @@ METRICS_PORT ?= 8080
 CLUSTER ?= local
 
 ## Run the operator in the foreground on the local control plane (or CLUSTER=current), with its
-## admission webhook registered on loopback there. Also builds the `kubectl swf` plugin
+## admission webhook registered on loopback and Argo's Workflow CRD (a stand-in, for the Argo
+## examples: no Argo controller runs them) there. Also builds the `kubectl swf` plugin
 ## (target/debug/kubectl-swf).
 run: assets
 	@set -e; \
@@ -29,6 +30,7 @@ run: assets
 	  local) \
 	    KUBECONFIG=$$($(PLANE) up); export KUBECONFIG; \
 	    sed 's/127.0.0.1:9443/127.0.0.1:$(WEBHOOK_PORT)/' hack/local-webhook.yaml | kubectl apply -f -; \
+	    kubectl apply -f tests/fixtures/argo-workflow-crd.yaml; \
 	    webhook="--admission-addr 127.0.0.1:$(WEBHOOK_PORT)";; \
 	  current) \
 	    context=$$(kubectl config current-context) || \

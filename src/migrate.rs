@@ -8,10 +8,14 @@ use kube::{
     api::{ApiResource, GroupVersionKind, ListParams},
 };
 
+use jiff::Timestamp;
+
 use crate::{
+    crd::ScheduledWorkflowSpec,
     render::LABEL_OWNED,
     runkind::RunKind,
     runstate::{self, ObservedRun},
+    schedule::{self, Schedule, TriggerState},
     stored::{RunObject, SwfObject},
     validate::{self, RunSource, V1Policy},
 };
@@ -26,8 +30,8 @@ pub struct Assessment {
     pub attention: Vec<String>,
 }
 
-/// Assesses one schedule given the runs it owns (of its kind).
-pub fn assess(obj: &SwfObject, runs: &[ObservedRun], default_tz: &str, v1: &V1Policy) -> Assessment {
+/// Assesses one schedule given the runs it owns (of its kind), at `now`.
+pub fn assess(obj: &SwfObject, runs: &[ObservedRun], default_tz: &str, v1: &V1Policy, now: Timestamp) -> Assessment {
     let ns = obj.metadata.namespace.clone().unwrap_or_default();
     let mut a = Assessment {
         name: format!("{ns}/{}", obj.metadata.name.clone().unwrap_or_default()),
@@ -64,8 +68,43 @@ pub fn assess(obj: &SwfObject, runs: &[ObservedRun], default_tz: &str, v1: &V1Po
     if let RunSource::Template(_) = v.source {
         a.notes.push(format!("runs {} (runTemplate)", v.source.kind()));
     }
+    a.notes.push(next_tick(obj, spec, &v.schedule, runs, now));
     adopted(&mut a, obj, runs);
     a
+}
+
+/// The tick the operator will run first, from status raised to the runs that exist (as the
+/// planner reads it).
+fn next_tick(
+    obj: &SwfObject,
+    spec: &ScheduledWorkflowSpec,
+    schedule: &Schedule,
+    runs: &[ObservedRun],
+    now: Timestamp,
+) -> String {
+    if !spec.enabled {
+        return "disabled: no tick runs until spec.enabled is true".into();
+    }
+    let trigger = &obj.status.trigger;
+    let state = TriggerState {
+        last_triggered: trigger
+            .last_triggered_time
+            .as_ref()
+            .map(|t| t.0)
+            .max(runstate::summarize(runs).latest_tick),
+        last_index: trigger.last_workflow_index.unwrap_or(0),
+        skip_through: trigger.skip_through.as_ref().map(|t| t.0),
+    };
+    let created = obj.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
+    let position = state.position(schedule, created);
+    match schedule::upcoming(schedule, position, position.floor, 1).first() {
+        None => "no tick left before its endTime".into(),
+        Some(t) if *t <= now && spec.no_catchup == Some(true) => {
+            format!("next tick: due now (missed since {t}; noCatchup: only the latest runs)")
+        }
+        Some(t) if *t <= now => format!("next tick: {t}, due now (every tick missed since then runs, oldest first)"),
+        Some(t) => format!("next tick: {t}"),
+    }
 }
 
 /// What the runs that exist tell the operator, and how status will be raised from them.
@@ -106,6 +145,7 @@ pub async fn check_cluster(
         None => Api::all(client.clone()),
     };
     let objects = swfs.list(&ListParams::default()).await?.items;
+    let now = Timestamp::now();
     let mut runs_by_owner: HashMap<String, Vec<ObservedRun>> = HashMap::new();
     let mut kinds: Vec<RunKind> = objects
         .iter()
@@ -135,7 +175,7 @@ pub async fn check_cluster(
         .map(|o| {
             let uid = o.metadata.uid.clone().unwrap_or_default();
             let runs = runs_by_owner.get(&uid).map(Vec::as_slice).unwrap_or_default();
-            assess(o, runs, default_tz, v1)
+            assess(o, runs, default_tz, v1, now)
         })
         .collect())
 }
@@ -181,6 +221,10 @@ mod tests {
         .unwrap()
     }
 
+    fn now() -> Timestamp {
+        "2026-01-01T00:01:30Z".parse().unwrap()
+    }
+
     fn wf() -> serde_json::Value {
         json!({"spec": "{\"entrypoint\": \"main\", \"templates\": []}"})
     }
@@ -191,7 +235,7 @@ mod tests {
             json!({"trigger": {"cronSchedule": {"cron": "0 0 * * *"}}, "workflow": wf(), "maxConcurrency": 50}),
             json!({}),
         );
-        let a = assess(&five, &[], "UTC", &V1Policy::default());
+        let a = assess(&five, &[], "UTC", &V1Policy::default(), now());
         assert!(a.attention.iter().any(|n| n.contains("5-field")), "{a:?}");
         assert!(
             a.attention
@@ -205,13 +249,13 @@ mod tests {
             json!({"trigger": {"cronSchedule": {"cron": "0 0 0 30 2 *"}}, "workflow": wf()}),
             json!({}),
         );
-        let a = assess(&bad, &[], "UTC", &V1Policy::default());
+        let a = assess(&bad, &[], "UTC", &V1Policy::default(), now());
         assert!(
             a.attention[0].starts_with("refused: spec.trigger.cronSchedule.cron"),
             "{a:?}"
         );
 
-        let blocked = assess(&five, &[], "UTC", &V1Policy::new(true, ""));
+        let blocked = assess(&five, &[], "UTC", &V1Policy::new(true, ""), now());
         assert!(
             blocked
                 .attention
@@ -220,14 +264,14 @@ mod tests {
         );
 
         let good = obj(
-            json!({"trigger": {"periodicSchedule": {"intervalSecond": 60}}, "workflow": wf(), "timeZone": "Europe/Berlin"}),
+            json!({"enabled": true, "trigger": {"periodicSchedule": {"intervalSecond": 60}}, "workflow": wf(), "timeZone": "Europe/Berlin"}),
             json!({"trigger": {"lastTriggeredTime": "2026-01-01T00:00:00Z", "lastWorkflowIndex": 4}}),
         );
         let run: RunObject = serde_json::from_value(json!({"metadata": {"name": "s-5-123", "namespace": "kubeflow",
             "labels": {"scheduledworkflows.kubeflow.org/workflowEpoch": "1767225660", "scheduledworkflows.kubeflow.org/workflowIndex": "5"}}}))
         .unwrap();
         let runs = vec![runstate::observe(&RunKind::argo_workflow(), &run)];
-        let a = assess(&good, &runs, "UTC", &V1Policy::default());
+        let a = assess(&good, &runs, "UTC", &V1Policy::default(), now());
         assert!(a.attention.is_empty(), "{a:?}");
         assert!(
             a.notes
@@ -240,6 +284,23 @@ mod tests {
                 .iter()
                 .any(|n| n.contains("a run exists for 2026-01-01T00:01:00Z")),
             "{a:?}"
+        );
+        // The run for 00:01 counts as run though status records 00:00: 00:02 is next.
+        assert!(a.notes.iter().any(|n| n == "next tick: 2026-01-01T00:02:00Z"), "{a:?}");
+        let later = "2026-01-01T00:10:00Z".parse().unwrap();
+        let behind = assess(&good, &runs, "UTC", &V1Policy::default(), later);
+        assert!(
+            behind
+                .notes
+                .iter()
+                .any(|n| n.starts_with("next tick: 2026-01-01T00:02:00Z, due now")),
+            "{behind:?}"
+        );
+        assert!(
+            assess(&five, &[], "UTC", &V1Policy::default(), now())
+                .notes
+                .iter()
+                .any(|n| n.starts_with("disabled: no tick runs")),
         );
         let (text, attention) = report(&[a]);
         assert!(
