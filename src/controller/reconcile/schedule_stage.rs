@@ -82,7 +82,7 @@ impl Pass<'_> {
         self.replace_oldest(plan.replace, runs).await?;
         let mut applied = Applied {
             state,
-            last_run_now: self.current.trigger.last_run_now.clone(),
+            last_run_now: self.served_run_now(runs),
             problem: None,
             failure: None,
             replan: false,
@@ -135,6 +135,22 @@ impl Pass<'_> {
 
     /// The `run-now` annotation's value, when it is new: not served yet (status remembers
     /// the last one served, and so does its run, by an annotation).
+    /// The last run-now request served: what status recorded, or the request whose run exists
+    /// (status may have missed it: a crash between the create and the status write). Recorded,
+    /// its run can be pruned like any other.
+    fn served_run_now(&self, runs: &[ObservedRun]) -> Option<String> {
+        match self
+            .target
+            .annotation(RUN_NOW_REQUEST_ANNOTATION)
+            .filter(|v| !v.is_empty())
+        {
+            Some(value) if runs.iter().any(|r| r.origin == Origin::RunNow(value.to_string())) => {
+                Some(value.to_string())
+            }
+            _ => self.current.trigger.last_run_now.clone(),
+        }
+    }
+
     fn pending_run_now(&self, runs: &[ObservedRun], last_served: Option<&str>) -> Option<String> {
         let value = self
             .target

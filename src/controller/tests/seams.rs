@@ -358,3 +358,33 @@ async fn run_now_waits_for_a_free_slot() {
         "not served yet"
     );
 }
+
+/// A finished run-now run is kept by a history limit of 0 until status records its request as
+/// served (deleting it before would let the same request run again), and pruned after.
+#[tokio::test]
+async fn a_run_now_run_is_pruned_only_once_its_request_is_recorded() {
+    use crate::render::{SERVED_RUN_NOW_ANNOTATION, run_now_name};
+    let name = run_now_name("nightly", "1");
+    let mut done = run(&name, &minute(5), 6, UID, true);
+    done["metadata"]["annotations"] = json!({ SERVED_RUN_NOW_ANNOTATION: "1" });
+    let requested = |mut obj: SwfObject| {
+        obj.metadata.annotations = Some([(crate::crd::RUN_NOW_REQUEST_ANNOTATION.to_string(), "1".to_string())].into());
+        obj
+    };
+    let spec = json!({"successfulRunsHistoryLimit": 0});
+
+    let mut h = harness(vec![done.clone()]);
+    let pass = start(&h, requested(recorded(swf(spec.clone()), &minute(5), 5)));
+    let sent = requests_until_status(&mut h, &mut plain).await;
+    pass.await.unwrap().unwrap();
+    assert!(sent.is_empty(), "kept, and not run again: {sent:?}");
+    assert_eq!(h.last_status.unwrap()["status"]["trigger"]["lastRunNow"], json!("1"));
+
+    let mut h = harness(vec![done]);
+    let mut served = requested(recorded(swf(spec), &minute(5), 6));
+    served.status.trigger.last_run_now = Some("1".into());
+    let pass = start(&h, served);
+    let sent = requests_until_status(&mut h, &mut plain).await;
+    pass.await.unwrap().unwrap();
+    assert_eq!(sent, [format!("DELETE {name}")], "recorded: the limit applies");
+}
