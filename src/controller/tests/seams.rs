@@ -388,3 +388,79 @@ async fn a_run_now_run_is_pruned_only_once_its_request_is_recorded() {
     pass.await.unwrap().unwrap();
     assert_eq!(sent, [format!("DELETE {name}")], "recorded: the limit applies");
 }
+
+/// A disabled schedule's finished backfill run, with no backfill pending, under a history limit
+/// of 0: kept while the schedule could still create that tick (it has never run, so on
+/// re-enable it catches up from its start), pruned once it could not (it has run: re-enabled,
+/// it skips what fell while disabled).
+#[tokio::test]
+async fn a_paused_schedule_keeps_only_the_runs_it_could_still_create() {
+    let disabled = |last: Option<(&str, i64)>| {
+        let mut obj = swf(json!({"enabled": false, "successfulRunsHistoryLimit": 0}));
+        if let Some((tick, index)) = last {
+            obj = recorded(obj, tick, index);
+        }
+        obj.status.trigger.paused_at = Some(Time(at(&minute(1))));
+        obj
+    };
+    let range = "2026-01-01T00:00:00Z/2026-01-01T00:05:00Z";
+
+    let never_ran = backfill_run(&minute(2), 1, range, true);
+    let mut h = harness(vec![never_ran]);
+    let pass = start(&h, disabled(None));
+    let sent = requests_until_status(&mut h, &mut plain).await;
+    pass.await.unwrap().unwrap();
+    assert!(
+        sent.is_empty(),
+        "never ran: 00:02 may still be created on re-enable: {sent:?}"
+    );
+
+    let ran = backfill_run(&minute(3), 6, range, true);
+    let mut h = harness(vec![ran]);
+    let pass = start(&h, disabled(Some((&minute(1), 5))));
+    let sent = requests_until_status(&mut h, &mut plain).await;
+    pass.await.unwrap().unwrap();
+    assert_eq!(
+        sent,
+        [format!("DELETE {}", run_name("nightly", at(&minute(3))))],
+        "ran: 00:03 is skipped on re-enable"
+    );
+}
+
+/// Pruning a run that is already gone (404) is done; any other failure fails the pass.
+#[tokio::test]
+async fn pruning_a_run_already_gone_is_done_and_other_failures_are_reported() {
+    let old = run(&run_name("nightly", at(&minute(4))), &minute(4), 4, UID, true);
+    let obj = || recorded(swf(json!({"successfulRunsHistoryLimit": 0})), &minute(5), 5);
+    for (code, fails) in [(404, false), (500, true)] {
+        let mut h = harness(vec![old.clone()]);
+        let pass = start(&h, obj());
+        let mut answers = |method: &str, _: &str| match method {
+            "DELETE" => (code, status_error(code, "Gone")),
+            _ => (200, json!({})),
+        };
+        if fails {
+            let (request, send) = tokio::time::timeout(Duration::from_secs(5), h.api.next_request())
+                .await
+                .expect("a request")
+                .expect("the client is alive");
+            assert_eq!(request.method(), "DELETE");
+            send.send_response(
+                Response::builder()
+                    .status(code)
+                    .body(Body::from(
+                        serde_json::to_vec(&status_error(code, "InternalError")).unwrap(),
+                    ))
+                    .unwrap(),
+            );
+            let result = tokio::time::timeout(Duration::from_secs(5), pass)
+                .await
+                .expect("the pass ends");
+            assert!(result.unwrap().is_err(), "a 500 on delete fails the pass");
+        } else {
+            let sent = requests_until_status(&mut h, &mut answers).await;
+            pass.await.unwrap().unwrap();
+            assert_eq!(sent.len(), 1, "{sent:?}");
+        }
+    }
+}
