@@ -217,7 +217,10 @@ mod tests {
         let last = Some(at("2026-01-01T01:00:00Z"));
         let position = Position::of(&s, last, None, at("2026-01-01T00:00:00Z"));
         assert_eq!(position.floor, at("2026-01-01T01:00:00Z"));
-        assert_eq!(position.grid(&s).after(position.floor), Some(at("2026-01-01T01:10:00Z")));
+        assert_eq!(
+            position.grid(&s).after(position.floor),
+            Some(at("2026-01-01T01:10:00Z"))
+        );
     }
 
     #[test]
