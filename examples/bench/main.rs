@@ -1,5 +1,5 @@
 //! `make bench`: swf-operator side by side with Kubernetes' CronJob controller (v2) on the
-//! project's real control plane, a fresh one per scenario. README "Performance" explains the
+//! project's real control plane, a fresh one per scenario. docs/performance.md explains the
 //! method; this prints the tables and writes results.csv, results.json and bench.png.
 //!
 //!   cargo run --release --example bench -- run [--sizes 100,1000,5000] [--ticks 3] ...

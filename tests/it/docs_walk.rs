@@ -186,3 +186,34 @@ async fn the_readme_and_the_guides_run_as_written() {
         );
     }
 }
+
+/// Every relative link in the README and docs/ names a file that exists (sections move
+/// between them).
+#[test]
+fn every_relative_link_in_the_docs_resolves() {
+    let root = common::repo_root();
+    let mut files = vec![root.join("README.md")];
+    for dir in ["docs", "docs/guides"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (_, rest) in text.match_indices("](").map(|(i, _)| text.split_at(i + 2)) {
+            let target = rest.split([')', '#', ' ']).next().unwrap_or_default();
+            if target.is_empty() || target.starts_with("http") || target.starts_with("mailto:") {
+                continue;
+            }
+            let dir = file.parent().unwrap();
+            if !dir.join(target).exists() {
+                broken.push(format!("{}: {target}", file.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
