@@ -1,0 +1,120 @@
+//! Deterministic simulation of the reconcile pass (issue 18's "Deterministic simulation
+//! test"; the anchors are FoundationDB's and TigerBeetle's simulation testing).
+//!
+//! The real pass (`reconcile_once`, and `retry_after` for a failed one) runs against an
+//! in-memory API server (`api.rs`) holding the truth (`world.rs`: one ScheduledWorkflow, its
+//! Jobs, logs of everything that happened), with a simulated clock (`time.rs`). Two operator
+//! instances (`instance.rs`, replicas A and B, one active) each have their own `Context`,
+//! view of the schedule and watch streams with their own delays. A seeded driver
+//! (`driver.rs`) interleaves clock moves, spec edits (`edits.rs`), run-now, backfill requests
+//! and cancellations, resumes, runs finishing (with the cluster's clock skew), user
+//! deletions, crashes, handovers, API faults and lost watches, and checks the invariants
+//! (`invariants.rs` and the rule modules `ticks.rs`, `slots.rs`, `history.rs`, `calm.rs`)
+//! after every step. Every seed ends with a calm phase in which every due tick must run.
+//!
+//! One RNG (`dice.rs`), one thread, no real time in any decision, no hash-order iteration:
+//! the same seed gives the same trace (`a_seed_replays_the_same_trace`).
+//!
+//! - `cargo test --lib controller::sim`: the default seeds, every failure reported per rule
+//!   with the seed that breaks it soonest;
+//! - `SWF_SIM_SEED=n cargo test --lib controller::sim -- --nocapture`: one seed, with its whole
+//!   trace (`#step T+seconds what`) and what broke;
+//! - `SWF_SIM_SEEDS=n` and `SWF_SIM_FIRST_SEED=m`: how many seeds, from which (`make soak`
+//!   runs many more in release mode); `SWF_SIM_LIST=1` also prints every violation of every
+//!   seed, one line each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api;
+mod calm;
+mod dice;
+mod driver;
+mod edits;
+mod history;
+mod instance;
+mod invariants;
+mod slots;
+mod ticks;
+mod time;
+mod trace;
+mod world;
+
+use std::{sync::Mutex, time::Instant};
+
+use trace::Outcome;
+
+/// Seeds run by default: about half a minute in a debug build on two shared cores.
+const DEFAULT_SEEDS: u64 = 1_000;
+
+fn env(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
+    )
+}
+
+/// Runs `seeds` on a few threads (each seed on its own runtime; results in seed order).
+fn run_all(seeds: std::ops::Range<u64>) -> Vec<Outcome> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let next = Mutex::new(seeds.clone());
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(seed) = next.lock().unwrap().next() {
+                    let outcome = driver::run(seed, false);
+                    done.lock().unwrap().push(outcome);
+                }
+            });
+        }
+    });
+    let mut outcomes = done.into_inner().unwrap();
+    outcomes.sort_by_key(|o| o.seed);
+    outcomes
+}
+
+#[test]
+fn seeds() {
+    if let Some(seed) = env("SWF_SIM_SEED") {
+        let outcome = driver::run(seed, true);
+        println!("{}", trace::full(&outcome));
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {seed} broke an invariant (trace above)"
+        );
+        return;
+    }
+    let first = env("SWF_SIM_FIRST_SEED").unwrap_or(0);
+    let count = env("SWF_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let started = Instant::now();
+    let outcomes = run_all(first..first + count);
+    let summary = trace::summary(&outcomes, started.elapsed().as_secs_f64(), |seed| {
+        driver::run(seed, true)
+    });
+    if env("SWF_SIM_LIST").is_some_and(|l| l > 0) {
+        println!("{}", trace::list(&outcomes));
+    }
+    println!("{summary}");
+    assert!(outcomes.iter().all(|o| o.violations.is_empty()), "{summary}");
+}
+
+#[test]
+fn a_seed_replays_the_same_trace() {
+    for seed in [3, 12] {
+        let (a, b, quiet) = (
+            driver::run(seed, true),
+            driver::run(seed, true),
+            driver::run(seed, false),
+        );
+        let lines = |o: &Outcome| o.trace.lines().cloned().collect::<Vec<_>>();
+        assert!(lines(&a).len() > 20, "seed {seed} did something: {:?}", lines(&a));
+        assert_eq!(lines(&a), lines(&b), "seed {seed} replays");
+        assert_eq!(
+            a.violations, quiet.violations,
+            "the trace changes nothing in seed {seed}"
+        );
+    }
+}
