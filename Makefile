@@ -26,9 +26,11 @@ test: assets test-deps check-crds
 	$(CARGO) test --locked --all-targets
 
 ## The fault tests at full size: the operator SIGKILLed 100 times (CI: 12), failover,
-## API server outage, lost watches; each prints its counts.
+## API server outage, lost watches; each prints its counts. Then the reconcile simulation
+## (src/controller/sim/) over 50,000 seeds in release mode (make test runs 1,000).
 soak: assets
 	SWF_FAULT_KILLS=100 $(CARGO) test --locked --test it faults:: -- --nocapture --test-threads=1
+	SWF_SIM_SEEDS=50000 $(CARGO) test --locked --release --lib controller::sim::seeds -- --nocapture
 
 ## The benchmark: swf-operator beside Kubernetes' CronJob controller on fresh local control
 ## planes (about 30 minutes on 2 cores); prints the tables, writes target/bench/{results.csv,

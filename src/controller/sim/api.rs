@@ -17,7 +17,10 @@ use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use super::world::{Cause, Detail, NAME, Origin, World};
+use super::{
+    records::{Cause, Detail, Origin},
+    world::{NAME, World},
+};
 
 const JOBS: &str = "/apis/batch/v1/namespaces/ns/jobs";
 const STATUS: &str = "/apis/kubeflow.org/v1beta1/namespaces/ns/scheduledworkflows/nightly/status";

@@ -17,8 +17,9 @@ use jiff::Timestamp;
 use super::{
     edits::{cron_seconds, gap},
     invariants::{Findings, Rule},
+    records::{Origin, RunRecord, Seq},
     time::{secs, tick},
-    world::{Origin, RunRecord, Seq, World},
+    world::World,
 };
 
 /// A run is created at most this long after its tick in the calm phase.

@@ -22,20 +22,18 @@ use kube::Client;
 
 use super::{
     api::Shared,
-    calm,
     dice::Dice,
     edits,
     instance::Instance,
     invariants::{Checker, PassEnd, Rule},
+    records::{Incarnation, PassLog},
+    seed::Config,
     time::{EPOCH, SimClock, millis, rel, secs, tick},
     trace::{Outcome, Trace},
-    world::{Detail, Faults, Incarnation, NS, PassLog, Request, World, suspended},
+    words,
+    world::{NS, World},
 };
-use crate::{
-    backfill::BACKFILL_ANNOTATION,
-    controller::reconcile::{Next, reconcile_once, retry_after},
-    crd::{ConcurrencyPolicy, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION},
-};
+use crate::controller::reconcile::{Next, reconcile_once, retry_after};
 
 /// Passes at one instant before the seed is stopped as a livelock.
 const MAX_PASSES_AT_ONCE: u32 = 50;
@@ -45,109 +43,24 @@ const MAX_PASSES: u64 = 20_000;
 /// calm phase catches up every tick missed before it.
 const CHAOS_SECONDS: i64 = 20 * 60;
 
-/// What a seed is like: drawn first from its dice.
-struct Config {
-    actions: i64,
-    /// The actions it takes and how often (swarm testing: each seed leaves some out and
-    /// favours others, so rarer combinations come up).
-    weights: Vec<(u32, Action)>,
-    style: edits::Style,
-    faults: Faults,
-    /// How often a watch event is late (10-120 s instead of 0-3 s).
-    late: f64,
-    /// How often a Job finishes as Failed.
-    fail_rate: f64,
-}
-
-impl Config {
-    fn roll(d: &mut Dice) -> Self {
-        let weights = ACTIONS
-            .iter()
-            .map(|&(w, a)| match a {
-                Action::ToWake | Action::Wait | Action::Finish => (w, a),
-                _ if d.chance(0.25) => (0, a),
-                _ if d.chance(0.3) => (3 * w, a),
-                _ => (w, a),
-            })
-            .collect();
-        let policies = [
-            ConcurrencyPolicy::Wait,
-            ConcurrencyPolicy::Skip,
-            ConcurrencyPolicy::Replace,
-        ];
-        let one_off = d.chance(0.12);
-        let policy = d.chance(0.5).then(|| *d.pick(&policies));
-        Config {
-            actions: d.range(20, 50),
-            weights,
-            style: edits::Style { one_off, policy },
-            faults: Faults {
-                on: false,
-                post_fail: d.rate(0.4, 0.05, 0.3),
-                post_slow: d.rate(0.5, 0.05, 0.3),
-                get_fail: d.rate(0.5, 0.05, 0.3),
-                patch_fail: d.rate(0.4, 0.05, 0.3),
-                delete_fail: d.rate(0.5, 0.05, 0.3),
-            },
-            late: d.rate(0.4, 0.02, 0.2),
-            fail_rate: d.rate(0.2, 0.2, 0.9),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Action {
-    ToWake,
-    ToDelivery,
-    Wait,
-    Edit,
-    RunNow,
-    Backfill,
-    Cancel,
-    Resume,
-    Finish,
-    UserDelete,
-    Crash,
-    Handover,
-    ToggleFaults,
-    Relist,
-}
-
-const ACTIONS: [(u32, Action); 14] = [
-    (8, Action::ToWake),
-    (4, Action::ToDelivery),
-    (6, Action::Wait),
-    (5, Action::Edit),
-    (1, Action::RunNow),
-    (2, Action::Backfill),
-    (1, Action::Cancel),
-    (1, Action::Resume),
-    (8, Action::Finish),
-    (1, Action::UserDelete),
-    (1, Action::Crash),
-    (1, Action::Handover),
-    (1, Action::ToggleFaults),
-    (1, Action::Relist),
-];
-
-struct Sim {
-    cfg: Config,
-    rt: tokio::runtime::Runtime,
-    world: Shared,
-    clock: SimClock,
-    client: Client,
-    instances: Vec<Instance>,
-    active: usize,
-    incarnations: u32,
-    passes: u64,
+pub struct Sim {
+    pub(super) cfg: Config,
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) world: Shared,
+    pub(super) clock: SimClock,
+    pub(super) client: Client,
+    pub(super) instances: Vec<Instance>,
+    pub(super) active: usize,
+    pub(super) incarnations: u32,
+    pub(super) passes: u64,
     /// The instant of the last pass and how many ran at it.
-    instant: (Timestamp, u32),
-    trace: Trace,
-    checker: Checker,
+    pub(super) instant: (Timestamp, u32),
+    pub(super) trace: Trace,
+    pub(super) checker: Checker,
     /// In the calm phase: when each run finishes.
-    finishes: BTreeMap<String, Timestamp>,
-    calm: bool,
-    halted: bool,
+    pub(super) finishes: BTreeMap<String, Timestamp>,
+    pub(super) calm: bool,
+    pub(super) halted: bool,
 }
 
 /// Runs one seed, with its trace or without (the many seeds of a full run).
@@ -233,7 +146,7 @@ impl Sim {
         sim
     }
 
-    fn start_instance(&mut self, label: char) -> Instance {
+    pub(super) fn start_instance(&mut self, label: char) -> Instance {
         self.incarnations += 1;
         let (swf, jobs) = {
             let w = self.world.lock();
@@ -245,7 +158,7 @@ impl Sim {
     }
 
     /// A trace line at a new step.
-    fn log(&mut self, text: &str) {
+    pub(super) fn log(&mut self, text: &str) {
         let (seq, at) = {
             let mut w = self.world.lock();
             (w.next_seq(), w.now())
@@ -253,16 +166,16 @@ impl Sim {
         self.trace.log(seq, at, text);
     }
 
-    fn roll<T>(&self, f: impl FnOnce(&mut Dice) -> T) -> T {
+    pub(super) fn roll<T>(&self, f: impl FnOnce(&mut Dice) -> T) -> T {
         f(&mut self.world.lock().dice)
     }
 
-    fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
     /// Hands the world's new watch events to both instances, each after its own delay.
-    fn distribute(&mut self) {
+    pub(super) fn distribute(&mut self) {
         let events = std::mem::take(&mut self.world.lock().outbox);
         let now = self.now();
         for event in events {
@@ -284,7 +197,7 @@ impl Sim {
     }
 
     /// Checks what the last step changed.
-    fn check(&mut self) {
+    pub(super) fn check(&mut self) {
         let w = self.world.lock();
         self.checker.after_step(&w, Vec::new());
         self.halted |= self.checker.halted();
@@ -301,12 +214,12 @@ impl Sim {
     }
 
     /// Moves the clock to `target`, doing everything due on the way, in time order.
-    fn advance_to(&mut self, target: Timestamp) {
+    pub(super) fn advance_to(&mut self, target: Timestamp) {
         self.advance_until(target, |_| false);
     }
 
     /// Like `advance_to`, but stops as soon as `done` holds after a step.
-    fn advance_until(&mut self, target: Timestamp, done: impl Fn(&World) -> bool) {
+    pub(super) fn advance_until(&mut self, target: Timestamp, done: impl Fn(&World) -> bool) {
         while !self.halted {
             match self.next_event() {
                 Some(t) if t <= target => {
@@ -323,7 +236,7 @@ impl Sim {
     }
 
     /// Everything due now.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         self.advance_to(self.now());
     }
 
@@ -360,7 +273,7 @@ impl Sim {
         self.run_pass();
     }
 
-    fn wake_now(&mut self, i: usize) {
+    pub(super) fn wake_now(&mut self, i: usize) {
         let now = self.now();
         let wake = &mut self.instances[i].wake_at;
         *wake = Some(wake.map_or(now, |w| w.min(now)));
@@ -394,7 +307,7 @@ impl Sim {
             Ok(next) => *next,
             Err(e) => retry_after(&instance.view, e, &instance.ctx),
         };
-        let result = result.map_err(|e| format!("{}: {}", e.reason(), short(&e.to_string())));
+        let result = result.map_err(|e| format!("{}: {}", e.reason(), words::short(&e.to_string())));
         let requests = self.world.lock().pass.take().map(|p| p.requests).unwrap_or_default();
         self.instances[i].wake_at = match next {
             Next::After(d) => Some(now + SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)),
@@ -402,8 +315,8 @@ impl Sim {
         };
         let published = self.instances[i].published();
         let line = if self.trace.on() {
-            let line = self.describe_pass(id, i, &start.lag, &requests, &result, next, &published);
-            line + &status_words(self.world.lock().status())
+            let line = words::pass(id, &self.instances[i], &start.lag, &requests, &result, next, &published);
+            line + &words::status(self.world.lock().status())
         } else {
             String::new()
         };
@@ -442,306 +355,4 @@ impl Sim {
         self.halted = true;
         true
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn describe_pass(
-        &self,
-        id: u64,
-        i: usize,
-        lag: &super::instance::Lag,
-        requests: &[Request],
-        result: &Result<Next, String>,
-        next: Next,
-        published: &[String],
-    ) -> String {
-        let instance = &self.instances[i];
-        let view = &instance.view;
-        let said: Vec<String> = requests.iter().map(describe_request).collect();
-        let outcome = match result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => format!("ERR {e}"),
-        };
-        format!(
-            "pass {id} by {}#{} (view gen {} rv {}{}): [{}] {outcome} -> {next:?} {published:?}",
-            instance.label,
-            instance.incarnation.0,
-            view.metadata.generation.unwrap_or(0),
-            view.metadata.resource_version.as_deref().unwrap_or("?"),
-            if lag.foreign() { ", behind" } else { "" },
-            said.join("; ")
-        )
-    }
-
-    // ---- actions ----
-
-    fn act(&mut self) {
-        let suspended = suspended(self.world.lock().status());
-        let action = if suspended && self.roll(|d| d.chance(0.1)) {
-            Action::Resume
-        } else {
-            self.roll(|d| d.weighted(&self.cfg.weights))
-        };
-        match action {
-            Action::ToWake => match self.instances[self.active].wake_at {
-                Some(t) => self.advance_to(t),
-                None => self.wait(),
-            },
-            Action::ToDelivery => match self.instances.iter().filter_map(Instance::next_delivery).min() {
-                Some(t) => self.advance_to(t),
-                None => self.wait(),
-            },
-            Action::Wait => self.wait(),
-            Action::Edit => self.edit(),
-            Action::RunNow => self.annotate(RUN_NOW_REQUEST_ANNOTATION, "run-now"),
-            Action::Backfill => self.backfill(),
-            Action::Cancel => self.cancel_backfill(),
-            Action::Resume => self.annotate(RESUME_ANNOTATION, "resume"),
-            Action::Finish => self.finish_some(),
-            Action::UserDelete => self.user_delete(),
-            Action::Crash => self.crash(),
-            Action::Handover => self.handover(),
-            Action::ToggleFaults => self.toggle_faults(),
-            Action::Relist => self.relist(),
-        }
-        self.check();
-    }
-
-    fn wait(&mut self) {
-        let ms = self.roll(|d| d.range(0, 90_000));
-        self.log(&format!("wait {}.{:03}s", ms / 1000, ms % 1000));
-        self.advance_to(self.now() + millis(ms));
-    }
-
-    fn edit(&mut self) {
-        let line = {
-            let mut w = self.world.lock();
-            let mut spec = w.swf.spec.clone();
-            let now = w.now();
-            let field = edits::edit(&mut w.dice, now, &mut spec, self.cfg.style);
-            w.user_edit(|s, _| *s = spec);
-            format!(
-                "user edits {field} (gen {}): {}",
-                w.swf.generation,
-                edits::describe(&w.swf.spec)
-            )
-        };
-        self.log(&line);
-        self.distribute();
-    }
-
-    fn annotate(&mut self, key: &'static str, what: &str) {
-        let value = format!("{what}-{}", self.world.lock().seq());
-        self.world.lock().user_edit(|_, a| {
-            a.insert(key.to_string(), value.clone());
-        });
-        self.log(&format!("user sets {key}={value}"));
-        self.distribute();
-    }
-
-    fn backfill(&mut self) {
-        let value = {
-            let mut w = self.world.lock();
-            let (now, spec) = (w.now(), w.swf.spec.clone());
-            edits::backfill_range(&mut w.dice, now, &spec)
-        };
-        self.world.lock().user_edit(|_, a| {
-            a.insert(BACKFILL_ANNOTATION.to_string(), value.clone());
-        });
-        self.log(&format!("user asks for a backfill of {value}"));
-        self.distribute();
-    }
-
-    fn cancel_backfill(&mut self) {
-        if !self.world.lock().swf.annotations.contains_key(BACKFILL_ANNOTATION) {
-            return self.wait();
-        }
-        self.world.lock().user_edit(|_, a| {
-            a.remove(BACKFILL_ANNOTATION);
-        });
-        self.log("user removes the backfill annotation");
-        self.distribute();
-    }
-
-    fn finish_some(&mut self) {
-        let active = self.world.lock().active_jobs();
-        if active.is_empty() {
-            return self.wait();
-        }
-        let name = self.roll(|d| d.pick(&active).clone());
-        let failed = self.roll(|d| d.chance(self.cfg.fail_rate));
-        self.finish(&name, failed);
-    }
-
-    fn finish(&mut self, name: &str, failed: bool) {
-        self.world.lock().finish_job(name, failed);
-        self.log(&format!("{name} {}", if failed { "fails" } else { "succeeds" }));
-        self.distribute();
-        self.check();
-    }
-
-    fn user_delete(&mut self) {
-        let names: Vec<String> = {
-            let w = self.world.lock();
-            w.jobs
-                .iter()
-                .filter(|(_, j)| w.runs[j.run].deleted.is_none())
-                .map(|(n, _)| n.clone())
-                .collect()
-        };
-        if names.is_empty() {
-            return self.wait();
-        }
-        let name = self.roll(|d| d.pick(&names).clone());
-        self.world.lock().delete_job(&name, super::world::Cause::User);
-        self.log(&format!("user deletes {name}"));
-        self.distribute();
-    }
-
-    fn crash(&mut self) {
-        let label = self.instances[self.active].label;
-        let fresh = self.start_instance(label);
-        self.instances[self.active] = fresh;
-        self.log(&format!(
-            "{label} crashes and restarts as {label}#{} (memory lost)",
-            self.incarnations
-        ));
-        self.wake_now(self.active);
-    }
-
-    fn handover(&mut self) {
-        self.active = 1 - self.active;
-        self.log(&format!("handover: {} is active", self.instances[self.active].label));
-        self.wake_now(self.active);
-    }
-
-    fn toggle_faults(&mut self) {
-        let on = {
-            let mut w = self.world.lock();
-            w.faults.on = !w.faults.on;
-            w.faults.on
-        };
-        self.log(&format!("faults {}", if on { "on" } else { "off" }));
-    }
-
-    fn relist(&mut self) {
-        let i = usize::try_from(self.roll(|d| d.range(0, 1))).unwrap_or(0);
-        let swf = self.roll(|d| d.chance(0.5));
-        let (obj, jobs) = {
-            let w = self.world.lock();
-            (w.swf_json(), w.jobs_json())
-        };
-        let woke = if swf {
-            self.instances[i].relist_swf(&obj);
-            true
-        } else {
-            self.instances[i].relist_jobs(&jobs)
-        };
-        let what = if swf { "ScheduledWorkflow" } else { "Job" };
-        self.log(&format!(
-            "{}'s {what} watch is lost and relisted",
-            self.instances[i].label
-        ));
-        if woke && i == self.active {
-            self.wake_now(i);
-        }
-    }
-
-    // ---- the calm phase ----
-
-    fn calm_phase(&mut self) {
-        let to_periodic = self.roll(|d| d.chance(0.5).then(|| d.range(10, 120)));
-        self.world.lock().faults.on = false;
-        self.calm = true;
-        let now = self.now();
-        for instance in &mut self.instances {
-            instance.hurry(now);
-        }
-        self.settle();
-        let resume = format!("calm-{}", self.world.lock().seq());
-        let line = {
-            let mut w = self.world.lock();
-            let suspended = suspended(w.status());
-            w.user_edit(|spec, a| {
-                edits::calm(spec, now, to_periodic);
-                a.remove(BACKFILL_ANNOTATION);
-                if suspended {
-                    a.insert(RESUME_ANNOTATION.to_string(), resume);
-                }
-            });
-            format!("calm phase: {}", edits::describe(&w.swf.spec))
-        };
-        self.log(&line);
-        self.distribute();
-        self.schedule_finishes();
-        let mut calm = calm::begin(&self.world.lock());
-        let end = match calm.end {
-            Some(end) => end,
-            None => {
-                self.advance_until(calm.deadline, |w| calm.caught_up(w).is_some());
-                let caught_up = calm.caught_up(&self.world.lock());
-                calm.open(caught_up)
-            }
-        };
-        self.log(&format!("calm phase runs until {}", rel(end)));
-        self.advance_to(end);
-        if !self.halted {
-            let w = self.world.lock();
-            self.checker.after_step(&w, calm::check(&w, &calm));
-        }
-    }
-
-    /// In the calm phase every active run finishes 1-3 s after it is seen.
-    fn schedule_finishes(&mut self) {
-        let now = self.now();
-        let active = self.world.lock().active_jobs();
-        for name in active {
-            if !self.finishes.contains_key(&name) {
-                let at = now + millis(self.world.lock().dice.range(1_000, 3_000));
-                self.finishes.insert(name, at);
-            }
-        }
-    }
-}
-
-/// The status after a pass, in a few words: summary, trigger, suspension, backfill.
-fn status_words(status: &serde_json::Value) -> String {
-    let time = |p: &str| super::world::time_at(status, p).map_or("-".to_string(), tick);
-    let index = status
-        .pointer("/trigger/lastWorkflowIndex")
-        .and_then(|v| v.as_i64())
-        .unwrap_or(0);
-    let mut words = format!(
-        " | {} last {} #{index} next {} skip {}",
-        super::world::summary_type(status).unwrap_or("-"),
-        time("/trigger/lastTriggeredTime"),
-        time("/trigger/nextTriggeredTime"),
-        time("/trigger/skipThrough"),
-    );
-    if suspended(status) {
-        words.push_str(" SUSPENDED");
-    }
-    if let Some(phase) = status.pointer("/backfill/phase").and_then(|p| p.as_str()) {
-        words.push_str(&format!(" backfill {phase} through {}", time("/backfill/through")));
-    }
-    words
-}
-
-/// An error's message up to its first parenthesis (kube's `Status` debug output follows).
-fn short(message: &str) -> &str {
-    message.split(" (Status").next().unwrap_or(message)
-}
-
-fn describe_request(r: &Request) -> String {
-    let fault = r.fault.map_or(String::new(), |f| format!(" [{f}]"));
-    let what = match &r.detail {
-        Detail::Create { tick: t, origin } => format!(" ({origin}, tick {})", t.map_or("-".into(), tick)),
-        Detail::Get {
-            found: Some((origin, finished)),
-        } => {
-            format!(" ({origin}{})", if *finished { ", finished" } else { "" })
-        }
-        Detail::Delete { was_active: true } => " (active)".into(),
-        _ => String::new(),
-    };
-    format!("{} {} {}{fault}{what}", r.method, r.name, r.code)
 }

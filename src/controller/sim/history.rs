@@ -21,7 +21,9 @@ use serde_json::Value;
 
 use super::{
     invariants::{Findings, PassEnd, Rule},
-    world::{RunRecord, Seq, World, summary_type, suspended, time_at},
+    records::{RunRecord, Seq},
+    status_json::{summary_type, suspended, time_at},
+    world::World,
 };
 
 pub fn last_resume(status: &Value) -> Option<String> {

@@ -20,8 +20,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::{
+    records::{Cause, Incarnation},
     time::SimClock,
-    world::{Cause, Change, Incarnation, WatchEvent},
+    world::{Change, WatchEvent},
 };
 use crate::{
     controller::{

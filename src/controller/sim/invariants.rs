@@ -12,8 +12,9 @@ use jiff::Timestamp;
 use super::{
     history,
     instance::Lag,
+    records::{Incarnation, Seq},
     slots, ticks,
-    world::{Incarnation, Seq, World},
+    world::World,
 };
 use crate::{
     controller::reconcile::Next,
@@ -97,7 +98,7 @@ pub struct PassStart {
 pub struct PassEnd<'a> {
     pub start: &'a PassStart,
     pub result: &'a Result<Next, String>,
-    pub requests: &'a [super::world::Request],
+    pub requests: &'a [super::records::Request],
 }
 
 #[derive(Default)]
@@ -152,7 +153,7 @@ impl Checker {
             threshold: threshold(spec),
             resume_pending,
             last_resume,
-            suspended: super::world::suspended(w.status()),
+            suspended: super::status_json::suspended(w.status()),
             lag,
         }
     }

@@ -2,21 +2,23 @@
 //! test"; the anchors are FoundationDB's and TigerBeetle's simulation testing).
 //!
 //! The real pass (`reconcile_once`, and `retry_after` for a failed one) runs against an
-//! in-memory API server (`api.rs`) holding the truth (`world.rs`: one ScheduledWorkflow, its
-//! Jobs, logs of everything that happened), with a simulated clock (`time.rs`). Two operator
-//! instances (`instance.rs`, replicas A and B, one active) each have their own `Context`,
-//! view of the schedule and watch streams with their own delays. A seeded driver
-//! (`driver.rs`) interleaves clock moves, spec edits (`edits.rs`), run-now, backfill requests
-//! and cancellations, resumes, runs finishing (with the cluster's clock skew), user
-//! deletions, crashes, handovers, API faults and lost watches, and checks the invariants
-//! (`invariants.rs` and the rule modules `ticks.rs`, `slots.rs`, `history.rs`, `calm.rs`)
-//! after every step. Every seed ends with a calm phase in which every due tick must run.
+//! in-memory API server (`api.rs`) holding the truth (`world.rs`: one ScheduledWorkflow and
+//! its Jobs; `records.rs`: the log of everything that happened), with a simulated clock
+//! (`time.rs`). Two operator instances (`instance.rs`, replicas A and B, one active) each have
+//! their own `Context`, view of the schedule and watch streams with their own delays. A seeded
+//! driver (`driver.rs`, `seed.rs`, `actions.rs`) interleaves clock moves, spec edits
+//! (`edits.rs`), run-now, backfill requests and cancellations, resumes, runs finishing (on the
+//! cluster's skewed clock), user deletions, crashes, handovers, API faults and lost watches,
+//! and has the invariants checked after every step (`invariants.rs`, with the rules in
+//! `ticks.rs`, `slots.rs`, `history.rs` and `calm.rs`; status read by `status_json.rs`).
+//! Every seed ends with a calm phase in which every due tick must run. `trace.rs` and
+//! `words.rs` print what happened.
 //!
-//! One RNG (`dice.rs`), one thread, no real time in any decision, no hash-order iteration:
-//! the same seed gives the same trace (`a_seed_replays_the_same_trace`).
+//! One RNG (`dice.rs`), one thread per seed, no real time in any decision, no hash-order
+//! iteration: the same seed gives the same trace (`a_seed_replays_the_same_trace`).
 //!
-//! - `cargo test --lib controller::sim`: the default seeds, every failure reported per rule
-//!   with the seed that breaks it soonest;
+//! - `cargo test --lib controller::sim`: the default seeds; every broken rule is reported with
+//!   how many seeds broke it, which, and the seed that broke it soonest, with its last steps;
 //! - `SWF_SIM_SEED=n cargo test --lib controller::sim -- --nocapture`: one seed, with its whole
 //!   trace (`#step T+seconds what`) and what broke;
 //! - `SWF_SIM_SEEDS=n` and `SWF_SIM_FIRST_SEED=m`: how many seeds, from which (`make soak`
@@ -25,6 +27,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod actions;
 mod api;
 mod calm;
 mod dice;
@@ -33,10 +36,14 @@ mod edits;
 mod history;
 mod instance;
 mod invariants;
+mod records;
+mod seed;
 mod slots;
+mod status_json;
 mod ticks;
 mod time;
 mod trace;
+mod words;
 mod world;
 
 use std::{sync::Mutex, time::Instant};

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use super::{
     invariants::{Findings, PassEnd, PassStart, Rule, max_concurrency},
-    world::{Detail, Origin, World, summary_type, suspended, time_at},
+    records::{Detail, Origin},
+    status_json::{summary_type, suspended, time_at},
+    world::World,
 };
 use crate::controller::reconcile::Next;
 

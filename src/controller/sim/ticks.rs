@@ -20,8 +20,10 @@ use jiff::Timestamp;
 use super::{
     api::cause_name,
     invariants::{Findings, PassStart, Rule},
+    records::{Cause, Origin, RunRecord, Seq},
+    status_json::suspended,
     time::tick,
-    world::{Cause, Origin, RunRecord, Seq, World, suspended},
+    world::World,
 };
 use crate::backfill::BACKFILL_ANNOTATION;
 

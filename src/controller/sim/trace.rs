@@ -8,8 +8,8 @@ use jiff::Timestamp;
 
 use super::{
     invariants::{Rule, Violation},
+    records::Seq,
     time::rel,
-    world::Seq,
 };
 
 /// Trace lines, when on (off for the many seeds of a full run: a failing seed is replayed
