@@ -86,7 +86,7 @@ impl Sim {
         let value = {
             let mut w = self.world.lock();
             let (now, spec) = (w.now(), w.swf.spec.clone());
-            edits::backfill_range(&mut w.dice, now, &spec)
+            edits::backfill_range(&mut w.dice, now, &spec, self.cfg.style)
         };
         self.world.lock().user_edit(|_, a| {
             a.insert(BACKFILL_ANNOTATION.to_string(), value.clone());

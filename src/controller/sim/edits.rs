@@ -157,15 +157,23 @@ const FIELDS: [(u32, Field); 10] = [
 ];
 
 /// How a seed's user edits: a one-off seed keeps its (absent) trigger; a seed may favour one
-/// concurrency policy (swarm testing: seeds that differ more find more).
+/// concurrency policy, backfills that reach into the future, or keep flipping between Wait
+/// and Replace with one slot (swarm testing: seeds that differ more find more; Replace
+/// meeting a backfill that ran the latest tick while Wait held the schedule back is rare
+/// otherwise).
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
     pub one_off: bool,
     pub policy: Option<ConcurrencyPolicy>,
+    pub ahead: bool,
+    pub flip: bool,
 }
 
 /// Changes one field at random; says which.
 pub fn edit(d: &mut Dice, now: Timestamp, spec: &mut ScheduledWorkflowSpec, style: Style) -> &'static str {
+    if style.flip && d.chance(0.6) {
+        return flip(spec);
+    }
     match d.weighted(&FIELDS) {
         Field::Trigger if !style.one_off => {
             let window = window(spec).map(|(s, e)| (s.clone(), e.clone()));
@@ -230,12 +238,24 @@ pub fn edit(d: &mut Dice, now: Timestamp, spec: &mut ScheduledWorkflowSpec, styl
     }
 }
 
+/// One slot, and Wait becomes Replace (or Replace Wait).
+fn flip(spec: &mut ScheduledWorkflowSpec) -> &'static str {
+    let replace = spec.concurrency_policy == Some(ConcurrencyPolicy::Replace);
+    spec.concurrency_policy = Some(if replace {
+        ConcurrencyPolicy::Wait
+    } else {
+        ConcurrencyPolicy::Replace
+    });
+    spec.max_concurrency = Some(1);
+    "concurrencyPolicy (flip)"
+}
+
 /// A backfill range `<from>/<to>` of a few to a few dozen ticks: mostly in the past, sometimes
 /// reaching into the future.
-pub fn backfill_range(d: &mut Dice, now: Timestamp, spec: &ScheduledWorkflowSpec) -> String {
+pub fn backfill_range(d: &mut Dice, now: Timestamp, spec: &ScheduledWorkflowSpec, style: Style) -> String {
     let gap = gap(spec).unwrap_or(30);
     let now = whole(now);
-    let (from, to) = if d.chance(0.2) {
+    let (from, to) = if style.ahead || d.chance(0.2) {
         (now - secs(gap * d.range(1, 10)), now + secs(gap * d.range(1, 5)))
     } else {
         let from = now - secs(gap * d.range(1, 40) + d.range(0, gap));

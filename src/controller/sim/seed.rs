@@ -38,10 +38,17 @@ impl Config {
         ];
         let one_off = d.chance(0.12);
         let policy = d.chance(0.5).then(|| *d.pick(&policies));
+        let flip = d.chance(0.3);
+        let ahead = flip || d.chance(0.25);
         Config {
             actions: d.range(20, 50),
             weights,
-            style: edits::Style { one_off, policy },
+            style: edits::Style {
+                one_off,
+                policy,
+                ahead,
+                flip,
+            },
             faults: Faults {
                 on: false,
                 post_fail: d.rate(0.4, 0.05, 0.3),
