@@ -4,11 +4,14 @@
 //! - the range is closed-open: a tick `t` runs when `from <= t < to`;
 //! - `from` and `to` are RFC 3339 instants (`2026-01-01T00:00:00Z`), or civil date-times or
 //!   dates (`2026-01-01T00:00`, `2026-01-01`) read in the schedule's time zone;
-//! - ticks are the schedule's own (cron in its zone, DST included; periodic on the grid
-//!   through `startTime`, else the creation time); `startTime` and `endTime` do not limit a
-//!   backfill (the range is the request), ticks before 1970 and ticks not yet due never run;
+//! - ticks are the schedule's own, from the one tick model (`ticks::Grid`, through the same
+//!   origin as the planner's); `startTime` and `endTime` do not limit a backfill (the range is
+//!   the request), ticks before 1970 and ticks not yet due never run;
 //! - a tick that already has a run (of any kind: scheduled, an earlier backfill, KFP's) is
 //!   not run again; the ones up to `through` (status) are done and never looked at again;
+//! - a tick the schedule may still create itself (`schedule::Claim`: after its floor, while it
+//!   is not paused) is left to it: counted once the schedule has run it, created by the
+//!   backfill only if the schedule passes it without a run. So a tick has one creator;
 //! - backfill runs count against their own `maxConcurrency`, separately from the schedule's
 //!   own runs, so a backfill never delays, skips or replaces a scheduled tick.
 
@@ -19,7 +22,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
     crd::BackfillStatus,
-    schedule::{Cadence, Schedule},
+    schedule::{Cadence, Claim, Schedule},
+    ticks::{EARLIEST, Grid},
 };
 
 /// Asks for a backfill (a range, `<from>/<to>`).
@@ -28,9 +32,6 @@ pub const BACKFILL_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/backfill"
 pub const BACKFILL_RUN_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/backfillRequest";
 /// A backfill of more ticks than this is refused: split the range.
 pub const MAX_TICKS: usize = 10_000;
-
-/// The earliest tick a run can carry (its `workflowEpoch` label cannot be negative).
-const EPOCH: Timestamp = Timestamp::UNIX_EPOCH;
 
 /// A requested range, closed-open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,49 +78,22 @@ pub fn parse_range(value: &str, tz: &TimeZone) -> Result<Range, String> {
     Ok(range)
 }
 
-/// The schedule's ticks in `range`, oldest first; `Err` when there are more than `MAX_TICKS`.
-pub fn ticks(schedule: &Schedule, anchor: Timestamp, range: Range) -> Result<Vec<Timestamp>, String> {
-    let from = range.from.max(EPOCH);
-    let mut ticks = Vec::new();
-    let mut next = first_at_or_after(schedule, anchor, from);
-    while let Some(t) = next.filter(|t| *t < range.to) {
-        if ticks.len() == MAX_TICKS {
-            return Err(format!(
-                "the range holds more than {MAX_TICKS} ticks of this schedule; split it into smaller ranges"
-            ));
-        }
-        ticks.push(t);
-        next = after(schedule, t);
+/// The schedule's ticks in `range`, oldest first (on the schedule's own grid: the same one
+/// the planner walks); `Err` when there are more than `MAX_TICKS`.
+pub fn ticks(grid: Grid, range: Range) -> Result<Vec<Timestamp>, String> {
+    let from = range.from.max(EARLIEST);
+    let before = from.checked_sub(SignedDuration::from_nanos(1)).unwrap_or(from);
+    let ticks: Vec<Timestamp> = grid
+        .from(before)
+        .take_while(|t| *t < range.to)
+        .take(MAX_TICKS + 1)
+        .collect();
+    if ticks.len() > MAX_TICKS {
+        return Err(format!(
+            "the range holds more than {MAX_TICKS} ticks of this schedule; split it into smaller ranges"
+        ));
     }
     Ok(ticks)
-}
-
-fn first_at_or_after(schedule: &Schedule, anchor: Timestamp, t: Timestamp) -> Option<Timestamp> {
-    match &schedule.cadence {
-        Cadence::Cron(c) => c
-            .next_after(t.checked_sub(SignedDuration::from_secs(1)).ok()?, &schedule.time_zone)
-            .filter(|tick| *tick >= t)
-            .or_else(|| c.next_after(t, &schedule.time_zone)),
-        Cadence::Every { seconds } => {
-            // anchor + k·seconds for the smallest k with a tick at or after t (k may be < 0).
-            let seconds = (*seconds).max(1);
-            let offset = t.duration_since(anchor).as_secs();
-            let k = offset.div_euclid(seconds) + i64::from(offset.rem_euclid(seconds) != 0);
-            anchor
-                .checked_add(SignedDuration::from_secs(seconds.checked_mul(k)?))
-                .ok()
-        }
-        Cadence::Once => None,
-    }
-}
-
-fn after(schedule: &Schedule, t: Timestamp) -> Option<Timestamp> {
-    let next = match &schedule.cadence {
-        Cadence::Cron(c) => c.next_after(t, &schedule.time_zone)?,
-        Cadence::Every { seconds } => t.checked_add(SignedDuration::from_secs((*seconds).max(1))).ok()?,
-        Cadence::Once => return None,
-    };
-    (next > t).then_some(next)
 }
 
 /// What one pass knows about a backfill in progress.
@@ -133,6 +107,8 @@ pub struct Input<'a> {
     /// Active runs of this backfill.
     pub active: usize,
     pub max_concurrency: usize,
+    /// Ticks the schedule may still create itself: left to it.
+    pub claim: &'a Claim,
     pub now: Timestamp,
 }
 
@@ -160,7 +136,7 @@ pub fn plan(input: &Input) -> Plan {
     let mut contiguous = true;
     for &t in input.ticks {
         let handled = input.through.is_some_and(|through| t <= through) || input.existing.contains(&t);
-        let creatable = !handled && plan.next.is_none() && t <= input.now && slots > 0;
+        let creatable = !handled && plan.next.is_none() && t <= input.now && slots > 0 && !input.claim.covers(t);
         if creatable {
             slots -= 1;
             plan.create.push(t);
@@ -176,11 +152,6 @@ pub fn plan(input: &Input) -> Plan {
         }
     }
     plan
-}
-
-/// The periodic grid's anchor for a backfill: `startTime`, else the creation time.
-pub fn anchor(schedule: &Schedule, created: Timestamp) -> Timestamp {
-    schedule.start.unwrap_or(created)
 }
 
 pub const RUNNING: &str = "Running";
@@ -226,6 +197,15 @@ impl Request {
     }
 }
 
+/// What status records as handled by the backfill: its range's ticks `from..=through`, each of
+/// which had a run created (or was skipped for a name conflict). The schedule passes them.
+pub fn record(status: Option<&BackfillStatus>, tz: &TimeZone) -> Option<(Timestamp, Timestamp)> {
+    let status = status?;
+    let through = status.through.as_ref()?.0;
+    let range = parse_range(&status.range, tz).ok()?;
+    Some((range.from, through))
+}
+
 /// What a pass does about backfill.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -242,8 +222,10 @@ pub enum Step {
 /// The schedule and its runs, as a pass sees them.
 pub struct Situation<'a> {
     pub schedule: &'a Schedule,
-    /// The periodic grid's anchor (`anchor`).
-    pub anchor: Timestamp,
+    /// The schedule's grid (the planner's: `TriggerState::position`).
+    pub grid: Grid<'a>,
+    /// Ticks the schedule may still create itself.
+    pub claim: Claim,
     /// Ticks with a run.
     pub existing: &'a BTreeSet<Timestamp>,
     /// Active backfill runs.
@@ -271,7 +253,7 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
     }
     let ticks = match (&request.range, &s.schedule.cadence) {
         (_, Cadence::Once) => Err("a schedule with no trigger (one-off) has no ticks to backfill".to_string()),
-        (Ok(range), _) => ticks(s.schedule, s.anchor, *range),
+        (Ok(range), _) => ticks(s.grid, *range),
         (Err(e), _) => Err(e.clone()),
     };
     let ticks = match ticks {
@@ -284,6 +266,7 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
         existing: s.existing,
         active: s.active,
         max_concurrency: s.max_concurrency,
+        claim: &s.claim,
         now: s.now,
     });
     Step::Work { request, ticks, plan }
@@ -304,6 +287,7 @@ pub fn progress(
     ticks: &[Timestamp],
     existing: &BTreeSet<Timestamp>,
     created: &[Timestamp],
+    claim: &Claim,
     now: Timestamp,
 ) -> BackfillStatus {
     let mut have = existing.clone();
@@ -314,20 +298,31 @@ pub fn progress(
         existing: &have,
         active: 0,
         max_concurrency: 0,
+        claim,
         now,
     });
     let finished = after.next.is_none();
     BackfillStatus {
         range: request.value.clone(),
         phase: if finished { FINISHED } else { RUNNING }.into(),
-        message: after
-            .next
-            .filter(|t| *t > now)
-            .map(|t| format!("the next tick of the range, {t}, is still to come")),
+        message: after.next.and_then(|t| waiting_for(t, claim, now)),
         total: i64::try_from(ticks.len()).unwrap_or(i64::MAX),
         done: i64::try_from(after.done).unwrap_or(i64::MAX),
         through: after.through.map(Time),
         next_tick: after.next.map(Time),
+    }
+}
+
+/// Why the backfill waits for tick `t`, when it is not a free slot.
+fn waiting_for(t: Timestamp, claim: &Claim, now: Timestamp) -> Option<String> {
+    if claim.covers(t) {
+        Some(format!(
+            "the tick {t} is the schedule's own (not yet passed by it): the backfill counts the schedule's run of it, or runs it if the schedule skips it"
+        ))
+    } else if t > now {
+        Some(format!("the next tick of the range, {t}, is still to come"))
+    } else {
+        None
     }
 }
 
@@ -384,7 +379,7 @@ mod tests {
     fn three_days_of_an_hourly_schedule_are_72_ticks_closed_open() {
         let s = cron("0 0 * * * *", "UTC");
         let range = parse_range("2026-01-01T00:00:00Z/2026-01-04T00:00:00Z", &TimeZone::UTC).unwrap();
-        let ticks = ticks(&s, at("2026-06-01T00:00:00Z"), range).unwrap();
+        let ticks = ticks(Grid::new(&s, at("2026-06-01T00:00:00Z")), range).unwrap();
         assert_eq!(ticks.len(), 72);
         assert_eq!(ticks[0], at("2026-01-01T00:00:00Z"));
         assert_eq!(ticks[71], at("2026-01-03T23:00:00Z"));
@@ -396,7 +391,7 @@ mod tests {
         let s = cron("0 30 8 * * *", "Europe/Berlin");
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
         let range = parse_range("2026-03-28/2026-03-31", &berlin).unwrap();
-        let ticks = ticks(&s, at("2026-06-01T00:00:00Z"), range).unwrap();
+        let ticks = ticks(Grid::new(&s, at("2026-06-01T00:00:00Z")), range).unwrap();
         assert_eq!(
             ticks,
             vec![
@@ -414,7 +409,7 @@ mod tests {
             from: at("2026-01-01T00:00:00Z"),
             to: at("2026-01-01T03:00:00Z"),
         };
-        let ticks = ticks(&every(3600), anchor, range).unwrap();
+        let ticks = ticks(Grid::new(&every(3600), anchor), range).unwrap();
         assert_eq!(
             ticks,
             vec![
@@ -431,12 +426,21 @@ mod tests {
             from: at("2026-01-01T00:00:00Z"),
             to: at("2026-01-02T00:00:00Z"),
         };
-        assert!(ticks(&every(1), range.from, range).is_err());
+        assert!(ticks(Grid::new(&every(1), range.from), range).is_err());
+        // The bound is exact: 10,000 ticks are one request, 10,001 are refused.
+        let seconds = |n: i64| Range {
+            from: range.from,
+            to: range.from + SignedDuration::from_secs(n),
+        };
+        let per_second = every(1);
+        let grid = Grid::new(&per_second, range.from);
+        assert_eq!(ticks(grid, seconds(10_000)).map(|t| t.len()), Ok(MAX_TICKS));
+        assert!(ticks(grid, seconds(10_001)).is_err());
         let early = Range {
             from: at("1969-12-31T22:00:00Z"),
             to: at("1970-01-01T02:00:00Z"),
         };
-        let got = ticks(&cron("0 0 * * * *", "UTC"), range.from, early).unwrap();
+        let got = ticks(Grid::new(&cron("0 0 * * * *", "UTC"), range.from), early).unwrap();
         assert_eq!(got, vec![at("1970-01-01T00:00:00Z"), at("1970-01-01T01:00:00Z")]);
     }
 
@@ -456,6 +460,7 @@ mod tests {
             existing: &existing,
             active: 1,
             max_concurrency: 3,
+            claim: &Claim::NONE,
             now: at("2026-06-01T00:00:00Z"),
         });
         assert_eq!(p.create, vec![ticks[0], ticks[2]]);
@@ -473,6 +478,7 @@ mod tests {
             existing: &BTreeSet::new(),
             active: 0,
             max_concurrency: 10,
+            claim: &Claim::NONE,
             now: ticks[2],
         });
         assert_eq!(p.create, vec![ticks[2]]);
@@ -483,6 +489,7 @@ mod tests {
             existing: &BTreeSet::new(),
             active: 0,
             max_concurrency: 1,
+            claim: &Claim::NONE,
             now: ticks[3],
         });
         assert_eq!((finished.create.len(), finished.next, finished.done), (0, None, 4));

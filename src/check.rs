@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use crate::{
     crd::ScheduledWorkflowSpec,
     manifest::ManifestError,
-    schedule::{self, PlanInput, TriggerState},
+    schedule::{self, TriggerState},
     validate,
 };
 
@@ -114,30 +114,10 @@ fn check_schedule(
     Err(out)
 }
 
-/// The next `count` fire times after `now`, through the planner.
+/// The next `count` fire times after `now` of a schedule created now (the tick model's).
 fn next_times(v: &validate::Validated, count: usize, now: Timestamp) -> Vec<Timestamp> {
-    let mut state = TriggerState::default();
-    let mut times = Vec::new();
-    let mut cursor = now;
-    while times.len() < count {
-        let plan = schedule::plan(&PlanInput {
-            schedule: &v.schedule,
-            enabled: true,
-            no_catchup: true,
-            max_concurrency: 1,
-            policy: Default::default(),
-            created: now,
-            state: state.clone(),
-            active: 0,
-            now: cursor,
-        });
-        let Some(next) = plan.next else { break };
-        times.push(next);
-        state.last_triggered = Some(next);
-        state.last_index += 1;
-        cursor = next;
-    }
-    times
+    let position = TriggerState::default().position(&v.schedule, now);
+    schedule::upcoming(&v.schedule, position, now, count)
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use jiff::{Timestamp, tz::TimeZone};
 use crate::{
     controller::{self, Settings, leader::LeaseConfig},
     crd::ScheduledWorkflow,
-    cron::{self, CronExpr},
+    cron,
     metrics::Metrics,
     runkind::{self, RunKind},
+    schedule::{Cadence, Schedule},
+    ticks::Grid,
 };
 
 #[derive(Parser, Debug)]
@@ -367,44 +369,41 @@ impl MigrateCheckArgs {
     }
 }
 
-type Step = Box<dyn Fn(Timestamp) -> Option<Timestamp>>;
-
 impl NextArgs {
-    /// The function from one fire time to the next.
-    fn step(&self, tz: TimeZone) -> anyhow::Result<Step> {
-        let every = |seconds: i64| -> Step {
-            Box::new(move |t: Timestamp| t.checked_add(jiff::SignedDuration::from_secs(seconds)).ok())
-        };
+    /// The schedule the flags describe, with no window (`next` shows its grid).
+    fn schedule(&self, tz: TimeZone) -> anyhow::Result<Schedule> {
         match (&self.cron, self.every) {
             (Some(expr), _) => {
                 let parsed = cron::parse(expr).map_err(|e| anyhow::anyhow!("invalid cron {expr:?}: {e}"))?;
                 if let Some(w) = parsed.warning() {
                     eprintln!("warning: {w}");
                 }
-                Ok(match parsed {
-                    CronExpr::Calendar(c) => Box::new(move |t| c.next_after(t, &tz)),
-                    CronExpr::Every { seconds } => every(seconds),
-                })
+                Ok(Schedule::cron(parsed, None, None, tz))
             }
-            (None, Some(seconds)) if seconds >= 1 => Ok(every(seconds)),
+            (None, Some(seconds)) if seconds >= 1 => Ok(Schedule {
+                cadence: Cadence::Every { seconds },
+                start: None,
+                end: None,
+                time_zone: tz,
+            }),
             _ => anyhow::bail!("--every must be at least 1 second"),
         }
     }
 
     pub fn run(self) -> anyhow::Result<()> {
         let tz = TimeZone::get(&self.time_zone).with_context(|| format!("unknown time zone {:?}", self.time_zone))?;
-        let step = self.step(tz.clone())?;
-        let mut t = self.after.unwrap_or_else(Timestamp::now);
-        for _ in 0..self.count {
-            let Some(next) = step(t) else {
-                println!("(no further fire time)");
-                break;
-            };
+        let schedule = self.schedule(tz.clone())?;
+        let after = self.after.unwrap_or_else(Timestamp::now);
+        // A periodic grid starts at `after`, as a schedule created then would.
+        let ticks: Vec<Timestamp> = Grid::new(&schedule, after).from(after).take(self.count).collect();
+        for next in &ticks {
             println!(
                 "{next}  ({})",
                 next.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")
             );
-            t = next;
+        }
+        if ticks.len() < self.count {
+            println!("(no further fire time)");
         }
         Ok(())
     }

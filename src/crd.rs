@@ -298,9 +298,17 @@ pub struct SuspensionStatus {
     /// The last `resume` annotation value served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_resume: Option<String>,
-    /// When it was served: only runs that finish after it count towards a new suspension.
+    /// When it was served (the operator's clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_at: Option<Time>,
+    /// The latest finish time among the runs when it was served, on the runs' own clock: only
+    /// runs that finish after it count towards a new suspension (so a cluster clock ahead of
+    /// the operator's cannot undo a resume at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_after: Option<Time>,
+    /// Runs that had finished at exactly `resumedAfter` when it was served: they do not count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_after_runs: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -340,10 +348,16 @@ pub struct TriggerStatus {
     /// Index of the last created run; the first run has index 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_workflow_index: Option<i64>,
-    /// Extension: ticks at or before this instant are never run: set on re-enable (so a pause is
-    /// not backfilled; KFP #8344) and when `concurrencyPolicy: Skip` drops a tick.
+    /// Extension: ticks at or before this instant are never run by the schedule: set on
+    /// re-enable (so a pause is not backfilled; KFP #8344), when `concurrencyPolicy: Skip` drops
+    /// a tick, and when the schedule passes a tick that already has a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_through: Option<Time>,
+    /// Extension: set while the schedule is disabled or suspended (since when). On re-enable the
+    /// ticks that fell meanwhile are skipped; kept through errors, so an `Error` written while
+    /// disabled cannot turn the re-enable into a catch-up of the whole pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<Time>,
     /// Extension: the last `run-now` annotation value that was served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now: Option<String>,

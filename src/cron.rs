@@ -468,6 +468,7 @@ mod tests {
                             policy: Default::default(),
                             created: start,
                             state: state.clone(),
+                            taken: &crate::schedule::NOTHING_TAKEN,
                             active: 0,
                             now: Timestamp::from_second(expected).unwrap(),
                         });

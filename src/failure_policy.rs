@@ -9,6 +9,8 @@
 //! - while suspended no scheduled or backfill run is created; ticks that fall meanwhile are not
 //!   run on resume (as after a re-enable).
 
+use std::collections::BTreeSet;
+
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -56,6 +58,7 @@ pub fn decide(input: &Input) -> Decision {
         status.failed_runs.clear();
         status.last_resume = resume.map(str::to_string);
         status.resumed_at = Some(Time(input.now));
+        (status.resumed_after, status.resumed_after_runs) = watermark(input.runs);
     }
     match input.threshold {
         None => {
@@ -63,11 +66,7 @@ pub fn decide(input: &Input) -> Decision {
             status.failed_runs.clear();
         }
         Some(n) if status.suspended_at.is_none() => {
-            let since = status.resumed_at.as_ref().map(|t| t.0);
-            let streak: Vec<&ObservedRun> = runstate::failure_streak(input.runs)
-                .into_iter()
-                .filter(|r| since.is_none_or(|s| r.status.finished_at.as_ref().is_some_and(|f| f.0 > s)))
-                .collect();
+            let streak = streak(input.runs, &status);
             if streak.len() >= n.max(1) {
                 status.suspended_at = Some(Time(input.now));
                 status.failed_runs = streak[streak.len() - n.max(1)..]
@@ -84,6 +83,68 @@ pub fn decide(input: &Input) -> Decision {
         newly_suspended,
         resumed,
     }
+}
+
+/// The failure streak that counts: `runstate::failure_streak`, less the runs that had
+/// finished when the schedule was last resumed.
+fn streak<'a>(runs: &'a [ObservedRun], status: &SuspensionStatus) -> Vec<&'a ObservedRun> {
+    runstate::failure_streak(runs)
+        .into_iter()
+        .filter(|r| counts_after_resume(r, status))
+        .collect()
+}
+
+/// A run counts when it finished after the resume's watermark, on the runs' own clock. Status
+/// written before the watermark existed has only `resumedAt` (the operator's clock).
+fn counts_after_resume(run: &ObservedRun, status: &SuspensionStatus) -> bool {
+    let finished = run.status.finished_at.as_ref().map(|t| t.0);
+    match (&status.resumed_after, &status.resumed_at) {
+        (Some(after), _) => {
+            finished > Some(after.0)
+                || (finished == Some(after.0) && !status.resumed_after_runs.contains(&run.status.name))
+        }
+        (None, Some(at)) => finished > Some(at.0),
+        (None, None) => true,
+    }
+}
+
+/// The latest finish time among `runs`, and the runs that finished exactly then.
+fn watermark(runs: &[ObservedRun]) -> (Option<Time>, Vec<String>) {
+    let finished = || runs.iter().filter_map(|r| Some((r.status.finished_at.as_ref()?.0, r)));
+    let Some(latest) = finished().map(|(t, _)| t).max() else {
+        return (None, Vec::new());
+    };
+    let mut at_latest: Vec<String> = finished()
+        .filter(|(t, _)| *t == latest)
+        .map(|(_, r)| r.status.name.clone())
+        .collect();
+    at_latest.sort();
+    (Some(Time(latest)), at_latest)
+}
+
+/// Runs that history limits must keep while a policy is set, so pruning cannot change what
+/// the policy sees: the runs named in the suspension, the last success (it ends the streak
+/// before it), and the last `threshold` failures of the streak that counts.
+pub fn protected<'a>(
+    runs: &'a [ObservedRun],
+    threshold: Option<usize>,
+    current: Option<&SuspensionStatus>,
+) -> BTreeSet<&'a str> {
+    let Some(n) = threshold else {
+        return BTreeSet::new();
+    };
+    let status = current.cloned().unwrap_or_default();
+    let mut keep: BTreeSet<&str> = runs
+        .iter()
+        .filter(|r| status.failed_runs.contains(&r.status.name))
+        .map(|r| r.status.name.as_str())
+        .collect();
+    if let Some(success) = runstate::last_success(runs) {
+        keep.insert(success.status.name.as_str());
+    }
+    let streak = streak(runs, &status);
+    keep.extend(streak.iter().rev().take(n.max(1)).map(|r| r.status.name.as_str()));
+    keep
 }
 
 /// The summary condition's message while suspended.
@@ -114,8 +175,7 @@ mod tests {
             },
             outcome,
             tick: None,
-            run_now: None,
-            backfill: None,
+            origin: Default::default(),
             deleting: false,
         }
     }
@@ -170,6 +230,48 @@ mod tests {
         assert!(!decide_with(&runs, Some(&status), Some("new")).suspended());
         runs.push(run("late3", Outcome::Failed, "2026-01-01T15:00:00Z"));
         assert!(decide_with(&runs, Some(&status), Some("new")).suspended());
+    }
+
+    /// Issue 18, bug 8: the runs' clock an hour ahead of the operator's: failures that
+    /// finished before the resume looked newer than it, and undid it at once.
+    #[test]
+    fn a_cluster_clock_ahead_of_the_operators_does_not_undo_a_resume() {
+        // The operator's clock says 12:00; the runs finished at 13:0x by theirs.
+        let mut runs: Vec<_> = ["13:01", "13:02", "13:03"]
+            .iter()
+            .map(|t| run(t, Outcome::Failed, &format!("2026-01-01T{t}:00Z")))
+            .collect();
+        let suspended = decide_with(&runs, None, None).status.unwrap();
+        let resumed = decide_with(&runs, Some(&suspended), Some("r1"));
+        assert!(resumed.resumed && !resumed.suspended(), "undone at once");
+        let status = resumed.status.unwrap();
+        assert_eq!(status.resumed_after, Some(Time(at("2026-01-01T13:03:00Z"))));
+        assert!(!decide_with(&runs, Some(&status), Some("r1")).suspended());
+        for t in ["13:04", "13:05", "13:06"] {
+            runs.push(run(t, Outcome::Failed, &format!("2026-01-01T{t}:00Z")));
+        }
+        assert!(
+            decide_with(&runs, Some(&status), Some("r1")).suspended(),
+            "new failures count"
+        );
+    }
+
+    /// Runs that finished in the same second as the last one before the resume: the ones seen
+    /// then do not count, the ones finishing after do.
+    #[test]
+    fn the_resume_watermark_separates_runs_of_the_same_second() {
+        let mut runs: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|n| run(n, Outcome::Failed, "2026-01-01T13:00:00Z"))
+            .collect();
+        let suspended = decide_with(&runs, None, None).status.unwrap();
+        let status = decide_with(&runs, Some(&suspended), Some("r1")).status.unwrap();
+        assert_eq!(status.resumed_after_runs, ["a", "b", "c"]);
+        runs.push(run("d", Outcome::Failed, "2026-01-01T13:00:00Z"));
+        runs.push(run("e", Outcome::Failed, "2026-01-01T13:00:01Z"));
+        assert!(!decide_with(&runs, Some(&status), Some("r1")).suspended());
+        runs.push(run("f", Outcome::Failed, "2026-01-01T13:00:02Z"));
+        assert!(decide_with(&runs, Some(&status), Some("r1")).suspended(), "d, e, f");
     }
 
     #[test]

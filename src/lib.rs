@@ -25,5 +25,6 @@ pub mod server;
 pub mod shards;
 pub mod status;
 pub mod stored;
+pub mod ticks;
 pub mod tls;
 pub mod validate;

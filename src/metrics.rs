@@ -75,6 +75,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconcile_errors: Family<ReasonLabel, Counter>,
     events_dropped: Family<ReasonLabel, Counter>,
+    events_pending: Gauge,
     schedules: Family<ConditionLabel, Gauge>,
     active_runs: Gauge,
     leader: Gauge,
@@ -99,6 +100,7 @@ impl Default for Metrics {
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconcile_errors: Family::default(),
             events_dropped: Family::default(),
+            events_pending: Gauge::default(),
             schedules: Family::default(),
             active_runs: Gauge::default(),
             leader: Gauge::default(),
@@ -137,6 +139,11 @@ impl Default for Metrics {
             "events_dropped",
             "Events not published, by reason (queue_full, per_object_rate, total_rate, api_error)",
             m.events_dropped.clone(),
+        );
+        registry.register(
+            "events_pending",
+            "Events queued and not yet published or dropped",
+            m.events_pending.clone(),
         );
         registry.register(
             "schedules",
@@ -215,6 +222,11 @@ impl Metrics {
         self.reconcile_errors
             .get_or_create(&ReasonLabel { reason: reason.into() })
             .inc();
+    }
+
+    /// An event joined (+1) or left (-1) the publishing queue.
+    pub fn event_pending(&self, change: i64) {
+        self.events_pending.inc_by(change);
     }
 
     pub fn event_dropped(&self, reason: &str) {

@@ -125,6 +125,52 @@ impl Owner {
     }
 }
 
+/// Why a run exists. Written on the run as an annotation, so it is read back the same way
+/// after a restart: a run-now run is not a tick, and a backfill's runs have their own slots.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    /// The schedule's own tick (also every run KFP's controller created).
+    #[default]
+    Scheduled,
+    /// A `run-now` request: the annotation value it served.
+    RunNow(String),
+    /// A backfill: the request (annotation value) it served.
+    Backfill(String),
+}
+
+impl Origin {
+    /// Read from a run's annotations.
+    pub fn of(annotations: Option<&BTreeMap<String, String>>) -> Origin {
+        let get = |key: &str| annotations.and_then(|a| a.get(key)).cloned();
+        match (
+            get(SERVED_RUN_NOW_ANNOTATION),
+            get(crate::backfill::BACKFILL_RUN_ANNOTATION),
+        ) {
+            (Some(value), _) => Origin::RunNow(value),
+            (None, Some(range)) => Origin::Backfill(range),
+            (None, None) => Origin::Scheduled,
+        }
+    }
+
+    /// The annotation that records it on the run.
+    fn annotation(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Origin::Scheduled => None,
+            Origin::RunNow(value) => Some((SERVED_RUN_NOW_ANNOTATION, value)),
+            Origin::Backfill(range) => Some((crate::backfill::BACKFILL_RUN_ANNOTATION, range)),
+        }
+    }
+
+    /// Its run is the run of a tick (run-now runs are not).
+    pub fn is_tick(&self) -> bool {
+        !matches!(self, Origin::RunNow(_))
+    }
+
+    pub fn is_backfill(&self) -> bool {
+        matches!(self, Origin::Backfill(_))
+    }
+}
+
 /// One run to build.
 #[derive(Clone, Debug)]
 pub struct RunRequest {
@@ -132,9 +178,7 @@ pub struct RunRequest {
     pub scheduled: Timestamp,
     pub index: i64,
     pub run_uuid: String,
-    pub run_now: Option<String>,
-    /// The backfill request (annotation value) this run serves, if any.
-    pub backfill: Option<String>,
+    pub origin: Origin,
 }
 
 /// A run's body before KFP's labels and the owner are added.
@@ -165,13 +209,8 @@ pub fn render(owner: &Owner, service_account: Option<&str>, v: &Validated, req: 
         set_path(&mut body.spec, path, Value::String(sa.to_string()));
     }
     body.labels.extend(kfp_labels(owner, req));
-    if let Some(request) = &req.run_now {
-        body.annotations
-            .insert(SERVED_RUN_NOW_ANNOTATION.into(), request.clone());
-    }
-    if let Some(range) = &req.backfill {
-        body.annotations
-            .insert(crate::backfill::BACKFILL_RUN_ANNOTATION.into(), range.clone());
+    if let Some((key, value)) = req.origin.annotation() {
+        body.annotations.insert(key.into(), value.into());
     }
     json!({
         "apiVersion": kind.api_version(),
@@ -355,8 +394,7 @@ mod tests {
             scheduled: t.parse().unwrap(),
             index: 3,
             run_uuid: "uuid-3".into(),
-            run_now: None,
-            backfill: None,
+            origin: Origin::Scheduled,
         }
     }
 

@@ -5,9 +5,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
-    backfill::BACKFILL_RUN_ANNOTATION,
     crd::{WorkflowHistory, WorkflowStatus},
-    render::{LABEL_EPOCH, LABEL_INDEX, SERVED_RUN_NOW_ANNOTATION},
+    render::{LABEL_EPOCH, LABEL_INDEX, Origin},
     runkind::{Completion, RunKind},
     stored::{ARGO_COMPLETED_LABEL, RunCondition, RunObject},
 };
@@ -26,10 +25,7 @@ pub struct ObservedRun {
     pub outcome: Outcome,
     /// The tick it was created for (`workflowEpoch` label), if labelled.
     pub tick: Option<Timestamp>,
-    /// The `run-now` request it served, if any.
-    pub run_now: Option<String>,
-    /// The backfill request it served, if any (`backfill::BACKFILL_RUN_ANNOTATION`).
-    pub backfill: Option<String>,
+    pub origin: Origin,
     /// Being deleted: neither active nor a candidate for deletion.
     pub deleting: bool,
 }
@@ -124,13 +120,11 @@ pub fn observe(kind: &RunKind, run: &RunObject) -> ObservedRun {
         kind: Some(kind.to_string()),
         ..Default::default()
     };
-    let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned();
     ObservedRun {
         status,
         outcome,
         tick,
-        run_now: annotation(SERVED_RUN_NOW_ANNOTATION),
-        backfill: annotation(BACKFILL_RUN_ANNOTATION),
+        origin: Origin::of(meta.annotations.as_ref()),
         deleting: meta.deletion_timestamp.is_some(),
     }
 }
@@ -151,19 +145,19 @@ pub struct RunsSummary {
 }
 
 pub fn summarize(runs: &[ObservedRun]) -> RunsSummary {
-    let own = || runs.iter().filter(|r| r.backfill.is_none());
+    let own = || runs.iter().filter(|r| !r.origin.is_backfill());
     RunsSummary {
-        latest_tick: own().filter(|r| r.run_now.is_none()).filter_map(|r| r.tick).max(),
+        latest_tick: own().filter(|r| r.origin.is_tick()).filter_map(|r| r.tick).max(),
         highest_index: runs.iter().map(|r| r.status.index).max().unwrap_or(0).max(0),
         active: own().filter(|r| r.is_active()).count(),
-        backfill_active: runs.iter().filter(|r| r.backfill.is_some() && r.is_active()).count(),
+        backfill_active: runs.iter().filter(|r| r.origin.is_backfill() && r.is_active()).count(),
     }
 }
 
 /// The ticks that have a run (scheduled, backfilled or KFP's; run-now runs are not ticks).
 pub fn ticks_with_runs(runs: &[ObservedRun]) -> std::collections::BTreeSet<Timestamp> {
     runs.iter()
-        .filter(|r| r.run_now.is_none())
+        .filter(|r| r.origin.is_tick())
         .filter_map(|r| r.tick)
         .collect()
 }
@@ -189,10 +183,17 @@ pub fn history(runs: &[ObservedRun], last_index: i64, max_history: i64) -> Workf
     WorkflowHistory { active, completed }
 }
 
-/// The runs of the current failure streak: the finished runs, in the order they finished
-/// (ties by scheduled time), that failed after the last one that succeeded; oldest first.
-/// Active runs do not break a streak: only finished runs are counted.
-pub fn failure_streak(runs: &[ObservedRun]) -> Vec<&ObservedRun> {
+/// The run that finished last among those that succeeded (finish order, as `failure_streak`).
+pub fn last_success(runs: &[ObservedRun]) -> Option<&ObservedRun> {
+    finish_order(runs)
+        .into_iter()
+        .rev()
+        .find(|r| r.outcome == Outcome::Succeeded)
+}
+
+/// Finished runs (not being deleted) in the order they finished (ties by scheduled time, then
+/// name).
+fn finish_order(runs: &[ObservedRun]) -> Vec<&ObservedRun> {
     let mut finished: Vec<&ObservedRun> = runs
         .iter()
         .filter(|r| r.outcome != Outcome::Active && !r.deleting)
@@ -206,6 +207,14 @@ pub fn failure_streak(runs: &[ObservedRun]) -> Vec<&ObservedRun> {
         };
         key(a).cmp(&key(b)).then_with(|| a.status.name.cmp(&b.status.name))
     });
+    finished
+}
+
+/// The runs of the current failure streak: the finished runs, in the order they finished
+/// (ties by scheduled time), that failed after the last one that succeeded; oldest first.
+/// Active runs do not break a streak: only finished runs are counted.
+pub fn failure_streak(runs: &[ObservedRun]) -> Vec<&ObservedRun> {
+    let mut finished = finish_order(runs);
     let since_success = finished
         .iter()
         .rposition(|r| r.outcome == Outcome::Succeeded)
@@ -405,6 +414,16 @@ mod tests {
             "an active run does not break it"
         );
         assert!(failure_streak(&runs[..2]).is_empty(), "a success ends it");
+        // The streak starts after the last success, not the first: fail, ok, fail, ok, fail.
+        let alternating = vec![
+            job("a", 1, "fail", "2026-01-01T00:01:00Z"),
+            job("b", 2, "ok", "2026-01-01T00:02:00Z"),
+            job("c", 3, "fail", "2026-01-01T00:03:00Z"),
+            job("d", 4, "ok", "2026-01-01T00:04:00Z"),
+            job("e", 5, "fail", "2026-01-01T00:05:00Z"),
+        ];
+        assert_eq!(names(failure_streak(&alternating)), ["e"]);
+        assert_eq!(last_success(&alternating).map(|r| r.status.name.as_str()), Some("d"));
         assert_eq!(names(failure_streak(&runs[..1])), ["r1"]);
     }
 }

@@ -14,11 +14,14 @@
 //!   (KFP: one per 10 s sync); noCatchup and `Replace` run only the latest due tick, found
 //!   directly (no walk over the missed ticks).
 
-use jiff::{SignedDuration, Timestamp, tz::TimeZone};
+use std::collections::BTreeSet;
+
+use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
     crd::ConcurrencyPolicy,
     cron::{CalendarSchedule, CronExpr},
+    ticks::Position,
 };
 
 /// When ticks happen.
@@ -55,11 +58,9 @@ impl Schedule {
         }
     }
 
-    fn within_end(&self, t: Timestamp) -> Option<Timestamp> {
-        match self.end {
-            Some(end) if t > end => None,
-            _ => Some(t),
-        }
+    /// A tick at exactly `endTime` still runs (KFP).
+    pub fn within_end(&self, t: Timestamp) -> bool {
+        self.end.is_none_or(|end| t <= end)
     }
 }
 
@@ -71,6 +72,36 @@ pub struct TriggerState {
     pub skip_through: Option<Timestamp>,
 }
 
+impl TriggerState {
+    /// Where the schedule stands on its grid (see `ticks::Position`).
+    pub fn position(&self, schedule: &Schedule, created: Timestamp) -> Position {
+        Position::of(schedule, self.last_triggered, self.skip_through, created)
+    }
+}
+
+/// Ticks after the schedule's floor that it must pass without creating a run: they already
+/// have one (a backfill's, one KFP's controller made, one created before a crash), or a
+/// backfill recorded them as handled.
+#[derive(Clone, Debug, Default)]
+pub struct Taken {
+    /// Ticks with a run now.
+    pub ticks: BTreeSet<Timestamp>,
+    /// The current backfill's handled range, `from..=through`.
+    pub backfill: Option<(Timestamp, Timestamp)>,
+}
+
+/// No tick taken (a schedule with no runs and no backfill).
+pub static NOTHING_TAKEN: Taken = Taken {
+    ticks: BTreeSet::new(),
+    backfill: None,
+};
+
+impl Taken {
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.ticks.contains(&t) || self.backfill.is_some_and(|(from, through)| from <= t && t <= through)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PlanInput<'a> {
     pub schedule: &'a Schedule,
@@ -80,6 +111,7 @@ pub struct PlanInput<'a> {
     pub policy: ConcurrencyPolicy,
     pub created: Timestamp,
     pub state: TriggerState,
+    pub taken: &'a Taken,
     pub active: usize,
     pub now: Timestamp,
 }
@@ -106,207 +138,191 @@ pub struct Plan {
     pub waiting: bool,
 }
 
-/// No tick before the Unix epoch runs: a run's `workflowEpoch` label is its tick in Unix
-/// seconds, and a label value cannot start with `-`.
-const EARLIEST_FLOOR: Timestamp = Timestamp::constant(-1, 0);
-
-/// The exclusive lower bound of ticks still to run, and the anchor of a periodic grid.
-fn floor_and_anchor(input: &PlanInput) -> (Timestamp, Timestamp) {
-    let s = input.schedule;
-    let last = input.state.last_triggered;
-    let mut anchor = last.or(s.start).unwrap_or(input.created);
-    if let (Some(start), Some(last)) = (s.start, last)
-        && start > last
-    {
-        // startTime moved past the last tick: KFP runs at startTime itself, then on its grid.
-        anchor = match s.cadence {
-            Cadence::Every { seconds } => start.checked_sub(SignedDuration::from_secs(seconds)).unwrap_or(start),
-            _ => start,
-        };
+impl Plan {
+    fn nothing(state: TriggerState) -> Plan {
+        Plan {
+            runs: Vec::new(),
+            replace: 0,
+            skipped: Vec::new(),
+            state,
+            next: None,
+            waiting: false,
+        }
     }
-    let floor = [Some(anchor), input.state.skip_through, Some(EARLIEST_FLOOR)]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(anchor);
-    (floor, anchor)
+
+    fn create(&mut self, t: Timestamp) {
+        self.state.last_index += 1;
+        self.runs.push(PlannedRun {
+            scheduled: t,
+            index: self.state.last_index,
+        });
+        self.state.last_triggered = Some(t);
+    }
+
+    /// Moves the floor past `t` without a run of the schedule's own (skipped, or taken).
+    fn pass(&mut self, t: Timestamp) {
+        self.state.skip_through = self.state.skip_through.max(Some(t));
+    }
+
+    fn floor(&self, position: Position) -> Timestamp {
+        let handled = self.state.last_triggered.max(self.state.skip_through);
+        handled.map_or(position.floor, |h| h.max(position.floor))
+    }
 }
 
-/// First tick strictly after `floor`.
-fn first_after(s: &Schedule, floor: Timestamp, anchor: Timestamp) -> Option<Timestamp> {
-    let t = match &s.cadence {
-        Cadence::Cron(c) => c.next_after(floor, &s.time_zone)?,
-        Cadence::Every { seconds } => {
-            let k = if floor < anchor {
-                1
-            } else {
-                floor.duration_since(anchor).as_secs() / seconds + 1
+/// The ticks the schedule itself may still create: after `after`, up to `end`. A backfill
+/// leaves them to the schedule, and history limits keep a run of one (deleting it would make
+/// its tick due again). See docs/architecture.md, "Has this tick run?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    after: Option<Timestamp>,
+    end: Option<Timestamp>,
+}
+
+impl Claim {
+    /// Claims nothing (a schedule that will create no tick).
+    pub const NONE: Claim = Claim { after: None, end: None };
+
+    /// `paused`: disabled, or suspended by the failure policy. A paused schedule never creates
+    /// a tick that falls while it is paused: re-enabled after any run it skips through that
+    /// moment, and having had no run there is nothing it could run twice.
+    pub fn of(schedule: &Schedule, state: &TriggerState, created: Timestamp, paused: bool, now: Timestamp) -> Claim {
+        if let Cadence::Once = schedule.cadence {
+            // The one-off's only tick is its creation time, until it has triggered.
+            let before = created.checked_sub(jiff::SignedDuration::from_nanos(1)).ok();
+            return Claim {
+                after: before.filter(|_| state.last_triggered.is_none()),
+                end: Some(created),
             };
-            grid(anchor, *seconds, k)?
         }
-        Cadence::Once => return None,
-    };
-    s.within_end(t)
-}
-
-/// Up to `count` ticks strictly after `after`, in order (a periodic grid is anchored at
-/// `anchor`: the last tick, else startTime, else the creation time). For display.
-pub fn ticks_after(s: &Schedule, after: Timestamp, anchor: Timestamp, count: usize) -> Vec<Timestamp> {
-    let mut ticks = Vec::with_capacity(count);
-    let mut t = after;
-    while ticks.len() < count {
-        match first_after(s, t, anchor) {
-            Some(next) if next > t => {
-                ticks.push(next);
-                t = next;
-            }
-            _ => break,
+        let floor = state.position(schedule, created).floor;
+        Claim {
+            after: Some(if paused { floor.max(now) } else { floor }),
+            end: schedule.end,
         }
     }
-    ticks
+
+    pub fn covers(&self, t: Timestamp) -> bool {
+        self.after.is_some_and(|after| t > after) && self.end.is_none_or(|end| t <= end)
+    }
 }
 
-/// Latest tick at or before `t` (and strictly after `floor`).
-pub fn latest_at_or_before(s: &Schedule, t: Timestamp, floor: Timestamp, anchor: Timestamp) -> Option<Timestamp> {
-    let t = match s.end {
-        Some(end) if end < t => end,
-        _ => t,
-    };
-    let tick = match &s.cadence {
-        Cadence::Cron(c) => c.latest_at_or_before(t, &s.time_zone)?,
-        Cadence::Every { seconds } => {
-            if t < anchor {
-                return None;
-            }
-            let k = t.duration_since(anchor).as_secs() / seconds;
-            if k < 1 {
-                return None;
-            }
-            grid(anchor, *seconds, k)?
-        }
-        Cadence::Once => return None,
-    };
-    (tick > floor).then_some(tick)
-}
-
-fn grid(anchor: Timestamp, seconds: i64, k: i64) -> Option<Timestamp> {
-    anchor
-        .checked_add(SignedDuration::from_secs(seconds.checked_mul(k)?))
-        .ok()
-}
+/// A walk over taken ticks is bounded by the runs that exist and one backfill range; this caps
+/// it all the same, so no input can make a pass walk for long.
+const MAX_WALK: usize = 20_000;
 
 /// Decides what to run now. Pure: the same input always gives the same plan.
 pub fn plan(input: &PlanInput) -> Plan {
     match input.schedule.cadence {
         Cadence::Once => plan_once(input),
-        _ if !input.enabled => Plan {
-            // Nothing triggers while disabled (KFP shows a next time that never runs).
-            runs: Vec::new(),
-            replace: 0,
-            skipped: Vec::new(),
-            state: input.state.clone(),
-            next: None,
-            waiting: false,
-        },
+        // Nothing triggers while disabled (KFP shows a next time that never runs).
+        _ if !input.enabled => Plan::nothing(input.state.clone()),
         _ => plan_recurring(input),
     }
 }
 
-/// KFP's one-off: one run, scheduled at the creation time.
+/// KFP's one-off: one run, scheduled at the creation time, unless the schedule has triggered
+/// (`lastTriggeredTime`, as KFP's `getNextScheduledEpochForOneTimeRun`; a run-now run does not
+/// count).
 fn plan_once(input: &PlanInput) -> Plan {
-    let mut state = input.state.clone();
-    let mut runs = Vec::new();
-    let due = input.enabled && state.last_index == 0;
+    let mut plan = Plan::nothing(input.state.clone());
+    let due = input.enabled && input.state.last_triggered.is_none() && !input.taken.contains(input.created);
     if due && input.active < input.max_concurrency {
-        state.last_index += 1;
-        state.last_triggered = Some(input.created);
-        runs.push(PlannedRun {
-            scheduled: input.created,
-            index: state.last_index,
-        });
+        plan.create(input.created);
     }
-    let next = (state.last_index == 0 && input.enabled).then_some(input.created);
-    Plan {
-        runs,
-        replace: 0,
-        skipped: Vec::new(),
-        waiting: next.is_some(),
-        state,
-        next,
-    }
-}
-
-/// Ticks due now, oldest first: every missed tick up to `wanted` (catch-up), or only the
-/// latest one (noCatchup, Replace).
-fn due_ticks(input: &PlanInput, floor: Timestamp, anchor: Timestamp) -> Vec<Timestamp> {
-    if input.no_catchup || input.policy == ConcurrencyPolicy::Replace {
-        return latest_at_or_before(input.schedule, input.now, floor, anchor)
-            .into_iter()
-            .collect();
-    }
-    let mut due = Vec::new();
-    let mut cursor = floor;
-    while due.len() < input.max_concurrency.max(1) {
-        match first_after(input.schedule, cursor, anchor) {
-            Some(t) if t <= input.now => {
-                due.push(t);
-                cursor = t;
-            }
-            _ => break,
-        }
-    }
-    due
+    plan.next = due.then_some(input.created).filter(|_| plan.runs.is_empty());
+    plan.waiting = plan.next.is_some();
+    plan
 }
 
 fn plan_recurring(input: &PlanInput) -> Plan {
-    let (floor, anchor) = floor_and_anchor(input);
-    let mut plan = Plan {
-        runs: Vec::new(),
-        replace: 0,
-        skipped: Vec::new(),
-        state: input.state.clone(),
-        next: None,
-        waiting: false,
+    let position = input.state.position(input.schedule, input.created);
+    let mut plan = Plan::nothing(input.state.clone());
+    let latest_only = input.no_catchup || input.policy == ConcurrencyPolicy::Replace;
+    if latest_only {
+        plan_latest(input, position, &mut plan);
+    } else {
+        plan_catch_up(input, position, &mut plan);
+    }
+    if plan.next.is_none() {
+        plan.next = first_open_after(input, position, plan.floor(position));
+    }
+    plan.waiting = plan.next.is_some_and(|t| t <= input.now);
+    plan
+}
+
+/// The latest tick due, ignoring any missed before it (noCatchup, Replace): found directly,
+/// with no walk over the missed ticks.
+fn plan_latest(input: &PlanInput, position: Position, plan: &mut Plan) {
+    let due_until = input.schedule.end.map_or(input.now, |end| end.min(input.now));
+    let grid = position.grid(input.schedule);
+    let Some(t) = grid.at_or_before(due_until).filter(|t| *t > position.floor) else {
+        return;
     };
-    let due = due_ticks(input, floor, anchor);
-    if input.policy == ConcurrencyPolicy::Replace && !due.is_empty() {
+    if input.taken.contains(t) {
+        plan.pass(t);
+    } else if input.policy == ConcurrencyPolicy::Replace {
         // The latest due tick replaces what runs (as CronJob's Replace); earlier missed ticks
         // are dropped, since the run moves `lastTriggeredTime` past them.
         plan.replace = (input.active + 1).saturating_sub(input.max_concurrency);
+        plan.create(t);
+    } else if input.active < input.max_concurrency {
+        plan.create(t);
+    } else if input.policy == ConcurrencyPolicy::Skip {
+        plan.skipped.push(t);
+        plan.pass(t);
+    } else {
+        // noCatchup: the tick that runs when a slot frees is the latest due one (KFP shows it).
+        plan.next = Some(t);
     }
-    let slots = match input.policy {
-        ConcurrencyPolicy::Replace => due.len(),
-        _ => input.max_concurrency.saturating_sub(input.active),
-    };
-    let mut floor = floor;
-    for (i, &t) in due.iter().enumerate() {
-        if i < slots {
-            plan.state.last_index += 1;
-            plan.runs.push(PlannedRun {
-                scheduled: t,
-                index: plan.state.last_index,
-            });
-            plan.state.last_triggered = Some(t);
-            floor = t;
+}
+
+/// Every missed tick, oldest first, as many as free slots allow; ticks that are taken are
+/// passed; with `Skip`, everything due beyond the free slots is dropped.
+fn plan_catch_up(input: &PlanInput, position: Position, plan: &mut Plan) {
+    let slots = input.max_concurrency.saturating_sub(input.active);
+    let grid = position.grid(input.schedule);
+    let due = grid
+        .from(position.floor)
+        .take_while(|t| *t <= input.now && input.schedule.within_end(*t))
+        .take(MAX_WALK);
+    for t in due {
+        if input.taken.contains(t) {
+            plan.pass(t);
+        } else if plan.runs.len() < slots {
+            plan.create(t);
         } else if input.policy == ConcurrencyPolicy::Skip {
+            // Everything already due is dropped, not only this tick.
+            let due_until = input.schedule.end.map_or(input.now, |end| end.min(input.now));
             plan.skipped.push(t);
-            floor = t;
+            plan.pass(grid.at_or_before(due_until).unwrap_or(t).max(t));
+            return;
+        } else {
+            plan.next = Some(t); // waits for a slot, with its own time
+            return;
         }
     }
-    if input.policy == ConcurrencyPolicy::Skip && !plan.skipped.is_empty() {
-        // Everything already due is dropped, not only the ticks looked at.
-        if let Some(t) = latest_at_or_before(input.schedule, input.now, floor, anchor) {
-            floor = t;
-        }
-        plan.state.skip_through = Some(floor);
-    }
-    plan.next = first_after(input.schedule, floor, anchor);
-    plan.waiting = plan.next.is_some_and(|t| t <= input.now);
-    if plan.waiting && input.no_catchup {
-        // noCatchup: the tick that will run when a slot frees is the latest due one (KFP shows it).
-        plan.next = latest_at_or_before(input.schedule, input.now, floor, anchor).or(plan.next);
-    }
-    plan
+}
+
+/// The first tick after `floor` that is not taken, within the window.
+fn first_open_after(input: &PlanInput, position: Position, floor: Timestamp) -> Option<Timestamp> {
+    position
+        .grid(input.schedule)
+        .from(floor)
+        .take(MAX_WALK)
+        .take_while(|t| input.schedule.within_end(*t))
+        .find(|t| !input.taken.contains(*t))
+}
+
+/// The next `count` ticks the schedule itself would run strictly after `after` (or after its
+/// floor, when later), within its window: what `check`, `kubectl swf` and `migrate-check` show.
+pub fn upcoming(schedule: &Schedule, position: Position, after: Timestamp, count: usize) -> Vec<Timestamp> {
+    position
+        .grid(schedule)
+        .from(position.floor.max(after))
+        .take_while(|t| schedule.within_end(*t))
+        .take(count)
+        .collect()
 }
 
 /// The schedule in words, for `kubectl get` (e.g. `cron 0 0 * * * * (UTC)`).
@@ -351,6 +367,7 @@ mod tests {
             policy: ConcurrencyPolicy::Wait,
             created: at(created),
             state: TriggerState::default(),
+            taken: &NOTHING_TAKEN,
             active: 0,
             now: at(now),
         }
@@ -510,6 +527,29 @@ mod tests {
         assert_eq!(times(&p), vec!["2026-01-01T00:00:10Z"]);
     }
 
+    /// KFP: a startTime moved past the last tick runs the schedule from startTime, and no tick
+    /// between the last one and startTime runs.
+    #[test]
+    fn a_start_time_moved_past_the_last_tick_runs_from_it_and_nothing_between() {
+        let mut hourly = every(3600);
+        hourly.start = Some(at("2026-01-01T05:00:00Z"));
+        let mut i = input(&hourly, "2026-01-01T00:00:00Z", "2026-01-01T06:30:00Z");
+        i.max_concurrency = 10;
+        i.state.last_triggered = Some(at("2026-01-01T01:00:00Z"));
+        i.state.last_index = 1;
+        assert_eq!(times(&plan(&i)), vec!["2026-01-01T05:00:00Z", "2026-01-01T06:00:00Z"]);
+        let mut cron = cron_schedule("0 0 * * * *");
+        cron.start = Some(at("2026-01-01T05:00:00Z"));
+        let mut i = input(&cron, "2026-01-01T00:00:00Z", "2026-01-01T06:30:00Z");
+        i.max_concurrency = 10;
+        i.state.last_triggered = Some(at("2026-01-01T01:00:00Z"));
+        assert_eq!(
+            times(&plan(&i)),
+            vec!["2026-01-01T06:00:00Z"],
+            "cron: strictly after startTime"
+        );
+    }
+
     #[test]
     fn one_off_runs_once_at_creation() {
         let s = Schedule {
@@ -525,6 +565,23 @@ mod tests {
         i2.state = p.state;
         assert!(plan(&i2).runs.is_empty());
         assert_eq!(plan(&i2).next, None);
+    }
+
+    /// Issue 18, bug 9: a run-now served before the one-off's own run raised the index, and
+    /// the one-off read that as "already ran" (KFP reads `lastTriggeredTime`).
+    #[test]
+    fn a_one_off_runs_even_after_a_run_now_was_served_first() {
+        let s = Schedule {
+            cadence: Cadence::Once,
+            start: None,
+            end: None,
+            time_zone: TimeZone::UTC,
+        };
+        let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z");
+        i.state.last_index = 1; // the run-now run
+        let p = plan(&i);
+        assert_eq!(times(&p), vec!["2026-01-01T00:00:00Z"]);
+        assert_eq!(p.runs[0].index, 2);
     }
 
     #[test]

@@ -37,8 +37,9 @@ fn time(t: Option<Timestamp>) -> Option<Time> {
 
 /// The trigger state to plan from: status, raised to what the runs that exist show (status is
 /// a report, and may lag: KFP's controller leaves it one tick behind while a run is active).
-/// Re-enabling a schedule that has run before (the last status said `Disabled`) moves
-/// `skipThrough` to `now`, so ticks that fell during the pause are not backfilled (KFP #8344).
+/// Re-enabling (or resuming) a schedule that has had a run moves `skipThrough` to `now`, so
+/// ticks that fell during the pause are not backfilled (KFP #8344). Status says it was paused
+/// (`pausedAt`, or, as KFP's controller and older versions wrote it, a `Disabled` summary).
 pub fn trigger_state(
     current: &ScheduledWorkflowStatus,
     runs: &RunsSummary,
@@ -49,8 +50,7 @@ pub fn trigger_state(
     let last_triggered = t.last_triggered_time.as_ref().map(|t| t.0).max(runs.latest_tick);
     let last_index = t.last_workflow_index.unwrap_or(0).max(runs.highest_index);
     let mut skip_through = t.skip_through.as_ref().map(|t| t.0);
-    let was_disabled = summary_condition(current).is_some_and(|c| c.type_ == DISABLED.0);
-    if enabled && was_disabled && last_index > 0 {
+    if enabled && was_paused(current) && last_index > 0 {
         skip_through = Some(skip_through.map_or(now, |s| s.max(now)));
     }
     TriggerState {
@@ -58,6 +58,16 @@ pub fn trigger_state(
         last_index,
         skip_through,
     }
+}
+
+/// Status recorded a pause (disabled or suspended) that has not been lifted yet.
+pub fn was_paused(current: &ScheduledWorkflowStatus) -> bool {
+    current.trigger.paused_at.is_some() || summary_condition(current).is_some_and(|c| c.type_ == DISABLED.0)
+}
+
+/// `pausedAt` after a pass: kept from when the pause began, gone once the schedule runs again.
+fn paused_at(current: &ScheduledWorkflowStatus, paused: bool, now: Timestamp) -> Option<Time> {
+    paused.then(|| current.trigger.paused_at.clone().unwrap_or(Time(now)))
 }
 
 fn condition(
@@ -135,18 +145,22 @@ fn generation_fields(
     };
 }
 
-/// Status of a spec that cannot be scheduled: an `Error` condition; history and trigger kept.
+/// Status of a spec that cannot be scheduled: an `Error` condition; history and trigger kept
+/// (a pause stays recorded, and one begins when the spec says `enabled: false`).
 pub fn invalid(
     current: &ScheduledWorkflowStatus,
     generation: Option<i64>,
-    reason: &str,
-    message: &str,
+    problem: &Problem,
+    disabled: bool,
     now: Timestamp,
 ) -> ScheduledWorkflowStatus {
     let mut status = current.clone();
-    let summary = condition(current, ERROR, reason, message.to_string(), now);
+    let summary = condition(current, ERROR, &problem.reason, problem.message.clone(), now);
     status.conditions = with_kstatus(current, summary, generation, now);
     status.trigger.next_triggered_time = None;
+    if disabled {
+        status.trigger.paused_at = paused_at(current, true, now);
+    }
     generation_fields(current, &mut status, generation, now);
     status
 }
@@ -162,7 +176,10 @@ pub struct Problem {
 /// What a valid pass observed and decided.
 pub struct Observed {
     pub problem: Option<Problem>,
+    /// `spec.enabled`.
     pub enabled: bool,
+    /// Disabled, or suspended by the failure policy: nothing of the schedule's own runs.
+    pub paused: bool,
     pub one_off: bool,
     pub state: TriggerState,
     pub last_run_now: Option<String>,
@@ -226,6 +243,7 @@ pub fn compute(
             last_workflow_index: (o.state.last_index > 0).then_some(o.state.last_index),
             skip_through: time(o.state.skip_through),
             last_run_now: o.last_run_now,
+            paused_at: paused_at(current, o.paused, now),
         },
         workflow_history: o.history,
         active_runs: Some(active),
@@ -250,6 +268,7 @@ mod tests {
         Observed {
             problem: None,
             enabled,
+            paused: !enabled,
             one_off: false,
             state: TriggerState {
                 last_triggered: Some(at("2026-01-01T01:00:00Z")),
@@ -322,6 +341,29 @@ mod tests {
         );
     }
 
+    /// Issue 18, bug 2: an `Error` written while disabled hid the pause, and re-enabling ran
+    /// every tick of it.
+    #[test]
+    fn an_error_while_disabled_does_not_turn_re_enabling_into_a_catch_up() {
+        let enabled = compute(&Default::default(), Some(1), observed(true), at("2026-01-01T01:00:01Z"));
+        let disabled = compute(&enabled, Some(2), observed(false), at("2026-01-01T01:10:00Z"));
+        assert_eq!(disabled.trigger.paused_at, Some(Time(at("2026-01-01T01:10:00Z"))));
+        let problem = Problem {
+            reason: "UnknownRunKind".into(),
+            message: "run kind example.com/v1 Thing is not served".into(),
+        };
+        let error = invalid(&disabled, Some(2), &problem, true, at("2026-01-01T01:20:00Z"));
+        assert_eq!(summary_condition(&error).unwrap().type_, ERROR);
+        let state = trigger_state(&error, &RunsSummary::default(), true, at("2026-01-01T05:00:00Z"));
+        assert_eq!(
+            state.skip_through,
+            Some(at("2026-01-01T05:00:00Z")),
+            "the pause is skipped"
+        );
+        let running = compute(&error, Some(3), observed(true), at("2026-01-01T05:00:00Z"));
+        assert_eq!(running.trigger.paused_at, None, "the pause ends once the schedule runs");
+    }
+
     #[test]
     fn runs_that_exist_raise_a_lagging_status() {
         // KFP's controller leaves status one tick behind while the run is active.
@@ -361,8 +403,11 @@ mod tests {
         let bad = invalid(
             &ok,
             Some(2),
-            "InvalidSpec",
-            "spec.timeZone: unknown",
+            &Problem {
+                reason: "InvalidSpec".into(),
+                message: "spec.timeZone: unknown".into(),
+            },
+            false,
             at("2026-01-01T01:05:00Z"),
         );
         assert_eq!(summary_condition(&bad).unwrap().type_, "Error");
@@ -399,8 +444,11 @@ mod tests {
         let bad = invalid(
             &disabled,
             Some(5),
-            "InvalidSpec",
-            "spec.timeZone: unknown",
+            &Problem {
+                reason: "InvalidSpec".into(),
+                message: "spec.timeZone: unknown".into(),
+            },
+            false,
             at("2026-01-01T01:20:00Z"),
         );
         let types: Vec<&str> = bad.conditions.iter().map(|c| c.type_.as_str()).collect();

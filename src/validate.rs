@@ -415,6 +415,12 @@ mod tests {
             )
         };
         assert_eq!(validate(&with(3), "UTC").unwrap().suspend_after, Some(3));
+        assert_eq!(validate(&with(1), "UTC").unwrap().suspend_after, Some(1));
+        assert_eq!(
+            validate(&with(100), "UTC").unwrap().suspend_after,
+            Some(100),
+            "100 is in range"
+        );
         for bad in [0, -1, 101] {
             let e = validate(&with(bad), "UTC").unwrap_err().to_string();
             assert!(e.contains("spec.failurePolicy.suspendAfterConsecutiveFailures"), "{e}");

@@ -85,8 +85,9 @@ impl Events {
             reason: reason.to_string(),
             note,
         };
-        if self.tx.try_send(pending).is_err() {
-            self.metrics.event_dropped("queue_full");
+        match self.tx.try_send(pending) {
+            Ok(()) => self.metrics.event_pending(1),
+            Err(_) => self.metrics.event_dropped("queue_full"),
         }
     }
 }
@@ -160,20 +161,33 @@ async fn publish_all(
         per_object: HashMap::new(),
     };
     while let Some(p) = rx.recv().await {
-        let key = p.regarding.uid.clone().unwrap_or_default();
-        if let Err(why) = limits.allow(&key) {
-            metrics.event_dropped(why);
-            continue;
-        }
-        let ns = p.regarding.namespace.clone().unwrap_or_default();
-        let event = build(p, &controller, &instance, jiff::Timestamp::now(), &random_suffix());
-        if let Err(e) = Api::<Event>::namespaced(client.clone(), &ns)
-            .create(&super::post_params(), &event)
-            .await
-        {
-            metrics.event_dropped("api_error");
-            warn!(error = %e, namespace = %ns, "cannot publish event");
-        }
+        publish_one(p, &mut limits, &client, &controller, &instance, &metrics).await;
+        metrics.event_pending(-1);
+    }
+}
+
+/// Publishes one event within the rate limits, or counts why it was dropped.
+async fn publish_one(
+    p: Pending,
+    limits: &mut Limits,
+    client: &Client,
+    controller: &str,
+    instance: &str,
+    metrics: &Metrics,
+) {
+    let key = p.regarding.uid.clone().unwrap_or_default();
+    if let Err(why) = limits.allow(&key) {
+        metrics.event_dropped(why);
+        return;
+    }
+    let ns = p.regarding.namespace.clone().unwrap_or_default();
+    let event = build(p, controller, instance, jiff::Timestamp::now(), &random_suffix());
+    if let Err(e) = Api::<Event>::namespaced(client.clone(), &ns)
+        .create(&super::post_params(), &event)
+        .await
+    {
+        metrics.event_dropped("api_error");
+        warn!(error = %e, namespace = %ns, "cannot publish event");
     }
 }
 

@@ -383,6 +383,26 @@ mod tests {
         assert_eq!(names, vec!["b", "c"]);
         assert!(c.owned_by("uid-b").is_empty());
     }
+
+    #[test]
+    fn recent_creates_count_until_the_cache_shows_them_or_they_expire() {
+        let recent = RecentCreates::default();
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        recent.remember("owner", run("a", "owner", "Running"), t0);
+        recent.remember("owner", run("b", "owner", "Running"), t0);
+        let names = |v: Vec<RunObject>| v.into_iter().filter_map(|r| r.metadata.name).collect::<Vec<_>>();
+        assert_eq!(names(recent.unseen("owner", &[], t0)), ["a", "b"]);
+        let cached = [Arc::new(run("a", "owner", "Running"))];
+        assert_eq!(names(recent.unseen("owner", &cached, t0)), ["b"], "the cache shows a");
+        assert_eq!(
+            names(recent.unseen("owner", &[], t0)),
+            ["b"],
+            "a is forgotten once seen"
+        );
+        let later = t0 + jiff::SignedDuration::from_secs(31);
+        assert!(recent.unseen("owner", &[], later).is_empty(), "b expired after 30 s");
+        assert!(recent.unseen("other", &[], t0).is_empty());
+    }
 }
 
 /// How long a run this process created is counted before its watch event arrives.

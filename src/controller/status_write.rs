@@ -31,7 +31,10 @@ const MEMORY_TTL: SignedDuration = SignedDuration::from_secs(60);
 const SWEEP_AT: usize = 10_000;
 
 struct Remembered {
+    /// As the watch will deliver it (read back through JSON: times in whole seconds).
     status: ScheduledWorkflowStatus,
+    /// The object's resourceVersion after the write.
+    resource_version: Option<String>,
     /// The pass's clock when written.
     at: Timestamp,
 }
@@ -40,6 +43,30 @@ impl Remembered {
     fn fresh(&self, now: Timestamp) -> bool {
         now.duration_since(self.at) < MEMORY_TTL
     }
+
+    /// The watch has delivered this write, or a later version of the object (another
+    /// replica's write after a handover, say): the cache is the newest then. resourceVersions
+    /// are etcd revisions, compared as numbers when both are; otherwise only equality counts.
+    fn seen_in(&self, obj: &SwfObject) -> bool {
+        if self.status == obj.status {
+            return true;
+        }
+        let (Some(mine), Some(theirs)) = (&self.resource_version, &obj.metadata.resource_version) else {
+            return false;
+        };
+        match (mine.parse::<u64>(), theirs.parse::<u64>()) {
+            (Ok(mine), Ok(theirs)) => theirs >= mine,
+            _ => mine == theirs,
+        }
+    }
+}
+
+/// `status` as it comes back from the API server: what the watch will deliver (a `Time`
+/// keeps whole seconds), so the echo of a write compares equal to what was remembered.
+fn as_stored(status: ScheduledWorkflowStatus) -> ScheduledWorkflowStatus {
+    serde_json::to_value(&status)
+        .and_then(serde_json::from_value)
+        .unwrap_or(status)
 }
 
 #[derive(Default)]
@@ -88,7 +115,7 @@ impl StatusWriter {
     pub fn latest(&self, uid: &str, obj: &SwfObject, now: Timestamp) -> ScheduledWorkflowStatus {
         let mut memory = self.memory();
         match memory.get(uid) {
-            Some(r) if r.fresh(now) && r.status != obj.status => r.status.clone(),
+            Some(r) if r.fresh(now) && !r.seen_in(obj) => r.status.clone(),
             Some(_) => {
                 memory.remove(uid);
                 obj.status.clone()
@@ -101,7 +128,7 @@ impl StatusWriter {
     pub fn observed(&self, obj: &SwfObject) {
         if let Some(uid) = obj.metadata.uid.as_deref() {
             let mut memory = self.memory();
-            if memory.get(uid).is_some_and(|r| r.status == obj.status) {
+            if memory.get(uid).is_some_and(|r| r.seen_in(obj)) {
                 memory.remove(uid);
             }
         }
@@ -141,19 +168,75 @@ impl StatusWriter {
             tracing::warn!(%name, "status written to a recreated object");
             return Ok(true);
         }
+        self.remember(uid, new, written.metadata.resource_version, now);
+        Ok(true)
+    }
+
+    /// Remembers a write until the watch shows it (`observed`) or `MEMORY_TTL` passes.
+    fn remember(&self, uid: &str, status: ScheduledWorkflowStatus, resource_version: Option<String>, now: Timestamp) {
         let mut memory = self.memory();
         if memory.len() > SWEEP_AT {
             memory.retain(|_, r| r.fresh(now));
         }
-        memory.insert(uid.to_string(), Remembered { status: new, at: now });
-        Ok(true)
+        let remembered = Remembered {
+            status: as_stored(status),
+            resource_version,
+            at: now,
+        };
+        memory.insert(uid.to_string(), remembered);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
     use super::*;
-    use crate::crd::{Condition, TriggerStatus};
+    use crate::crd::{Condition, ScheduledWorkflow, TriggerStatus};
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn object(status: &ScheduledWorkflowStatus, resource_version: &str) -> SwfObject {
+        let typed: ScheduledWorkflow = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
+            "metadata": {"name": "n", "namespace": "ns", "uid": "u", "resourceVersion": resource_version},
+            "spec": {"trigger": {}}, "status": status}))
+        .unwrap();
+        SwfObject::from_typed(typed)
+    }
+
+    fn with_last(t: Timestamp) -> ScheduledWorkflowStatus {
+        let mut s = ScheduledWorkflowStatus::default();
+        s.trigger.last_triggered_time = Some(Time(t));
+        s
+    }
+
+    /// Issue 18, bug 6: the remembered write had nanoseconds, its echo whole seconds, so it was
+    /// never forgotten and, after a handover, hid the newer status another replica wrote.
+    #[test]
+    fn a_remembered_write_is_forgotten_by_its_echo_and_never_hides_a_newer_status() {
+        let now = at("2026-01-01T00:01:00.250Z");
+        let writer = StatusWriter::default();
+        writer.remember("u", with_last(now), Some("10".into()), now);
+        let echo = object(&as_stored(with_last(now)), "10");
+        writer.observed(&echo);
+        assert_eq!(writer.remembered(), 0, "the echo (whole seconds) matches the write");
+        // Remembered again; another replica then wrote a newer status (a later revision).
+        writer.remember("u", with_last(now), Some("10".into()), now);
+        let newer = with_last(at("2026-01-01T00:02:00Z"));
+        let theirs = object(&newer, "12");
+        assert_eq!(writer.latest("u", &theirs, now), newer, "the newer revision wins");
+        // Before the cache has caught up (it still shows revision 9), our write is newest.
+        writer.remember("u", with_last(now), Some("10".into()), now);
+        let stale = object(&ScheduledWorkflowStatus::default(), "9");
+        assert_eq!(writer.latest("u", &stale, now), as_stored(with_last(now)));
+        // A resourceVersion that is not a number: the echo is recognised by its content.
+        writer.remember("u", with_last(now), Some("opaque-1".into()), now);
+        writer.observed(&object(&as_stored(with_last(now)), "opaque-2"));
+        assert_eq!(writer.remembered(), 0);
+    }
 
     #[test]
     fn the_patch_clears_every_field_the_new_status_lacks() {

@@ -351,13 +351,8 @@ impl Kube {
         let v = viewed.validated.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
         let value = format!("{from}/{to}");
         let parsed = backfill::parse_range(&value, &v.schedule.time_zone).map_err(anyhow::Error::msg)?;
-        let created = obj
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or_else(Timestamp::now, |t| t.0);
-        let ticks =
-            backfill::ticks(&v.schedule, backfill::anchor(&v.schedule, created), parsed).map_err(anyhow::Error::msg)?;
+        let grid = viewed.position(&v.schedule, Timestamp::now()).grid(&v.schedule);
+        let ticks = backfill::ticks(grid, parsed).map_err(anyhow::Error::msg)?;
         self.annotate(name, BACKFILL_ANNOTATION, Some(&value)).await?;
         println!(
             "scheduledworkflow/{name}: backfill of {} ticks requested ({BACKFILL_ANNOTATION}={value}); \

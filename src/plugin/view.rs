@@ -5,9 +5,10 @@ use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use crate::{
     crd::ScheduledWorkflowSpec,
     runstate::{self, ObservedRun, Outcome},
-    schedule::{self, Cadence},
+    schedule::{self, Cadence, Schedule, TriggerState},
     status::{self, summary_condition},
     stored::SwfObject,
+    ticks::{Grid, Position},
     validate::{self, Validated},
 };
 
@@ -60,21 +61,27 @@ impl<'a> Viewed<'a> {
         if self.spec().is_some_and(|s| !s.enabled) {
             return vec![];
         }
-        let trigger = &self.obj.status.trigger;
-        if let Some(next) = trigger.next_triggered_time.as_ref().map(|t| t.0) {
-            let mut ticks = vec![next];
-            ticks.extend(schedule::ticks_after(&v.schedule, next, next, count.saturating_sub(1)));
-            return ticks;
+        let position = self.position(&v.schedule, now);
+        match self.obj.status.trigger.next_triggered_time.as_ref().map(|t| t.0) {
+            Some(next) => {
+                let mut ticks = vec![next];
+                ticks.extend(schedule::upcoming(&v.schedule, position, next, count.saturating_sub(1)));
+                ticks
+            }
+            None => schedule::upcoming(&v.schedule, position, now, count),
         }
+    }
+
+    /// Where the schedule stands on its grid, as its status records it (the operator's reading).
+    pub fn position(&self, schedule: &Schedule, now: Timestamp) -> Position {
+        let trigger = &self.obj.status.trigger;
+        let state = TriggerState {
+            last_triggered: trigger.last_triggered_time.as_ref().map(|t| t.0),
+            last_index: trigger.last_workflow_index.unwrap_or(0),
+            skip_through: trigger.skip_through.as_ref().map(|t| t.0),
+        };
         let created = self.obj.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
-        let last = trigger.last_triggered_time.as_ref().map(|t| t.0);
-        let anchor = last.or(v.schedule.start).unwrap_or(created);
-        let after = v
-            .schedule
-            .start
-            .and_then(|s| s.checked_sub(SignedDuration::from_secs(1)).ok())
-            .map_or(now, |s| s.max(now));
-        schedule::ticks_after(&v.schedule, after, anchor, count)
+        state.position(schedule, created)
     }
 
     /// The trigger and, when its ticks are evenly spaced, how often it fires.
@@ -90,7 +97,10 @@ impl<'a> Viewed<'a> {
             Cadence::Every { seconds } => format!("every {}", duration(SignedDuration::from_secs(*seconds))),
             Cadence::Cron(_) => {
                 let cron = spec.trigger.cron_schedule.as_ref().map_or("", |c| c.cron.as_str());
-                match cadence_words(&schedule::ticks_after(&v.schedule, now, now, 6), &self.zone) {
+                match cadence_words(
+                    &Grid::new(&v.schedule, now).from(now).take(6).collect::<Vec<_>>(),
+                    &self.zone,
+                ) {
                     Some(words) => format!("{cron} ({words})"),
                     None => cron.to_string(),
                 }
@@ -469,8 +479,7 @@ mod tests {
             status: Default::default(),
             outcome: Outcome::Active,
             tick: None,
-            run_now: None,
-            backfill: Some("2026-01-01/2026-01-02".into()),
+            origin: crate::render::Origin::Backfill("2026-01-01/2026-01-02".into()),
             deleting: false,
         };
         assert_eq!(Viewed::new(&busy, "UTC").not_running_because(&[backfilling]), None);

@@ -130,6 +130,17 @@ async fn a_three_day_backfill_of_an_hourly_schedule_creates_72_runs_once_each_ac
         .collect();
     assert_eq!(runs.keys().copied().collect::<BTreeSet<_>>(), expected);
     assert_eq!(runs[&ran].uid(), ran_uid, "the tick that had run was not run again");
+    let created = common::creations::uids_per_tick(&env, &swf, "jobs").await;
+    assert!(
+        common::creations::twice(&created).is_empty(),
+        "a tick created twice: {created:?}"
+    );
+    let backfilled = common::creations::ever(&env, "jobs")
+        .await
+        .into_iter()
+        .filter(|c| c.backfill.is_some())
+        .count();
+    assert_eq!(backfilled, 72, "72 creations in all (71 and the earlier request's one)");
     let served = &runs[&ran].annotations()[swf_operator::backfill::BACKFILL_RUN_ANNOTATION];
     assert_eq!(served, earlier, "still the earlier request's run");
     for (tick, job) in runs.iter().filter(|(t, _)| **t != ran) {
@@ -163,7 +174,7 @@ async fn a_three_day_backfill_of_an_hourly_schedule_creates_72_runs_once_each_ac
 #[tokio::test]
 async fn removing_the_annotation_cancels_and_a_bad_range_is_reported() {
     let env = common::env("backfill-cancel").await;
-    let _operator = start_operator(&env).await;
+    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
     let spec = json!({"maxConcurrency": 2, "trigger": {"cronSchedule": {"cron": "0 0 * * * *"}}});
     let swf = create(&env, job_swf("cancel-me", spec)).await;
     annotate(&env, "cancel-me", Some(&format!("{FROM}/{TO}"))).await;
@@ -179,11 +190,20 @@ async fn removing_the_annotation_cancels_and_a_bad_range_is_reported() {
     })
     .await;
     assert_eq!((cancelled.done, cancelled.total), (2, 72), "{cancelled:?}");
-    // Freed slots start nothing more.
+    // Freed slots start nothing more: after the runs finish, a pass that sees it.
     finish_active(&env, &swf, 2).await;
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let runs = by_tick(&runs_of(&env, &swf, &job_resource()).await, at(FROM), at(TO));
-    assert_eq!(runs.len(), 2, "a cancelled backfill created more runs");
+    eventually(WAIT, "the finished runs seen", || async {
+        let s = swfs(&env).get("cancel-me").await.ok()?.status?;
+        s.workflow_history.active.is_empty().then_some(())
+    })
+    .await;
+    operator.one_more_pass(&env, "cancel-me").await;
+    let ever: Vec<_> = common::creations::ever(&env, "jobs")
+        .await
+        .into_iter()
+        .filter(|r| r.backfill.is_some()) // the hourly schedule's own ticks may fall meanwhile
+        .collect();
+    assert_eq!(ever.len(), 2, "a cancelled backfill created more runs: {ever:?}");
 
     annotate(&env, "cancel-me", Some("2026-01-04/2026-01-01")).await;
     let invalid = eventually(WAIT, "the bad range reported", || async {
@@ -193,12 +213,21 @@ async fn removing_the_annotation_cancels_and_a_bad_range_is_reported() {
     })
     .await;
     assert!(invalid.message.unwrap().contains("the end is not after the start"));
-    let warnings: Vec<_> = events_for(&env, "cancel-me")
-        .await
-        .into_iter()
-        .filter(|e| e.1 == "BackfillInvalid")
-        .collect();
+    let invalid_warnings = || async {
+        let events = events_for(&env, "cancel-me").await;
+        events
+            .into_iter()
+            .filter(|e| e.1 == "BackfillInvalid")
+            .collect::<Vec<_>>()
+    };
+    eventually(WAIT, "a BackfillInvalid event", || async {
+        (!invalid_warnings().await.is_empty()).then_some(())
+    })
+    .await;
+    operator.settle(&env, "cancel-me").await;
+    let warnings = invalid_warnings().await;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
+    operator.task.abort();
 }
 
 #[tokio::test]

@@ -59,7 +59,7 @@ async fn bad_input_gets_a_clear_error_and_stops_nothing_else() {
     let started = Timestamp::now();
 
     let cases = corpus();
-    assert!(cases.len() >= 40, "{} cases", cases.len());
+    assert_eq!(cases.len(), 47, "the corpus the README describes");
     for (name, changes, _) in &cases {
         create_raw(&env, name, changes.clone())
             .await
@@ -179,6 +179,29 @@ async fn check_case(env: &TestEnv, name: &str, expect: &Expect) {
             if !refused {
                 assert_eq!(runs().await, 0, "{name}: no run");
             }
+        }
+        Expect::Capped(warning, cap) => {
+            // Full: status shows `cap` active runs and a due tick waiting for a slot; a clamp
+            // that did not hold would have created that tick in the same pass.
+            eventually(
+                WAIT,
+                &format!("{name}: {cap} runs active and a tick waiting"),
+                || async {
+                    let status = stored(env, name).await.status;
+                    let due =
+                        status.trigger.next_triggered_time?.0 < Timestamp::now() - jiff::SignedDuration::from_secs(1);
+                    (status.active_runs == Some(*cap as i64) && due).then_some(())
+                },
+            )
+            .await;
+            assert_eq!(runs().await, *cap, "{name}: runs beyond maxConcurrency {cap}");
+            let events = events_for(env, name).await;
+            assert!(
+                events
+                    .iter()
+                    .any(|(t, r, n)| t == "Warning" && r == "SpecWarning" && n.contains(warning)),
+                "{name}: {events:?}"
+            );
         }
         Expect::Runs(warning) => {
             eventually(WAIT, &format!("{name}: a run"), || async {

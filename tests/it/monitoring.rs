@@ -133,9 +133,75 @@ async fn a_real_prometheus_scrapes_the_operator_and_evaluates_the_rules() {
         assert_eq!(r["health"], "ok", "{}: {}", r["name"], r["lastError"]);
         assert_ne!(r["state"], "firing", "{} fires on a healthy operator", r["name"]);
     }
+    // A rule naming a metric that does not exist evaluates to nothing, "ok" and silent: every
+    // metric a rule reads must be one the operator exports. A labelled family with no sample
+    // yet is not in the exposition, so the families are the registrations in src/metrics.rs,
+    // and those seen in the exposition must be among them.
+    let source = std::fs::read_to_string(common::repo_root().join("src/metrics.rs")).unwrap();
+    let exported = registered_families(&source);
+    let seen = exported_families(&operator.metrics.render());
+    assert!(
+        seen.is_subset(&exported),
+        "exposed but not found registered: {:?}",
+        seen.difference(&exported)
+    );
+    for r in &rules {
+        let query = r["query"].as_str().unwrap_or_default();
+        for name in metric_names(query) {
+            assert!(
+                exported.contains(&family(&name)),
+                "{}: {name} is not exported by the operator",
+                r["name"]
+            );
+        }
+    }
     let _ = prometheus.kill();
     let _ = prometheus.wait();
     server.abort();
     operator.task.abort();
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// The metric families in a Prometheus text exposition (`# TYPE <family> <type>`).
+fn exported_families(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// The families `src/metrics.rs` registers (`registry.register("name", ...)`, prefix `swf_`).
+fn registered_families(source: &str) -> std::collections::BTreeSet<String> {
+    source
+        .split("registry.register")
+        .skip(1)
+        .filter_map(|call| {
+            let call = call.trim_start_matches(|c: char| c == '(' || c.is_whitespace());
+            let name = call.strip_prefix('"')?.split('"').next()?;
+            Some(format!("swf_{name}"))
+        })
+        .collect()
+}
+
+/// The `swf_` metric names a PromQL expression reads.
+fn metric_names(query: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = query;
+    while let Some(at) = rest.find("swf_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// The family a series belongs to: a counter's `_total`, a histogram's `_bucket`/`_sum`/`_count`.
+fn family(series: &str) -> String {
+    ["_total", "_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|suffix| series.strip_suffix(suffix))
+        .unwrap_or(series)
+        .to_string()
 }

@@ -1,7 +1,7 @@
 //! Scheduling you can trust, on the real control plane: planning from the runs that exist
 //! (switching from KFP's controller runs nothing twice), no freeze on a failing create,
 //! `Replace` with a backlog, runs being deleted, and idle schedules that cost nothing.
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 use swf_operator::status::summary_condition;
 
 use jiff::{SignedDuration, Timestamp};
@@ -13,7 +13,7 @@ use serde_json::json;
 use swf_operator::{crd::ScheduledWorkflow, render};
 
 use crate::common::{
-    self, TestEnv, eventually, job_resource, start_operator,
+    self, creations, eventually, job_resource, start_operator,
     swf::{WAIT, argo_swf, condition, create, epochs, events_for, finish_workflow, job_swf, runs_of, swfs, wait_runs},
     workflow_resource,
 };
@@ -57,20 +57,6 @@ fn kfp_workflow(swf: &ScheduledWorkflow, index: i64, tick: Timestamp, phase: Opt
     obj
 }
 
-/// Distinct run uids per tick, over all runs of `swf`: a tick with two is a duplicate.
-async fn uids_per_tick(
-    env: &TestEnv,
-    swf: &ScheduledWorkflow,
-    ar: &kube::api::ApiResource,
-) -> BTreeMap<i64, Vec<String>> {
-    let mut by_tick: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    for r in runs_of(env, swf, ar).await {
-        let tick = r.labels()[render::LABEL_EPOCH].parse().unwrap();
-        by_tick.entry(tick).or_default().push(r.uid().unwrap());
-    }
-    by_tick
-}
-
 #[tokio::test]
 async fn switching_from_kfps_controller_runs_no_tick_twice_and_loses_none() {
     let env = common::env("kfp-switch").await;
@@ -81,7 +67,8 @@ async fn switching_from_kfps_controller_runs_no_tick_twice_and_loses_none() {
         &env,
         argo_swf(
             "migrated",
-            json!({"maxConcurrency": 10,
+            // Keep no finished run: the takeover prunes KFP's, and must still know their ticks ran.
+            json!({"maxConcurrency": 10, "successfulRunsHistoryLimit": 0,
         "trigger": {"periodicSchedule": {"intervalSecond": 3, "startTime": start.to_string()}}}),
         ),
     )
@@ -121,7 +108,8 @@ async fn switching_from_kfps_controller_runs_no_tick_twice_and_loses_none() {
     let operator = start_operator(&env).await;
     let switched_at = Timestamp::now();
     let by_tick = eventually(WAIT, "three ticks after the switch", || async {
-        let by_tick = uids_per_tick(&env, &swf, &workflow_resource()).await;
+        // Every creation, from the API server's audit log (KFP's runs included).
+        let by_tick = creations::uids_per_tick(&env, &swf, "workflows").await;
         let after = by_tick.keys().filter(|&&t| t > switched_at.as_second()).count();
         (after >= 3).then_some(by_tick)
     })
@@ -165,7 +153,7 @@ async fn a_kfp_one_off_whose_run_is_active_does_not_run_again() {
         .create(&PostParams::default(), &kfp_workflow(&swf, 1, created, None))
         .await
         .unwrap();
-    let operator = start_operator(&env).await;
+    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
     eventually(WAIT, "Running", || async {
         (condition(&env, "once").await?.0 == "Running").then_some(())
     })
@@ -177,15 +165,16 @@ async fn a_kfp_one_off_whose_run_is_active_does_not_run_again() {
         (summary_condition(&s)?.type_ == "Succeeded").then_some(s)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await; // a second run would have appeared by now
+    operator.one_more_pass(&env, "once").await;
+    let created = creations::uids_per_tick(&env, &swf, "workflows").await;
     assert_eq!(
-        runs_of(&env, &swf, &workflow_resource()).await.len(),
+        created.values().map(Vec::len).sum::<usize>(),
         1,
-        "no second run"
+        "no second run: {created:?}"
     );
     assert_eq!(status.trigger.last_workflow_index, Some(1), "KFP's index is adopted");
     assert_eq!(status.workflow_history.completed[0].name, run.name_any());
-    operator.abort();
+    operator.task.abort();
 }
 
 #[tokio::test]
@@ -400,13 +389,16 @@ async fn idle_schedules_cost_nothing_and_no_pass_lists_runs() {
         create(&env, job_swf(name, spec)).await;
     }
     let operator = start_operator(&env).await;
+    // Each idle schedule gets one status write, for its spec's generation; once a GET shows it,
+    // that PATCH has been counted, and nothing else is due.
     for name in ["disabled-once", "disabled-cron", "ended"] {
         eventually(WAIT, &format!("status of {name}"), || async {
-            swfs(&env).get(name).await.ok()?.status?.conditions.first().map(|_| ())
+            let obj = swfs(&env).get(name).await.ok()?;
+            let status = obj.status?;
+            (status.observed_generation == obj.metadata.generation && !status.conditions.is_empty()).then_some(())
         })
         .await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await; // the last status write lands
     let before = env.plane.request_counts();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = env.plane.request_counts();

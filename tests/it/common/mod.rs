@@ -8,6 +8,7 @@
 //!   long as the process) and an `atexit` hook stops them and removes the temp dir, so a
 //!   panicking test cannot leak a control plane.
 
+pub mod creations;
 pub mod plane;
 pub mod swf;
 
@@ -178,6 +179,10 @@ extern "C" fn cleanup_at_exit() {
             let _ = child.wait();
         }
     }
+    // SWF_TEST_KEEP=1 keeps the planes' directories (logs, audit logs) to look at afterwards.
+    if std::env::var_os("SWF_TEST_KEEP").is_some() {
+        return;
+    }
     if let Ok(dirs) = TEMP_DIRS.lock() {
         for dir in dirs.iter() {
             let _ = std::fs::remove_dir_all(dir);
@@ -217,7 +222,12 @@ fn spawn_child(cmd: Command, log: &Path) -> u32 {
 }
 
 fn spawn_here(mut cmd: Command, log: &Path) -> u32 {
-    let log = std::fs::File::create(log).expect("create log");
+    // Appended to, so a process restarted under the same name keeps its earlier lines.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open log");
     cmd.stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null());
     unsafe {
         cmd.pre_exec(|| {
@@ -295,6 +305,7 @@ impl LocalPlane {
         let mut apiserver = Command::new(self.assets.join("kube-apiserver"));
         apiserver
             .args(plane::apiserver_args(&self.layout))
+            .args(plane::audit_args(&self.layout))
             .args(&self.apiserver_flags);
         let pid = spawn_child(apiserver, &self.layout.dir.join("kube-apiserver.log"));
         *self.apiserver.lock().unwrap() = Some(pid);
@@ -325,6 +336,11 @@ impl ControlPlane {
         Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
             .await
             .expect("kubeconfig")
+    }
+
+    /// The API server's audit log (`plane::audit_args`); `None` on an existing cluster.
+    pub fn audit_log(&self) -> Option<PathBuf> {
+        self.local.as_ref().map(|l| l.layout.audit_log())
     }
 
     /// Starts `kube-controller-manager --controllers=garbagecollector` once (local planes only;
@@ -747,6 +763,50 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// Reconcile passes it has finished so far (`swf_reconciles_total`).
+    pub fn passes(&self) -> f64 {
+        self.gauge("swf_reconciles_total")
+    }
+
+    fn gauge(&self, name: &str) -> f64 {
+        self.metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// One more pass of `name` has finished and every event queued so far is published (or
+    /// dropped): counting events after this is not a race with the publisher.
+    pub async fn settle(&self, env: &TestEnv, name: &str) {
+        self.one_more_pass(env, name).await;
+        eventually(swf::WAIT, "events published", || async {
+            (self.gauge("swf_events_pending") == 0.0).then_some(())
+        })
+        .await;
+    }
+
+    /// Wakes a pass for `name` (a new `spec.description`: the operator passes on spec changes,
+    /// and ignores annotations that are not its own) and waits until one more pass has finished:
+    /// a negative check ("no second run") made after it is not a guess about time.
+    pub async fn one_more_pass(&self, env: &TestEnv, name: &str) {
+        let before = self.passes();
+        let poke = serde_json::json!({"spec": {"description": format!("poked after {before} passes")}});
+        swf::swfs(env)
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&poke),
+            )
+            .await
+            .unwrap();
+        eventually(swf::WAIT, "one more pass", || async {
+            (self.passes() > before).then_some(())
+        })
+        .await;
+    }
+
     pub fn start(
         client: Client,
         namespace: &str,

@@ -5,9 +5,12 @@
 //! plane in `.cluster/`). How the processes are started and stopped is up to each.
 
 use std::{
+    collections::BTreeSet,
+    hash::{BuildHasher, Hasher},
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -27,17 +30,39 @@ impl Layout {
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
     }
+    /// Where `audit_args` has the API server write its audit log.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
     fn file(&self, name: &str) -> String {
         self.dir.join("pki").join(name).display().to_string()
     }
 }
 
-/// A free loopback port.
+/// A free loopback port, below the kernel's ephemeral range. A port from `bind(:0)` is
+/// ephemeral: between our check and the server's bind, any outgoing connection on the machine
+/// may take it as its local port (CI saw kube-apiserver fail with "address already in use").
+/// Ports below the range are never picked for outgoing connections; the ones handed out here
+/// are remembered, so one process never hands out the same port twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // Random start, so separate processes (a test binary, a benchmark) rarely try the same port.
+    let start = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let span = u64::from(high - low);
+    for i in 0..span {
+        let port = low + ((start + i) % span) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
 }
 
 /// The directory holding `etcd`, `kube-apiserver` and `kube-controller-manager`, from
@@ -143,6 +168,33 @@ pub fn apiserver_args(layout: &Layout) -> Vec<String> {
 }
 
 /// `controllers` e.g. `garbagecollector,namespace`.
+/// The API server's audit log of every write to runs (with the objects, so their uids and
+/// labels), one JSON event per line: tests count runs from it, so a run created and deleted
+/// before anyone looked still counts (`tests/it/common/creations.rs`). Writes the policy into the plane's directory and returns the flags.
+pub fn audit_args(layout: &Layout) -> Vec<String> {
+    let policy = layout.dir.join("audit-policy.yaml");
+    let rules = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: RequestResponse
+    verbs: [create, delete, patch, update]
+    resources:
+      - group: batch
+        resources: [jobs]
+      - group: argoproj.io
+        resources: [workflows]
+  - level: None
+"#;
+    std::fs::write(&policy, rules).unwrap_or_else(|e| panic!("write {}: {e}", policy.display()));
+    vec![
+        format!("--audit-policy-file={}", policy.display()),
+        format!("--audit-log-path={}", layout.audit_log().display()),
+        "--audit-log-format=json".into(),
+        "--audit-log-mode=blocking".into(),
+    ]
+}
+
 pub fn controller_manager_args(layout: &Layout, controllers: &str) -> Vec<String> {
     vec![
         format!("--kubeconfig={}", layout.kubeconfig().display()),

@@ -1,190 +1,13 @@
-//! The reconciler against an in-process mock of the API server, for what a real server rarely
-//! produces on cue: a 409 at the right moment, a 500, a 403 that lasts. The clock is fixed;
-//! runs come from a preloaded cache. Everything else is tested on the real control plane.
+//! The API server's answers at the right moment: 409s, 500s, lasting 403s, history deletes.
 
 use std::{sync::Arc, time::Duration};
 
 use http::{Request, Response};
-use jiff::Timestamp;
-use kube::{
-    Client,
-    api::{ApiResource, GroupVersionKind},
-    client::Body,
-    runtime::controller::Action,
-};
+use kube::{Client, client::Body, runtime::controller::Action};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use tower_test::mock::{self, Handle};
+use tower_test::mock;
 
-use super::{
-    Clock, Context, Settings,
-    backoff::Backoff,
-    events::{Events, Pending},
-    leader::Leader,
-    reconcile::{MAX_TICK_ATTEMPTS, error_policy, reconcile},
-    runs::{RunCache, RunCaches},
-    status_write::StatusWriter,
-};
-use crate::{
-    crd::ScheduledWorkflow,
-    metrics::Metrics,
-    render::{LABEL_EPOCH, LABEL_INDEX, run_name},
-    runkind::RunKind,
-    stored::{RunObject, SwfObject},
-};
-
-const NS: &str = "ns";
-const UID: &str = "swf-uid";
-const CREATED: &str = "2026-01-01T00:00:00Z";
-/// Five minutes after creation: the 00:01 .. 00:05 ticks of a per-minute schedule are due.
-const NOW: &str = "2026-01-01T00:05:30Z";
-
-fn at(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-fn jobs() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("batch", "v1", "Job"), "jobs")
-}
-
-fn swf(spec: Value) -> SwfObject {
-    let mut full = json!({"enabled": true, "trigger": {"cronSchedule": {"cron": "0 * * * * *"}},
-        "runTemplate": {"apiVersion": "batch/v1", "kind": "Job", "spec": {}}});
-    if let (Some(base), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
-        base.extend(extra.clone());
-    }
-    let typed: ScheduledWorkflow = serde_json::from_value(json!({
-        "apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
-        "metadata": {"name": "nightly", "namespace": NS, "uid": UID, "generation": 1, "creationTimestamp": CREATED},
-        "spec": full}))
-    .unwrap();
-    SwfObject::from_typed(typed)
-}
-
-fn run(name: &str, tick: &str, index: i64, owner_uid: &str, finished: bool) -> Value {
-    let mut status = json!({});
-    if finished {
-        status = json!({"conditions": [{"type": "Complete", "status": "True"}], "completionTime": tick});
-    }
-    json!({"apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}"),
-            "labels": {LABEL_EPOCH: at(tick).as_second().to_string(), LABEL_INDEX: index.to_string()},
-            "ownerReferences": [{"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
-                "name": "nightly", "uid": owner_uid, "controller": true}]},
-        "status": status})
-}
-
-struct Harness {
-    ctx: Arc<Context>,
-    api: Handle<Request<Body>, Response<Body>>,
-    events: mpsc::Receiver<Pending>,
-}
-
-fn harness(runs: Vec<Value>) -> Harness {
-    let (service, api) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, NS);
-    let metrics = Arc::new(Metrics::default());
-    let (events, events_rx) = Events::channel(metrics.clone());
-    let (wake, _) = mpsc::unbounded_channel();
-    let caches = RunCaches::new(client.clone(), None, wake, metrics.clone(), Default::default());
-    let runs = runs
-        .into_iter()
-        .map(|r| serde_json::from_value::<RunObject>(r).unwrap());
-    caches.insert(RunCache::preloaded(
-        RunKind::parse("batch/v1", "Job"),
-        jobs(),
-        runs.collect(),
-    ));
-    let ctx = Arc::new(Context {
-        client,
-        settings: Settings::new(None, "UTC", vec![]),
-        clock: Clock::fixed(at(NOW)),
-        runs: caches,
-        created: Default::default(),
-        status: StatusWriter::default(),
-        events,
-        backoff: Backoff::default(),
-        leader: Leader::always(),
-        metrics,
-    });
-    Harness {
-        ctx,
-        api,
-        events: events_rx,
-    }
-}
-
-impl Harness {
-    /// Answers the next request, which must be `method` on a path ending with `path_end`;
-    /// returns its JSON body.
-    async fn answer(&mut self, method: &str, path_end: &str, status: u16, body: Value) -> Value {
-        self.answer_with(method, path_end, status, |_| body).await
-    }
-
-    /// Answers a create as the API server does: the object sent, with a uid.
-    async fn created(&mut self) -> Value {
-        self.answer_with("POST", "/namespaces/ns/jobs", 201, |sent| {
-            let mut obj = sent.clone();
-            obj["metadata"]["uid"] = json!("uid-new");
-            obj
-        })
-        .await
-    }
-
-    async fn answer_with(
-        &mut self,
-        method: &str,
-        path_end: &str,
-        status: u16,
-        reply: impl FnOnce(&Value) -> Value,
-    ) -> Value {
-        let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.api.next_request())
-            .await
-            .unwrap_or_else(|_| panic!("no request came; expected {method} …{path_end}"))
-            .expect("the client is alive");
-        let path = request.uri().path().to_string();
-        assert_eq!(
-            (request.method().as_str(), path.ends_with(path_end)),
-            (method, true),
-            "expected {method} …{path_end}, got {} {path}",
-            request.method()
-        );
-        let bytes = request.into_body().collect_bytes().await.unwrap();
-        let sent = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        send.send_response(
-            Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&reply(&sent)).unwrap()))
-                .unwrap(),
-        );
-        sent
-    }
-
-    fn events(&mut self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        while let Ok(e) = self.events.try_recv() {
-            out.push((e.reason, e.note));
-        }
-        out
-    }
-}
-
-fn status_error(code: u16, reason: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": format!("{reason} (mock)"),
-        "reason": reason, "code": code})
-}
-
-/// What the API server returns for a status patch: the object, with `patch` merged in.
-fn patched(patch: &Value) -> Value {
-    json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
-        "metadata": {"name": "nightly", "namespace": NS, "uid": UID}, "spec": {}, "status": patch["status"]})
-}
-
-fn start(h: &Harness, obj: SwfObject) -> tokio::task::JoinHandle<Result<Action, super::Error>> {
-    tokio::spawn(reconcile(Arc::new(obj), h.ctx.clone()))
-}
-
-const TICK: &str = "2026-01-01T00:01:00Z";
+use super::*;
 
 #[tokio::test]
 async fn a_conflicting_create_of_our_own_run_is_adopted() {
@@ -384,7 +207,7 @@ async fn a_replica_that_is_not_the_leader_does_nothing() {
     let mut h = harness(vec![]);
     let ctx = Arc::get_mut(&mut h.ctx).unwrap();
     ctx.client = Client::new(service, NS);
-    ctx.leader = super::leader::tests_support::not_leader();
+    ctx.leader = crate::controller::leader::tests_support::not_leader();
     let action = reconcile(Arc::new(swf(json!({}))), h.ctx.clone()).await.unwrap();
     assert_eq!(action, Action::await_change());
     assert!(

@@ -1,0 +1,91 @@
+//! Stage: history limits (`successfulRunsHistoryLimit`, `failedRunsHistoryLimit`). The oldest
+//! finished runs beyond the limits are deleted, except a run whose tick a creator may still
+//! create: the schedule (its claim on the floor status records) or the backfill in progress.
+//! Deleting such a run would make its tick due again. Nor is a run the failure policy reads
+//! deleted (`failure_policy::protected`). See docs/architecture.md, "Has this tick run?".
+
+use kube::{Api, api::DeleteParams};
+
+use super::Pass;
+use crate::{
+    backfill,
+    controller::error::Error,
+    crd::RUN_NOW_REQUEST_ANNOTATION,
+    failure_policy,
+    render::Origin,
+    runstate::{self, ObservedRun},
+    schedule::{Claim, TriggerState},
+    status,
+    stored::RunObject,
+};
+
+impl Pass<'_> {
+    pub(super) async fn prune_history(
+        &self,
+        runs: &mut Vec<ObservedRun>,
+        request: Option<&backfill::Request>,
+    ) -> Result<(), Error> {
+        let spec = self.checked.spec;
+        let threshold = self.checked.v.suspend_after;
+        let keep = failure_policy::protected(runs, threshold, self.current.suspension.as_ref());
+        // With a policy, the failed limit reads as at least N, so the runs it names stay
+        // inspectable after a resume too.
+        let keep_failed = match (spec.failed_runs_history_limit, threshold) {
+            (Some(limit), Some(n)) => Some(limit.max(i32::try_from(n).unwrap_or(i32::MAX))),
+            (limit, _) => limit,
+        };
+        let doomed: Vec<String> =
+            runstate::beyond_history_limits(runs, spec.successful_runs_history_limit, keep_failed)
+                .into_iter()
+                .filter(|r| !keep.contains(r.status.name.as_str()) && self.may_forget(r, request))
+                .map(|r| r.status.name.clone())
+                .collect();
+        for name in &doomed {
+            self.delete_run(name).await?;
+        }
+        runs.retain(|r| !doomed.contains(&r.status.name));
+        Ok(())
+    }
+
+    /// True when deleting `run` cannot make anything run again.
+    fn may_forget(&self, run: &ObservedRun, request: Option<&backfill::Request>) -> bool {
+        match &run.origin {
+            // A run-now value is served once: status records it, or the annotation moved on.
+            Origin::RunNow(value) => {
+                self.current.trigger.last_run_now.as_ref() == Some(value)
+                    || self.target.annotation(RUN_NOW_REQUEST_ANNOTATION) != Some(value.as_str())
+            }
+            _ => run
+                .tick
+                .is_some_and(|t| !self.recorded_claim().covers(t) && !request.is_some_and(|b| b.pending(t))),
+        }
+    }
+
+    /// What the schedule may still create, from what status durably records (not from the
+    /// runs that exist: the run about to be deleted is one of them).
+    fn recorded_claim(&self) -> Claim {
+        let t = &self.current.trigger;
+        let state = TriggerState {
+            last_triggered: t.last_triggered_time.as_ref().map(|t| t.0),
+            last_index: t.last_workflow_index.unwrap_or(0),
+            skip_through: t.skip_through.as_ref().map(|t| t.0),
+        };
+        // Resumed or re-enabled, a schedule that has had a run skips what fell meanwhile.
+        let paused = status::was_paused(&self.current) && state.last_index > 0;
+        Claim::of(&self.checked.v.schedule, &state, self.created(), paused, self.now)
+    }
+
+    pub(super) async fn delete_run(&self, name: &str) -> Result<(), Error> {
+        self.target.may_write(self.ctx)?;
+        let resource = &self.checked.cache.resource;
+        let api: Api<RunObject> = Api::namespaced_with(self.ctx.client.clone(), &self.target.owner.namespace, resource);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(source) => Err(Error::DeleteRun {
+                name: name.to_string(),
+                source,
+            }),
+        }
+    }
+}

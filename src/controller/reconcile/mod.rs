@@ -1,0 +1,231 @@
+//! One reconcile pass, in named stages:
+//! check the spec (report a bad one once) → load the runs (watch cache) → prune history →
+//! failure policy (suspend or resume) → plan (pure) → apply the plan (replace, create or
+//! adopt; run-now) → backfill → write status → next action. See docs/architecture.md.
+//!
+//! Each stage lives in its own module; this one holds the pass itself and what every stage
+//! shares (`Target`, `Pass`).
+
+mod backfill_stage;
+mod check;
+mod create;
+mod history;
+mod next;
+mod policy;
+mod schedule_stage;
+mod write;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::{Api, Resource, runtime::controller::Action};
+use tracing::warn;
+
+pub use self::next::Next;
+use self::{check::Checked, write::write_status};
+use super::{context::Context, error::Error, events::Kind};
+use crate::{
+    crd::ScheduledWorkflowStatus,
+    render::Owner,
+    runstate::{self, ObservedRun},
+    status,
+    stored::SwfObject,
+};
+
+/// A tick whose create keeps failing for a lasting reason is given up after this many tries,
+/// once a later tick is due (docs/architecture.md, "When a run cannot be created").
+pub const MAX_TICK_ATTEMPTS: u32 = 3;
+
+/// The object a pass works on.
+struct Target<'a> {
+    obj: &'a SwfObject,
+    owner: Owner,
+    api: Api<SwfObject>,
+    generation: Option<i64>,
+}
+
+impl<'a> Target<'a> {
+    fn of(obj: &'a SwfObject, ctx: &Context) -> Result<Self, Error> {
+        let meta = &obj.metadata;
+        let owner = Owner {
+            name: meta.name.clone().ok_or(Error::MissingMetadata("name"))?,
+            namespace: meta.namespace.clone().ok_or(Error::MissingMetadata("namespace"))?,
+            uid: meta.uid.clone().ok_or(Error::MissingMetadata("uid"))?,
+        };
+        Ok(Target {
+            api: Api::namespaced(ctx.client.clone(), &owner.namespace),
+            obj,
+            owner,
+            generation: meta.generation,
+        })
+    }
+
+    fn publish(&self, ctx: &Context, kind: Kind, reason: &str, note: String) {
+        ctx.events.publish(self.obj.object_ref(&()), kind, reason, note);
+    }
+
+    /// Checked before every create, delete and status write: the lease of this schedule's
+    /// shard (the leader's, with one shard) is held and was renewed within the renew deadline.
+    fn may_write(&self, ctx: &Context) -> Result<(), Error> {
+        if ctx.leader.holds_for(&self.owner.namespace, &self.owner.name) {
+            Ok(())
+        } else {
+            Err(Error::NotLeader)
+        }
+    }
+
+    fn annotation(&self, key: &str) -> Option<&str> {
+        let annotations = self.obj.metadata.annotations.as_ref()?;
+        annotations.get(key).map(String::as_str)
+    }
+
+    /// The creation time (`now` for an object the API server did not stamp).
+    fn created(&self, now: Timestamp) -> Timestamp {
+        let created = self.obj.metadata.creation_timestamp.as_ref();
+        created.map_or(now, |t| t.0)
+    }
+}
+
+/// Everything one pass of a valid schedule works with.
+struct Pass<'a> {
+    ctx: &'a Context,
+    target: Target<'a>,
+    checked: Box<Checked<'a>>,
+    /// The newest status known (see `StatusWriter::latest`).
+    current: ScheduledWorkflowStatus,
+    now: Timestamp,
+}
+
+impl Pass<'_> {
+    fn publish(&self, kind: Kind, reason: &str, note: String) {
+        self.target.publish(self.ctx, kind, reason, note);
+    }
+
+    fn created(&self) -> Timestamp {
+        self.target.created(self.now)
+    }
+
+    /// The schedule's runs: the watch cache, plus runs this process created that the cache
+    /// does not show yet (so they count against `maxConcurrency` at once).
+    fn load_runs(&self) -> Vec<ObservedRun> {
+        let cache = &self.checked.cache;
+        let cached = cache.owned_by(&self.target.owner.uid);
+        let unseen = self.ctx.created.unseen(&self.target.owner.uid, &cached, self.now);
+        cached
+            .iter()
+            .map(|r| runstate::observe(&cache.kind, r))
+            .chain(unseen.iter().map(|r| runstate::observe(&cache.kind, r)))
+            .collect()
+    }
+}
+
+pub async fn reconcile(obj: Arc<SwfObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_once(&obj, &ctx).await.map(Action::from)
+}
+
+/// One pass over `obj` (what the controller runs for each wake-up), timed and traced.
+pub async fn reconcile_once(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
+    let started = std::time::Instant::now();
+    // Every log line of the pass names its object.
+    let span = tracing::info_span!(
+        "reconcile",
+        ns = obj.metadata.namespace.as_deref().unwrap_or_default(),
+        name = obj.metadata.name.as_deref().unwrap_or_default()
+    );
+    let result = tracing::Instrument::instrument(pass(obj, ctx), span).await;
+    ctx.metrics.reconciled(started.elapsed().as_secs_f64());
+    if result.is_ok()
+        && let Some(uid) = obj.metadata.uid.as_deref()
+    {
+        ctx.backoff.succeeded(uid);
+    }
+    result
+}
+
+async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
+    if obj.metadata.deletion_timestamp.is_some() {
+        return Ok(Next::OnChange); // its runs go with it (owner references)
+    }
+    let (ns, name) = (obj.metadata.namespace.as_deref(), obj.metadata.name.as_deref());
+    if !ctx.leader.holds_for(ns.unwrap_or_default(), name.unwrap_or_default()) {
+        // Another replica's schedule; woken again when this one gains its shard (see `run`).
+        return Ok(Next::OnChange);
+    }
+    let target = Target::of(obj, ctx)?;
+    let now = ctx.clock.now();
+    let current = ctx.status.latest(&target.owner.uid, obj, now);
+    let checked = match check::check(ctx, &target, &current, now).await? {
+        check::Verdict::Runs(checked) => checked,
+        check::Verdict::Stop(next) => return Ok(next),
+    };
+    let p = Pass {
+        ctx,
+        target,
+        checked,
+        current,
+        now,
+    };
+    let mut runs = p.load_runs();
+    let request = p.backfill_request();
+    p.prune_history(&mut runs, request.as_ref()).await?;
+    let suspension = p.failure_policy(&runs);
+    let paused = !p.checked.spec.enabled || suspension.suspended();
+    let state = p.trigger_state(&runs, paused);
+    let plan = p.plan(state.clone(), &runs, paused);
+    let applied = p.apply(&plan, state, paused, &mut runs).await?;
+    let backfilled = if suspension.suspended() || applied.failure.is_some() {
+        backfill_stage::Backfilled::waiting(p.current.backfill.clone()) // resumed with the schedule, or after the retry
+    } else {
+        p.backfill(request, &applied.state, paused, &mut runs).await?
+    };
+    let new_status = p.build_status(&plan, &applied, &backfilled, &runs, suspension, paused);
+    p.record_metrics(&new_status, &runs);
+    write_status(ctx, &p.target, &p.current, new_status, now).await?;
+    let next = next::after_pass(&plan, applied.replan, &backfilled, now);
+    match applied.failure.or(backfilled.failure) {
+        Some(e) => Err(e),
+        None => Ok(next),
+    }
+}
+
+impl Pass<'_> {
+    fn record_metrics(&self, new_status: &ScheduledWorkflowStatus, runs: &[ObservedRun]) {
+        let owner = &self.target.owner;
+        let summary = status::summary_condition(new_status).map_or("", |c| c.type_.as_str());
+        let active = runs.iter().filter(|r| r.is_active()).count();
+        self.ctx.metrics.schedule(&owner.uid, summary, active);
+        let streak = runstate::failure_streak(runs).len();
+        self.ctx
+            .metrics
+            .failure_streak(&owner.uid, &owner.namespace, &owner.name, streak);
+    }
+}
+
+/// Called by the controller when a pass fails: see `retry_after`.
+pub fn error_policy(obj: Arc<SwfObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    retry_after(&obj, error, &ctx).into()
+}
+
+/// When to try a failed pass again: counts the failure by reason, logs it, publishes a
+/// Warning event for failures a user can act on, and backs off per object.
+pub fn retry_after(obj: &SwfObject, error: &Error, ctx: &Context) -> Next {
+    ctx.metrics.reconcile_failed(error.reason());
+    if matches!(error, Error::NotLeader) {
+        return Next::OnChange;
+    }
+    let uid = obj.metadata.uid.as_deref().unwrap_or_default();
+    let delay = ctx.backoff.failed(uid);
+    warn!(ns = ?obj.metadata.namespace, name = ?obj.metadata.name, reason = error.reason(), %error, ?delay, "reconcile failed; retrying");
+    if matches!(
+        error,
+        Error::CreateRun { .. } | Error::ReadRun { .. } | Error::DeleteRun { .. } | Error::WriteStatus { .. }
+    ) {
+        ctx.events.publish(
+            obj.object_ref(&()),
+            Kind::Warning,
+            error.reason(),
+            format!("{error}; retrying in {}s", delay.as_secs()),
+        );
+    }
+    Next::After(delay)
+}
