@@ -42,6 +42,10 @@ const MAX_PASSES: u64 = 20_000;
 /// Simulated time the random actions may take: a seed's cost grows with its ticks, and the
 /// calm phase catches up every tick missed before it.
 const CHAOS_SECONDS: i64 = 20 * 60;
+/// The latest a late watch event comes (ms after its write). The operator assumes its watch
+/// shows its own status write within a minute (`status_write::MEMORY_TTL`: the remembered
+/// write is dropped after 60 s); later events would test that assumption, not the pass.
+const LATE_MAX_MS: i64 = 50_000;
 
 pub struct Sim {
     pub(super) cfg: Config,
@@ -186,11 +190,12 @@ impl Sim {
         }
     }
 
+    /// A late event comes 10 s to `LATE_MAX_MS` after its write (see `LATE_MAX_MS`).
     fn delay(&self, d: &mut Dice) -> i64 {
         if self.calm {
             d.range(0, 200)
         } else if d.chance(self.cfg.late) {
-            d.range(10_000, 120_000)
+            d.range(10_000, LATE_MAX_MS)
         } else {
             d.range(0, 3_000)
         }

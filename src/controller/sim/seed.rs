@@ -14,7 +14,7 @@ pub struct Config {
     pub weights: Vec<(u32, Action)>,
     pub style: edits::Style,
     pub faults: Faults,
-    /// How often a watch event is late (10-120 s instead of 0-3 s).
+    /// How often a watch event is late (10-50 s instead of 0-3 s).
     pub late: f64,
     /// How often a Job finishes as Failed.
     pub fail_rate: f64,
