@@ -90,6 +90,14 @@ fn window(spec: &mut ScheduledWorkflowSpec) -> Option<(&mut Option<Time>, &mut O
         .map(|p| (&mut p.start_time, &mut p.end_time))
 }
 
+/// The trigger's endTime, if set.
+pub fn end_time(spec: &ScheduledWorkflowSpec) -> Option<jiff::Timestamp> {
+    let t = &spec.trigger;
+    let cron = t.cron_schedule.as_ref().and_then(|c| c.end_time.as_ref());
+    let periodic = t.periodic_schedule.as_ref().and_then(|p| p.end_time.as_ref());
+    cron.or(periodic).map(|e| e.0)
+}
+
 fn maybe(d: &mut Dice, lo: i64, hi: i64) -> Option<i64> {
     (!d.chance(0.3)).then(|| d.range(lo, hi))
 }

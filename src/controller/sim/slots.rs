@@ -9,12 +9,16 @@
 //!   neither suspended nor `Error`, `status.trigger.nextTriggeredTime` is due, the world shows
 //!   a free slot and the instance had no undelivered events from others, the pass's next
 //!   wake-up is at most 10 s away. The same for a backfill: phase `Running`, `nextTick` due,
-//!   fewer active backfill runs than maxConcurrency.
+//!   fewer active backfill runs than maxConcurrency, and `nextTick` not one the schedule may
+//!   still create itself (after its floor, up to `endTime`, while enabled and not suspended:
+//!   the backfill leaves those to the schedule and waits with it).
 //! - I8 Replace deletes only to make room: a pass that deletes an active run must, later in
 //!   the same pass, POST a scheduled run of a newer tick, which is created, refused by a fault,
 //!   or (409) found to be a scheduled run when read back; not a backfill's.
 
 use std::time::Duration;
+
+use jiff::Timestamp;
 
 use super::{
     invariants::{Findings, PassEnd, PassStart, Rule, max_concurrency},
@@ -70,7 +74,10 @@ pub fn check_stall(w: &World, end: &PassEnd, found: &mut Findings) {
     let due = |pointer: &str| time_at(status, pointer).is_some_and(|t| t <= now);
     let schedule = w.swf.spec.enabled && due("/trigger/nextTriggeredTime") && active(w, false) < free;
     let running = status.pointer("/backfill/phase").and_then(|p| p.as_str()) == Some("Running");
-    let backfill = running && due("/backfill/nextTick") && active(w, true) < free;
+    let backfill = running
+        && due("/backfill/nextTick")
+        && active(w, true) < free
+        && !schedules_own(w, time_at(status, "/backfill/nextTick"));
     if schedule || backfill {
         let what = if schedule {
             "the schedule's next tick"
@@ -85,6 +92,17 @@ pub fn check_stall(w: &World, end: &PassEnd, found: &mut Findings) {
         );
         found.push((Rule::I6, detail));
     }
+}
+
+/// A tick the schedule itself may still create (after its floor, up to `endTime`, while it
+/// is enabled and not suspended): the backfill leaves it to the schedule (one creator per
+/// tick, docs/architecture.md), so waiting for it is the schedule's wait, not a stall.
+fn schedules_own(w: &World, tick: Option<Timestamp>) -> bool {
+    let status = w.status();
+    let floor = time_at(status, "/trigger/lastTriggeredTime").max(time_at(status, "/trigger/skipThrough"));
+    let end = super::edits::end_time(&w.swf.spec);
+    let enabled = w.swf.spec.enabled && !suspended(status);
+    tick.is_some_and(|t| enabled && Some(t) > floor && end.is_none_or(|e| t <= e))
 }
 
 pub fn check_replace(w: &World, end: &PassEnd, found: &mut Findings) {
