@@ -70,7 +70,26 @@ fn internal_error(what: &str) -> (u16, Value) {
     (500, status(500, "InternalError", format!("{what}: simulated fault")))
 }
 
+/// Where the ScheduledWorkflows of `ns` are.
+const SWFS: &str = "/apis/kubeflow.org/v1beta1/namespaces/ns/scheduledworkflows";
+
+/// A write of the ScheduledWorkflow other than its status (I11): any write to the object
+/// itself, or a status PATCH that carries more than `status`.
+fn spec_write(method: &Method, path: &str, sent: &Value) -> Option<String> {
+    if !path.starts_with(SWFS) || *method == Method::GET {
+        return None;
+    }
+    if path == STATUS && *method == Method::PATCH {
+        let extra: Vec<&String> = sent.as_object()?.keys().filter(|k| *k != "status").collect();
+        return (!extra.is_empty()).then(|| format!("a status PATCH also sets {extra:?}"));
+    }
+    Some(format!("{method} {path}"))
+}
+
 fn serve(w: &mut World, method: &Method, path: &str, sent: &Value) -> (u16, Value) {
+    if let Some(write) = spec_write(method, path, sent) {
+        w.spec_writes.push(write);
+    }
     let job = path.strip_prefix(JOBS).and_then(|rest| rest.strip_prefix('/'));
     match (method.as_str(), path, job) {
         ("POST", JOBS, _) => create(w, sent),
@@ -174,5 +193,21 @@ pub fn cause_name(c: Cause) -> String {
         Cause::User => "user".into(),
         Cause::Cluster => "cluster".into(),
         Cause::Operator(i) => format!("operator#{}", i.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_status_only_patch_of_the_status_is_not_a_spec_write() {
+        let patch = Method::PATCH;
+        assert_eq!(spec_write(&patch, STATUS, &json!({"status": {}})), None);
+        assert_eq!(spec_write(&Method::GET, &format!("{SWFS}/nightly"), &Value::Null), None);
+        assert_eq!(spec_write(&Method::POST, JOBS, &json!({})), None);
+        assert!(spec_write(&patch, STATUS, &json!({"status": {}, "spec": {}})).is_some());
+        assert!(spec_write(&patch, &format!("{SWFS}/nightly"), &json!({"spec": {}})).is_some());
+        assert!(spec_write(&Method::PUT, &format!("{SWFS}/nightly"), &json!({})).is_some());
     }
 }

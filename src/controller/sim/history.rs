@@ -55,7 +55,7 @@ pub fn check_failure_policy(
 ) {
     let start = end.start;
     let n = start.threshold;
-    let fresh = !start.lag.foreign_jobs && !start.resume_pending;
+    let fresh = !start.lag.foreign_jobs() && !start.resume_pending;
     let oracle = || streak(w, start.seq, resumed, |r| !r.deleted_by_user_before(start.seq));
     if let Some((n, streak)) = n.filter(|_| fresh).map(|n| (n, oracle())).filter(|(n, s)| s >= n) {
         let runs = &w.runs[created];

@@ -65,15 +65,20 @@ impl Stream {
 pub struct Lag {
     /// Jobs with undelivered events (of any cause).
     pub jobs: BTreeSet<String>,
-    /// Undelivered Job events this instance did not cause (finishes, users, the other one).
-    pub foreign_jobs: bool,
+    /// Jobs with undelivered events this instance did not cause (finishes, users, the other
+    /// one).
+    pub foreign_job_names: BTreeSet<String>,
     /// Undelivered ScheduledWorkflow events this instance did not cause.
     pub foreign_swf: bool,
 }
 
 impl Lag {
     pub fn foreign(&self) -> bool {
-        self.foreign_jobs || self.foreign_swf
+        self.foreign_jobs() || self.foreign_swf
+    }
+
+    pub fn foreign_jobs(&self) -> bool {
+        !self.foreign_job_names.is_empty()
     }
 }
 
@@ -234,9 +239,18 @@ impl Instance {
             Change::Job { name, .. } => Some(name.clone()),
             Change::Swf(_) => None,
         });
+        let foreign_job_names =
+            self.jobs
+                .0
+                .iter()
+                .filter(|q| foreign(&q.event))
+                .filter_map(|q| match &q.event.change {
+                    Change::Job { name, .. } => Some(name.clone()),
+                    Change::Swf(_) => None,
+                });
         Lag {
             jobs: jobs.collect(),
-            foreign_jobs: self.jobs.0.iter().any(|q| foreign(&q.event)),
+            foreign_job_names: foreign_job_names.collect(),
             foreign_swf: self.swf.0.iter().any(|q| foreign(&q.event)),
         }
     }

@@ -1,7 +1,9 @@
 //! The rules every pass must keep, checked after every step against the world's logs (never
 //! against the operator's own records): which runs may exist (`ticks.rs`: I1, I2, I7, I9),
 //! slots and liveness (`slots.rs`: I3, I6, I8), status and the failure policy (`history.rs`:
-//! I4, I5), and the calm phase at the end of a seed (`calm.rs`: I10). Each failure names its
+//! I4, I5), the calm phase at the end of a seed (`calm.rs`: I10), and I11 spec never written
+//! (the controller writes only the status subresource; `api.rs` notes any other write of the
+//! ScheduledWorkflow, and a status PATCH carrying more than `status`). Each failure names its
 //! rule, the step and the objects involved; each rule is reported once per seed (its first
 //! failure), so one broken rule does not hide another.
 
@@ -38,6 +40,7 @@ pub enum Rule {
     I8,
     I9,
     I10,
+    I11,
     /// The simulation itself: a request it does not serve, passes that never stop.
     Harness,
 }
@@ -57,6 +60,7 @@ impl Rule {
             Rule::I8 => "I8 Replace deletes only to make room",
             Rule::I9 => "I9 one grid",
             Rule::I10 => "I10 calm phase",
+            Rule::I11 => "I11 spec never written",
             Rule::Harness => "H harness",
         }
     }
@@ -107,6 +111,7 @@ pub struct Checker {
     reported: BTreeSet<Rule>,
     runs_checked: usize,
     writes_checked: usize,
+    spec_writes_checked: usize,
     /// The start of the pass that last served a resume value (I5 counts finishes after it).
     resume_seq: Seq,
     grids: ticks::Grids,
@@ -183,6 +188,10 @@ impl Checker {
             history::check_status_write(w, k, &mut found);
         }
         self.writes_checked = w.statuses.len();
+        for write in &w.spec_writes[self.spec_writes_checked..] {
+            found.push((Rule::I11, format!("the operator wrote the ScheduledWorkflow: {write}")));
+        }
+        self.spec_writes_checked = w.spec_writes.len();
         for request in &w.unexpected {
             found.push((
                 Rule::Harness,

@@ -51,7 +51,7 @@ use std::{sync::Mutex, time::Instant};
 use trace::Outcome;
 
 /// Seeds run by default: about half a minute in a debug build on two shared cores.
-const DEFAULT_SEEDS: u64 = 400;
+const DEFAULT_SEEDS: u64 = 300;
 
 fn env(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;

@@ -7,7 +7,8 @@
 //!   confirm or refute "a new owner briefly over maxConcurrency".
 //! - I6 no stall: after a pass that succeeded, when the world's spec is enabled, the status is
 //!   neither suspended nor `Error`, `status.trigger.nextTriggeredTime` is due, the world shows
-//!   a free slot and the instance had no undelivered events from others, the pass's next
+//!   a free slot and the instance had no undelivered events from others (other than about
+//!   Jobs the pass read back itself after a 409), the pass's next
 //!   wake-up is at most 10 s away. The same for a backfill: phase `Running`, `nextTick` due,
 //!   fewer active backfill runs than maxConcurrency, and `nextTick` not one the schedule may
 //!   still create itself (after its floor, up to `endTime`, while enabled and not suspended:
@@ -66,7 +67,7 @@ pub fn check_stall(w: &World, end: &PassEnd, found: &mut Findings) {
     let Ok(next) = end.result else { return };
     let prompt = matches!(next, Next::After(d) if *d <= PROMPT);
     let status = w.status();
-    if prompt || end.start.lag.foreign() || suspended(status) || summary_type(status) == Some("Error") {
+    if prompt || excused(end) || suspended(status) || summary_type(status) == Some("Error") {
         return;
     }
     let now = w.now();
@@ -92,6 +93,20 @@ pub fn check_stall(w: &World, end: &PassEnd, found: &mut Findings) {
         );
         found.push((Rule::I6, detail));
     }
+}
+
+/// The pass could not have known better: it had not been told of something another hand
+/// did. Events about a Job the pass read back itself (a 409 then a GET) do not excuse it: it
+/// saw that Job's state (issue 18's bug 4: an adopted run that had already finished frees its
+/// slot, and the pass must plan again rather than wait for that Job's events).
+fn excused(end: &PassEnd) -> bool {
+    let lag = &end.start.lag;
+    let read_back = |name: &String| {
+        end.requests
+            .iter()
+            .any(|r| &r.name == name && r.code == 200 && matches!(r.detail, Detail::Get { .. }))
+    };
+    lag.foreign_swf || lag.foreign_job_names.iter().any(|n| !read_back(n))
 }
 
 /// A tick the schedule itself may still create (after its floor, up to `endTime`, while it

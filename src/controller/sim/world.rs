@@ -100,6 +100,8 @@ pub struct World {
     pub deferred_delete: f64,
     /// Requests the simulated server does not serve (a harness gap, reported as a failure).
     pub unexpected: Vec<String>,
+    /// Requests that would write the ScheduledWorkflow other than its status (I11).
+    pub spec_writes: Vec<String>,
 }
 
 impl World {
@@ -135,6 +137,7 @@ impl World {
             skew: 0,
             deferred_delete: 0.0,
             unexpected: Vec::new(),
+            spec_writes: Vec::new(),
         }
     }
 
