@@ -27,7 +27,7 @@ test: assets test-deps check-crds
 
 ## The fault tests at full size: the operator SIGKILLed 100 times (CI: 12), failover,
 ## API server outage, lost watches; each prints its counts. Then the reconcile simulation
-## (src/controller/sim/) over 50,000 seeds in release mode (make test runs 1,000).
+## (src/controller/sim/) over 50,000 seeds in release mode (make test runs 300).
 soak: assets
 	SWF_FAULT_KILLS=100 $(CARGO) test --locked --test it faults:: -- --nocapture --test-threads=1
 	SWF_SIM_SEEDS=50000 $(CARGO) test --locked --release --lib controller::sim::seeds -- --nocapture
