@@ -57,20 +57,25 @@ impl Sim {
     }
 
     fn edit(&mut self) {
-        let line = {
+        let (line, ended) = {
             let mut w = self.world.lock();
             let mut spec = w.swf.spec.clone();
             let now = w.now();
             let field = edits::edit(&mut w.dice, now, &mut spec, self.cfg.style);
+            let ended = edits::end_time(&spec).is_some_and(|e| e < now);
             w.user_edit(|s, _| *s = spec);
-            format!(
+            let line = format!(
                 "user edits {field} (gen {}): {}",
                 w.swf.generation,
                 edits::describe(&w.swf.spec)
-            )
+            );
+            (line, ended)
         };
         self.log(&line);
         self.distribute();
+        if self.cfg.style.past_end && ended {
+            self.backfill(); // the latest ticks, after endTime (`edits::backfill_range`)
+        }
     }
 
     fn annotate(&mut self, key: &'static str, what: &str) {

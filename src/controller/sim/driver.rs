@@ -46,6 +46,10 @@ const CHAOS_SECONDS: i64 = 20 * 60;
 /// shows its own status write within a minute (`status_write::MEMORY_TTL`: the remembered
 /// write is dropped after 60 s); later events would test that assumption, not the pass.
 const LATE_MAX_MS: i64 = 50_000;
+/// Seeds from here on are the past-endTime family: one slot flipping Wait/Replace, endTime
+/// moved into the past and lifted, backfills of the latest ticks (`edits::Style::past_end`).
+/// Seeds below it are unchanged by the family.
+pub const PAST_END: u64 = 1 << 32;
 
 pub struct Sim {
     pub(super) cfg: Config,
@@ -93,7 +97,11 @@ pub fn run(seed: u64, traced: bool) -> Outcome {
 impl Sim {
     fn new(seed: u64, traced: bool) -> Self {
         let mut dice = Dice::new(seed);
-        let cfg = Config::roll(&mut dice);
+        let mut cfg = Config::roll(&mut dice);
+        if seed >= PAST_END {
+            cfg.style.flip = true;
+            cfg.style.past_end = true;
+        }
         let created = Timestamp::from_second(EPOCH + dice.range(0, 59)).unwrap_or(Timestamp::UNIX_EPOCH);
         let clock = SimClock::starting_at(created + millis(dice.range(0, 999)));
         let spec = edits::initial(&mut dice, created, cfg.style.one_off);

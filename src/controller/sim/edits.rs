@@ -168,17 +168,23 @@ const FIELDS: [(u32, Field); 10] = [
 /// concurrency policy, backfills that reach into the future, or keep flipping between Wait
 /// and Replace with one slot (swarm testing: seeds that differ more find more; Replace
 /// meeting a backfill that ran the latest tick while Wait held the schedule back is rare
-/// otherwise).
+/// otherwise). `past_end` (only in the past-endTime family, `driver::PAST_END`): endTime
+/// moved into the past and lifted again, and backfills of the latest ticks, which lie after
+/// endTime (Replace meeting a tick the backfill ran while the schedule did not claim it).
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
     pub one_off: bool,
     pub policy: Option<ConcurrencyPolicy>,
     pub ahead: bool,
     pub flip: bool,
+    pub past_end: bool,
 }
 
 /// Changes one field at random; says which.
 pub fn edit(d: &mut Dice, now: Timestamp, spec: &mut ScheduledWorkflowSpec, style: Style) -> &'static str {
+    if style.past_end && d.chance(0.35) {
+        return past_end(d, now, spec);
+    }
     if style.flip && d.chance(0.6) {
         return flip(spec);
     }
@@ -246,6 +252,18 @@ pub fn edit(d: &mut Dice, now: Timestamp, spec: &mut ScheduledWorkflowSpec, styl
     }
 }
 
+/// endTime a few ticks in the past, or lifted when it is set.
+fn past_end(d: &mut Dice, now: Timestamp, spec: &mut ScheduledWorkflowSpec) -> &'static str {
+    let gap = gap(spec).unwrap_or(30);
+    if let Some((_, end)) = window(spec) {
+        *end = match end {
+            Some(_) => None,
+            None => Some(Time(whole(now) - secs(gap * d.range(2, 4)))),
+        };
+    }
+    "endTime (past or lifted)"
+}
+
 /// One slot, and Wait becomes Replace (or Replace Wait).
 fn flip(spec: &mut ScheduledWorkflowSpec) -> &'static str {
     let replace = spec.concurrency_policy == Some(ConcurrencyPolicy::Replace);
@@ -263,6 +281,9 @@ fn flip(spec: &mut ScheduledWorkflowSpec) -> &'static str {
 pub fn backfill_range(d: &mut Dice, now: Timestamp, spec: &ScheduledWorkflowSpec, style: Style) -> String {
     let gap = gap(spec).unwrap_or(30);
     let now = whole(now);
+    if style.past_end && end_time(spec).is_some_and(|e| e < now - secs(gap)) {
+        return format!("{}/{}", now - secs(gap), now + secs(1));
+    }
     let (from, to) = if style.ahead || d.chance(0.2) {
         (now - secs(gap * d.range(1, 10)), now + secs(gap * d.range(1, 5)))
     } else {

@@ -51,7 +51,9 @@ use std::{sync::Mutex, time::Instant};
 use trace::Outcome;
 
 /// Seeds run by default: about half a minute in a debug build on two shared cores.
-const DEFAULT_SEEDS: u64 = 300;
+const DEFAULT_SEEDS: u64 = 260;
+/// Seeds of the past-endTime family (`driver::PAST_END`) run by default.
+const DEFAULT_PAST_END_SEEDS: u64 = 100;
 
 fn env(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -104,6 +106,23 @@ fn seeds() {
     if env("SWF_SIM_LIST").is_some_and(|l| l > 0) {
         println!("{}", trace::list(&outcomes));
     }
+    println!("{summary}");
+    assert!(outcomes.iter().all(|o| o.violations.is_empty()), "{summary}");
+}
+
+/// The past-endTime family (`driver::PAST_END`): `SWF_SIM_PAST_END_SEEDS` seeds (replay one
+/// with `SWF_SIM_SEED`, which takes any seed).
+#[test]
+fn past_end_seeds() {
+    if env("SWF_SIM_SEED").is_some() {
+        return;
+    }
+    let count = env("SWF_SIM_PAST_END_SEEDS").unwrap_or(DEFAULT_PAST_END_SEEDS);
+    let started = Instant::now();
+    let outcomes = run_all(driver::PAST_END..driver::PAST_END + count);
+    let summary = trace::summary(&outcomes, started.elapsed().as_secs_f64(), |seed| {
+        driver::run(seed, true)
+    });
     println!("{summary}");
     assert!(outcomes.iter().all(|o| o.violations.is_empty()), "{summary}");
 }

@@ -48,6 +48,7 @@ impl Config {
                 policy,
                 ahead,
                 flip,
+                past_end: false,
             },
             faults: Faults {
                 on: false,
