@@ -54,6 +54,8 @@ use trace::Outcome;
 const DEFAULT_SEEDS: u64 = 260;
 /// Seeds of the past-endTime family (`driver::PAST_END`) run by default.
 const DEFAULT_PAST_END_SEEDS: u64 = 100;
+/// Seeds of the quick family (`driver::QUICK`) run by default.
+const DEFAULT_QUICK_SEEDS: u64 = 40;
 
 fn env(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -114,12 +116,22 @@ fn seeds() {
 /// with `SWF_SIM_SEED`, which takes any seed).
 #[test]
 fn past_end_seeds() {
+    family(driver::PAST_END, "SWF_SIM_PAST_END_SEEDS", DEFAULT_PAST_END_SEEDS);
+}
+
+/// The quick family (`driver::QUICK`): `SWF_SIM_QUICK_SEEDS` seeds.
+#[test]
+fn quick_seeds() {
+    family(driver::QUICK, "SWF_SIM_QUICK_SEEDS", DEFAULT_QUICK_SEEDS);
+}
+
+fn family(first: u64, count_var: &str, default: u64) {
     if env("SWF_SIM_SEED").is_some() {
         return;
     }
-    let count = env("SWF_SIM_PAST_END_SEEDS").unwrap_or(DEFAULT_PAST_END_SEEDS);
+    let count = env(count_var).unwrap_or(default);
     let started = Instant::now();
-    let outcomes = run_all(driver::PAST_END..driver::PAST_END + count);
+    let outcomes = run_all(first..first + count);
     let summary = trace::summary(&outcomes, started.elapsed().as_secs_f64(), |seed| {
         driver::run(seed, true)
     });

@@ -18,6 +18,8 @@ pub struct Config {
     pub late: f64,
     /// How often a Job finishes as Failed.
     pub fail_rate: f64,
+    /// Every run finishes 1-3 s after it is created (the quick family, `driver::QUICK`).
+    pub quick: bool,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ impl Config {
             },
             late: d.rate(0.4, 0.02, 0.2),
             fail_rate: d.rate(0.2, 0.2, 0.9),
+            quick: false,
         }
     }
 }
