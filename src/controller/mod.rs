@@ -19,6 +19,8 @@ mod lease;
 mod members;
 pub mod reconcile;
 pub mod runs;
+#[cfg(test)]
+mod sim;
 pub mod status_write;
 #[cfg(test)]
 mod tests;

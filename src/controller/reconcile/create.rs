@@ -61,7 +61,11 @@ impl Pass<'_> {
                 self.ctx.created.remember(&self.target.owner.uid, run.clone(), self.now);
                 (run, true)
             }
-            Answer::Existing(run) => (run, false),
+            Answer::Existing(run) => {
+                // Adopted before the cache shows it: it holds its slot as a created run does.
+                self.ctx.created.remember(&self.target.owner.uid, run.clone(), self.now);
+                (run, false)
+            }
             Answer::Conflict => {
                 self.ctx.metrics.run(ns, "conflict");
                 return Ok(Outcome::Conflict);

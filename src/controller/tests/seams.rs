@@ -464,3 +464,37 @@ async fn pruning_a_run_already_gone_is_done_and_other_failures_are_reported() {
         }
     }
 }
+
+/// A run adopted after a 409 (another replica, or a pass before a crash, created it) holds its
+/// slot until the cache shows it, as a run this pass created does: the next pass does not
+/// start another over maxConcurrency (found by the simulation: a new shard owner did).
+#[tokio::test]
+async fn an_adopted_run_holds_its_slot_before_the_cache_shows_it() {
+    let mut h = harness(vec![]);
+    let four = run_name("nightly", at(&minute(4)));
+    let pass = start(&h, recorded(swf(json!({})), &minute(3), 3));
+    let mut answers = |method: &str, name: &str| match method {
+        "POST" => (409, status_error(409, "AlreadyExists")),
+        _ => (200, run(name, &minute(4), 4, UID, false)),
+    };
+    let sent = requests_until_status(&mut h, &mut answers).await;
+    pass.await.unwrap().unwrap();
+    assert_eq!(
+        sent,
+        [format!("POST {four}"), format!("GET {four}")],
+        "adopted; 00:05 waits"
+    );
+
+    // Nothing to do and nothing new to report: the pass sends no request at all (one it sent
+    // would stay unanswered, so the pass would not end).
+    let pass = start(&h, recorded(swf(json!({})), &minute(4), 4));
+    let ended = tokio::time::timeout(Duration::from_secs(5), pass).await;
+    if let Ok(Some((request, _))) = tokio::time::timeout(Duration::from_millis(100), h.api.next_request()).await {
+        panic!(
+            "00:05 must wait for the adopted run, but: {} {}",
+            request.method(),
+            request.uri().path()
+        );
+    }
+    ended.expect("the pass ends").unwrap().unwrap();
+}
