@@ -116,7 +116,7 @@ check-crds:
 ## (some 750 mutants), so narrow it: `make mutants MUTANTS_FILE=src/ticks.rs`, or shard it
 ## with MUTANTS_ARGS='--shard 1/8'.
 MUTANTS_VERSION := 27.1.0
-MUTANTS_ONE_FILE = --no-config --file $(MUTANTS_FILE) --profile mutants --cargo-arg=--lib --timeout-multiplier 3
+MUTANTS_ONE_FILE = --no-config --file '$(MUTANTS_FILE)' --profile mutants --cargo-arg=--lib --timeout-multiplier 3
 mutants:
 	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants@$(MUTANTS_VERSION)
 	$(CARGO) mutants $(if $(MUTANTS_FILE),$(MUTANTS_ONE_FILE)) $(MUTANTS_ARGS)
