@@ -55,6 +55,41 @@ fn walked_blocks(file: &str, markdown: &str) -> Vec<Block> {
     blocks
 }
 
+/// The block's commands (a line ending in `\\` goes on on the next), each with the output the
+/// text promises: the `#> ...` lines right after it.
+fn commands(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut commands: Vec<(String, Vec<String>)> = Vec::new();
+    let mut continued = false;
+    for line in text.lines() {
+        match (line.strip_prefix("#> "), commands.last_mut()) {
+            (Some(promised), Some((_, expected))) => expected.push(promised.to_string()),
+            _ if continued => {
+                if let Some((command, _)) = commands.last_mut() {
+                    command.push('\n');
+                    command.push_str(line);
+                }
+            }
+            _ => commands.push((line.to_string(), Vec::new())),
+        }
+        continued = line.trim_end().ends_with('\\');
+    }
+    commands
+}
+
+/// `command`, printing its output and failing unless the output holds each promised line
+/// (runs of white space compared as one space).
+fn expecting(command: &str, expected: &[String]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut script = format!("out=$({command})\nprintf '%s\\n' \"$out\"");
+    for line in expected {
+        script.push_str(&format!(
+            "\nsquash() {{ tr -s '[:space:]' ' '; }}; [[ \"$(squash <<<\"$out\")\" == *\"$(squash <<<{0} | sed 's/ $//')\"* ]] || {{ echo \"doc-walk: the output lacks {0}\" >&2; exit 1; }}",
+            quote(line)
+        ));
+    }
+    script
+}
+
 /// The ports and directory a walk uses in place of the documented ones.
 struct Walk {
     cluster_dir: tempfile::TempDir,
@@ -85,15 +120,17 @@ impl Walk {
         if block.after_make_run {
             lines.push(start_make_run.clone());
         }
-        for line in block.text.lines() {
-            let line = line
+        for (command, expected) in commands(&block.text) {
+            let command = command
                 .replace("$PWD/.cluster", "$SWF_CLUSTER_DIR")
                 .replace("localhost:8080", &format!("localhost:{}", self.metrics_port))
                 .replace("localhost:8888", &format!("localhost:{}", self.api_port));
-            if line.trim_start().starts_with("make run") {
+            if command.trim_start().starts_with("make run") {
                 lines.push(start_make_run.clone());
+            } else if expected.is_empty() {
+                lines.push(command);
             } else {
-                lines.push(line);
+                lines.push(expecting(&command, &expected));
             }
         }
         lines.join("\n")
@@ -140,6 +177,14 @@ fn markers_are_read_as_written() {
     );
     assert_eq!(blocks[0].at, "x.md:4");
     assert!(blocks[1].after_make_run);
+    let parts = commands("a \\\n  b\n#> out\nc");
+    assert_eq!(
+        parts,
+        [
+            ("a \\\n  b".to_string(), vec!["out".to_string()]),
+            ("c".to_string(), vec![])
+        ]
+    );
 }
 
 /// Every walked block of the README and the guides runs as written. The list of walked blocks
