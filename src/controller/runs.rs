@@ -399,14 +399,18 @@ mod tests {
             ["b"],
             "a is forgotten once seen"
         );
-        let later = t0 + jiff::SignedDuration::from_secs(31);
-        assert!(recent.unseen("owner", &[], later).is_empty(), "b expired after 30 s");
+        let almost = t0 + jiff::SignedDuration::from_secs(59);
+        assert_eq!(names(recent.unseen("owner", &[], almost)), ["b"], "b counts for 60 s");
+        let later = t0 + jiff::SignedDuration::from_secs(61);
+        assert!(recent.unseen("owner", &[], later).is_empty(), "b expired after 60 s");
         assert!(recent.unseen("other", &[], t0).is_empty());
     }
 }
 
-/// How long a run this process created is counted before its watch event arrives.
-const RECENT_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+/// How long a run this process created is counted before its watch event arrives: as long as
+/// the status writer remembers its last write (`status_write::MEMORY_TTL`), the one bound the
+/// operator assumes on watch lag.
+const RECENT_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 /// Runs this process created that the watch cache may not show yet: the watch lags the
 /// create's reply, and a pass woken by the first of several creates must still count the
