@@ -121,14 +121,14 @@ MUTANTS_SKIP := --skip controller::sim::
 MUTANTS_ONE_FILE = --no-config --file '$(MUTANTS_FILE)' --profile mutants --cargo-arg=--lib --timeout-multiplier 3
 mutants:
 	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants@$(MUTANTS_VERSION)
-	$(CARGO) mutants $(if $(MUTANTS_FILE),$(MUTANTS_ONE_FILE)) $(MUTANTS_ARGS) -- $(MUTANTS_SKIP)
+	$(CARGO) mutants $(if $(MUTANTS_FILE),$(MUTANTS_ONE_FILE)) $(MUTANTS_ARGS) -- -- $(MUTANTS_SKIP)
 
 ## Mutation testing of the lines a change touches (since BASE, default main).
 BASE ?= main
 mutants-diff:
 	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants@$(MUTANTS_VERSION)
 	@mkdir -p target && git diff $(BASE) -- src > target/mutants.diff
-	$(CARGO) mutants --in-diff target/mutants.diff $(MUTANTS_ARGS) -- $(MUTANTS_SKIP)
+	$(CARGO) mutants --in-diff target/mutants.diff $(MUTANTS_ARGS) -- -- $(MUTANTS_SKIP)
 
 lint:
 	$(CARGO) fmt --all -- --check
