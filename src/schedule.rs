@@ -378,6 +378,18 @@ mod tests {
     }
 
     #[test]
+    fn a_backfill_takes_only_the_ticks_it_has_handled() {
+        let t = |m: u32| at(&format!("2026-01-01T00:{m:02}:00Z"));
+        let taken = Taken {
+            ticks: BTreeSet::new(),
+            backfill: Some((t(2), t(4))),
+        };
+        assert!(!taken.contains(t(1)), "before the range");
+        assert!([2, 3, 4].into_iter().all(|m| taken.contains(t(m))), "from..=through");
+        assert!(!taken.contains(t(5)), "after through: not handled yet");
+    }
+
+    #[test]
     fn first_cron_tick_is_strictly_after_creation() {
         let s = cron_schedule("0 0 * * * *");
         let p = plan(&input(&s, "2026-01-01T10:00:00Z", "2026-01-01T10:59:59Z"));
