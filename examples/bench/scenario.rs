@@ -146,15 +146,25 @@ async fn create_schedules(client: &kube::Client, controller: Controller, n: usiz
         .unwrap();
 }
 
+/// Applies crds/ and waits until the API server serves the resource: creates right after the
+/// apply can meet a 404 ("page not found") while the CRD is not yet established.
 fn install_crd(cluster: &Cluster) {
     let crd = crate::repo_root().join("crds");
-    let out = std::process::Command::new("kubectl")
-        .arg(format!("--kubeconfig={}", cluster.layout.kubeconfig().display()))
-        .args(["apply", "-f"])
-        .arg(crd)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", cluster.layout.kubeconfig().display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    kubectl(&["apply", "-f", &crd.display().to_string()]);
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/scheduledworkflows.kubeflow.org",
+        "--timeout=120s",
+    ]);
 }
 
 fn unix_now() -> f64 {
