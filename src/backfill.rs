@@ -258,7 +258,7 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
     };
     let ticks = match ticks {
         Ok(ticks) => ticks,
-        Err(message) => return Step::Report(Some(invalid(&request.value, message))),
+        Err(message) => return Step::Report(Some(invalid(&request, message))),
     };
     let plan = plan(&Input {
         ticks: &ticks,
@@ -272,11 +272,14 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
     Step::Work { request, ticks, plan }
 }
 
-fn invalid(range: &str, message: String) -> BackfillStatus {
+/// The request cannot run (any more: a spec edit can make a running one invalid). What it
+/// handled stays recorded (`through`), so the schedule still passes those ticks.
+fn invalid(request: &Request, message: String) -> BackfillStatus {
     BackfillStatus {
-        range: range.to_string(),
+        range: request.value.clone(),
         phase: INVALID.into(),
         message: Some(message),
+        through: request.through.map(Time),
         ..Default::default()
     }
 }
@@ -493,5 +496,42 @@ mod tests {
             now: ticks[3],
         });
         assert_eq!((finished.create.len(), finished.next, finished.done), (0, None, 4));
+    }
+
+    /// Found by the simulation (seed 204 once R3 was fixed): a running backfill whose schedule
+    /// an edit turned into a one-off became Invalid and lost `through`, its record of the
+    /// ticks it had handled (I4: status went backwards).
+    #[test]
+    fn a_request_made_invalid_by_a_spec_edit_keeps_what_it_handled() {
+        let once = Schedule {
+            cadence: Cadence::Once,
+            start: None,
+            end: None,
+            time_zone: TimeZone::UTC,
+        };
+        let range = "2026-01-01T00:00:00Z/2026-01-01T04:00:00Z";
+        let through = Some(Time(at("2026-01-01T01:00:00Z")));
+        let running = BackfillStatus {
+            range: range.into(),
+            phase: RUNNING.into(),
+            through: through.clone(),
+            ..Default::default()
+        };
+        let request = Request::read(Some(range), Some(&running), &TimeZone::UTC);
+        let now = at("2026-01-01T05:00:00Z");
+        let situation = Situation {
+            schedule: &once,
+            grid: Grid::new(&once, now),
+            claim: Claim::NONE,
+            existing: &BTreeSet::new(),
+            active: 0,
+            max_concurrency: 1,
+            now,
+        };
+        let Step::Report(Some(status)) = step(request, Some(&running), &situation) else {
+            panic!("a one-off has no ticks to backfill: reported, not worked");
+        };
+        assert_eq!(status.phase, INVALID);
+        assert_eq!(status.through, through);
     }
 }

@@ -202,6 +202,12 @@ impl Claim {
         }
     }
 
+    /// The claim as it would be without `endTime`: an edit lifting endTime hands the ticks
+    /// after it back to the schedule, so a run of one of them is no proof it will never run.
+    pub fn ignoring_end(self) -> Claim {
+        Claim { end: None, ..self }
+    }
+
     pub fn covers(&self, t: Timestamp) -> bool {
         self.after.is_some_and(|after| t > after) && self.end.is_none_or(|end| t <= end)
     }

@@ -50,6 +50,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("cannot read the ScheduledWorkflow afresh: {}", said(.source))]
+    ReadSchedule {
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the ScheduledWorkflow changed while the pass planned (status write refused: 409 Conflict)")]
+    StatusConflict,
     #[error("not the leader: runs are created only by the replica holding the lease of the schedule's shard")]
     NotLeader,
 }
@@ -66,6 +73,8 @@ impl Error {
             Error::RunBeingDeleted { .. } => "RunBeingDeleted",
             Error::DeleteRun { .. } => "RunDeleteFailed",
             Error::WriteStatus { .. } => "StatusWriteFailed",
+            Error::ReadSchedule { .. } => "ScheduleReadFailed",
+            Error::StatusConflict => "StatusConflict",
             Error::NotLeader => "NotLeader",
         }
     }
@@ -77,7 +86,8 @@ impl Error {
             | Error::CreateRun { source, .. }
             | Error::ReadRun { source, .. }
             | Error::DeleteRun { source, .. }
-            | Error::WriteStatus { source } => Some(source),
+            | Error::WriteStatus { source }
+            | Error::ReadSchedule { source } => Some(source),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@
 //! planning reads (`stored::RunObject`).
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, VecDeque},
     sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
@@ -39,7 +39,14 @@ type Key = (String, String);
 struct Index {
     objects: HashMap<Key, Arc<RunObject>>,
     by_owner: HashMap<String, BTreeSet<Key>>,
+    /// uids of runs the watch reported deleted, newest last (at most `MAX_GONE`): a run this
+    /// process created and someone deleted before the cache ever showed it is known gone here,
+    /// so RecentCreates stops counting it at once.
+    gone: VecDeque<String>,
 }
+
+/// How many deleted runs' uids a cache keeps (a few hundred KiB at most).
+const MAX_GONE: usize = 4096;
 
 fn key(o: &RunObject) -> Key {
     (
@@ -177,11 +184,26 @@ impl RunCache {
         wake
     }
 
+    /// Removes a run the watch reported deleted; returns the owners to wake (also when the
+    /// cache never showed it: a run created and deleted at once may hold a slot in
+    /// RecentCreates until its owner's pass learns it is gone).
     pub(crate) fn delete(&self, o: &RunObject) -> Vec<ObjectRef<SwfObject>> {
-        match self.write().remove(&key(o)) {
-            Some(old) => owners(&old).map(|(_, r)| r).collect(),
-            None => Vec::new(),
+        let mut index = self.write();
+        if let Some(uid) = o.metadata.uid.clone() {
+            if index.gone.len() >= MAX_GONE {
+                index.gone.pop_front();
+            }
+            index.gone.push_back(uid);
         }
+        match index.remove(&key(o)) {
+            Some(old) => owners(&old).map(|(_, r)| r).collect(),
+            None => owners(o).map(|(_, r)| r).collect(),
+        }
+    }
+
+    /// True when the watch reported the run with this uid deleted (recently).
+    pub fn saw_deleted(&self, uid: &str) -> bool {
+        self.read().gone.iter().rev().any(|g| g == uid)
     }
 
     /// Replaces everything after a (re)list; returns the owners of what changed.
@@ -192,6 +214,7 @@ impl RunCache {
             fresh.insert(Arc::new(o));
         }
         let mut index = self.write();
+        fresh.gone = std::mem::take(&mut index.gone);
         let mut wake = Vec::new();
         for (k, o) in &fresh.objects {
             if index.objects.get(k) != Some(o) {
@@ -387,23 +410,57 @@ mod tests {
     #[test]
     fn recent_creates_count_until_the_cache_shows_them_or_they_expire() {
         let recent = RecentCreates::default();
+        let c = cache();
         let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         recent.remember("owner", run("a", "owner", "Running"), t0);
         recent.remember("owner", run("b", "owner", "Running"), t0);
         let names = |v: Vec<RunObject>| v.into_iter().filter_map(|r| r.metadata.name).collect::<Vec<_>>();
-        assert_eq!(names(recent.unseen("owner", &[], t0)), ["a", "b"]);
+        assert_eq!(names(recent.unseen("owner", &[], &c, t0)), ["a", "b"]);
         let cached = [Arc::new(run("a", "owner", "Running"))];
-        assert_eq!(names(recent.unseen("owner", &cached, t0)), ["b"], "the cache shows a");
         assert_eq!(
-            names(recent.unseen("owner", &[], t0)),
+            names(recent.unseen("owner", &cached, &c, t0)),
+            ["b"],
+            "the cache shows a"
+        );
+        assert_eq!(
+            names(recent.unseen("owner", &[], &c, t0)),
             ["b"],
             "a is forgotten once seen"
         );
         let almost = t0 + jiff::SignedDuration::from_secs(59);
-        assert_eq!(names(recent.unseen("owner", &[], almost)), ["b"], "b counts for 60 s");
+        assert_eq!(
+            names(recent.unseen("owner", &[], &c, almost)),
+            ["b"],
+            "b counts for 60 s"
+        );
         let later = t0 + jiff::SignedDuration::from_secs(61);
-        assert!(recent.unseen("owner", &[], later).is_empty(), "b expired after 60 s");
-        assert!(recent.unseen("other", &[], t0).is_empty());
+        assert!(
+            recent.unseen("owner", &[], &c, later).is_empty(),
+            "b expired after 60 s"
+        );
+        assert!(recent.unseen("other", &[], &c, t0).is_empty());
+    }
+
+    /// Issue 18, R6 (found by the simulation): a run created and deleted before the cache ever
+    /// showed it held its slot until RecentCreates forgot it (60 s), and its owner was not
+    /// woken, so a due tick waited. The watch's delete now ends both.
+    #[test]
+    fn a_run_deleted_before_the_cache_showed_it_is_forgotten_and_its_owner_woken() {
+        let recent = RecentCreates::default();
+        let c = cache();
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut created = run("a", "owner", "Running");
+        created.metadata.uid = Some("uid-run-a".into());
+        recent.remember("owner", created.clone(), t0);
+        assert_eq!(recent.unseen("owner", &[], &c, t0).len(), 1);
+        let woken = c.delete(&created);
+        assert_eq!(woken.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["owner"]);
+        assert!(recent.unseen("owner", &[], &c, t0).is_empty(), "gone at once");
+        // A run of the same name created again (another uid) counts.
+        let mut again = run("a", "owner", "Running");
+        again.metadata.uid = Some("uid-run-a2".into());
+        recent.remember("owner", again, t0);
+        assert_eq!(recent.unseen("owner", &[], &c, t0).len(), 1);
     }
 }
 
@@ -433,13 +490,21 @@ impl RecentCreates {
         map.entry(owner_uid.to_string()).or_default().push((now, run));
     }
 
-    /// The runs created for `owner_uid` that `cached` does not hold yet.
-    pub fn unseen(&self, owner_uid: &str, cached: &[Arc<RunObject>], now: jiff::Timestamp) -> Vec<RunObject> {
+    /// The runs created for `owner_uid` that `cached` does not hold yet and `cache` has not
+    /// seen deleted.
+    pub fn unseen(
+        &self,
+        owner_uid: &str,
+        cached: &[Arc<RunObject>],
+        cache: &RunCache,
+        now: jiff::Timestamp,
+    ) -> Vec<RunObject> {
         let mut map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
         let Some(runs) = map.get_mut(owner_uid) else {
             return Vec::new();
         };
-        let seen = |r: &RunObject| cached.iter().any(|c| c.metadata.name == r.metadata.name);
+        let gone = |r: &RunObject| r.metadata.uid.as_deref().is_some_and(|uid| cache.saw_deleted(uid));
+        let seen = |r: &RunObject| cached.iter().any(|c| c.metadata.name == r.metadata.name) || gone(r);
         runs.retain(|(at, r)| fresh(*at, now) && !seen(r));
         let unseen = runs.iter().map(|(_, r)| r.clone()).collect();
         if runs.is_empty() {

@@ -1,5 +1,8 @@
-//! Writing status: a JSON merge patch of the status subresource (no resourceVersion, so it
-//! cannot conflict with a user's spec change), sent only when the status differs.
+//! Writing status: a JSON merge patch of the status subresource, sent only when the status
+//! differs, with the resourceVersion of the object the pass planned from as a precondition.
+//! A pass that planned from a stale view (after a leader or shard handover, or behind a
+//! user's edit) gets 409 instead of moving `lastTriggeredTime`, `skipThrough` or a backfill's
+//! `through` back; the pass then runs again on the object read afresh (`reconcile_once`).
 //!
 //! The watch delivers our own write a little later; a pass that runs in between (woken by a
 //! run event) would read the status from before the write. Planning does not depend on it
@@ -7,6 +10,7 @@
 //! so the last status written per object is remembered until the watch shows it.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     sync::{LazyLock, Mutex},
 };
@@ -31,10 +35,8 @@ const MEMORY_TTL: SignedDuration = SignedDuration::from_secs(60);
 const SWEEP_AT: usize = 10_000;
 
 struct Remembered {
-    /// As the watch will deliver it (read back through JSON: times in whole seconds).
-    status: ScheduledWorkflowStatus,
-    /// The object's resourceVersion after the write.
-    resource_version: Option<String>,
+    /// The object as the status write returned it: what the watch will deliver.
+    object: SwfObject,
     /// The pass's clock when written.
     at: Timestamp,
 }
@@ -46,27 +48,18 @@ impl Remembered {
 
     /// The watch has delivered this write, or a later version of the object (another
     /// replica's write after a handover, say): the cache is the newest then. resourceVersions
-    /// are etcd revisions, compared as numbers when both are; otherwise only equality counts.
+    /// are etcd revisions, compared as numbers when both are; otherwise the echo is known by
+    /// its resourceVersion or its status.
     fn seen_in(&self, obj: &SwfObject) -> bool {
-        if self.status == obj.status {
-            return true;
-        }
-        let (Some(mine), Some(theirs)) = (&self.resource_version, &obj.metadata.resource_version) else {
-            return false;
-        };
-        match (mine.parse::<u64>(), theirs.parse::<u64>()) {
-            (Ok(mine), Ok(theirs)) => theirs >= mine,
-            _ => mine == theirs,
+        let (mine, theirs) = (&self.object.metadata.resource_version, &obj.metadata.resource_version);
+        match (
+            mine.as_deref().map(str::parse::<u64>),
+            theirs.as_deref().map(str::parse::<u64>),
+        ) {
+            (Some(Ok(mine)), Some(Ok(theirs))) => theirs >= mine,
+            _ => (mine.is_some() && mine == theirs) || self.object.status == obj.status,
         }
     }
-}
-
-/// `status` as it comes back from the API server: what the watch will deliver (a `Time`
-/// keeps whole seconds), so the echo of a write compares equal to what was remembered.
-fn as_stored(status: ScheduledWorkflowStatus) -> ScheduledWorkflowStatus {
-    serde_json::to_value(&status)
-        .and_then(serde_json::from_value)
-        .unwrap_or(status)
 }
 
 #[derive(Default)]
@@ -99,11 +92,15 @@ fn with_explicit_nulls(value: &mut Value, schema: &Value) {
     }
 }
 
-/// The merge patch that makes the stored status equal to `new`.
-pub fn patch_body(new: &ScheduledWorkflowStatus) -> Value {
+/// The merge patch that makes the stored status equal to `new`, applied only if the object
+/// is still at `resource_version` (the API server answers 409 Conflict otherwise).
+pub fn patch_body(new: &ScheduledWorkflowStatus, resource_version: Option<&str>) -> Value {
     let mut status = serde_json::to_value(new).unwrap_or_else(|_| json!({}));
     with_explicit_nulls(&mut status, &STATUS_SCHEMA);
-    json!({ "status": status })
+    match resource_version {
+        Some(rv) => json!({ "metadata": { "resourceVersion": rv }, "status": status }),
+        None => json!({ "status": status }),
+    }
 }
 
 impl StatusWriter {
@@ -111,16 +108,21 @@ impl StatusWriter {
         self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The newest status of `obj`: our last write while the cache has not caught up with it.
-    pub fn latest(&self, uid: &str, obj: &SwfObject, now: Timestamp) -> ScheduledWorkflowStatus {
+    /// The newest version of `obj` known: the object our last status write returned, while
+    /// the watch has not delivered it yet; else `obj`. A pass plans from it, so its spec,
+    /// status and resourceVersion (the write's precondition) belong together.
+    pub fn newest<'a>(&self, obj: &'a SwfObject, now: Timestamp) -> Cow<'a, SwfObject> {
+        let Some(uid) = obj.metadata.uid.as_deref() else {
+            return Cow::Borrowed(obj);
+        };
         let mut memory = self.memory();
         match memory.get(uid) {
-            Some(r) if r.fresh(now) && !r.seen_in(obj) => r.status.clone(),
+            Some(r) if r.fresh(now) && !r.seen_in(obj) => Cow::Owned(r.object.clone()),
             Some(_) => {
                 memory.remove(uid);
-                obj.status.clone()
+                Cow::Borrowed(obj)
             }
-            None => obj.status.clone(),
+            None => Cow::Borrowed(obj),
         }
     }
 
@@ -139,19 +141,24 @@ impl StatusWriter {
         self.memory().len()
     }
 
-    /// Patches the status to `new` when it differs from `current`; true when it wrote.
+    /// Patches the status of `base` (the object a pass planned from) to `new` when it differs
+    /// or `confirm` asks for a write anyway; true when it wrote. Conditional on `base`'s
+    /// resourceVersion: 409 when the object has changed since (so a written status confirms
+    /// the pass planned from the newest object).
     pub async fn write(
         &self,
         api: &Api<SwfObject>,
-        name: &str,
-        uid: &str,
-        current: &ScheduledWorkflowStatus,
+        base: &SwfObject,
         new: ScheduledWorkflowStatus,
+        confirm: bool,
         now: Timestamp,
     ) -> Result<bool, kube::Error> {
-        if *current == new {
+        if base.status == new && !confirm {
             return Ok(false);
         }
+        let (Some(name), Some(uid)) = (base.metadata.name.as_deref(), base.metadata.uid.as_deref()) else {
+            return Ok(false); // not a stored object (a pass checks both first)
+        };
         let written = api
             .patch_status(
                 name,
@@ -159,7 +166,7 @@ impl StatusWriter {
                     field_manager: Some(super::FIELD_MANAGER.into()),
                     ..Default::default()
                 },
-                &Patch::Merge(patch_body(&new)),
+                &Patch::Merge(patch_body(&new, base.metadata.resource_version.as_deref())),
             )
             .await?;
         if written.metadata.uid.as_deref() != Some(uid) {
@@ -168,22 +175,34 @@ impl StatusWriter {
             tracing::warn!(%name, "status written to a recreated object");
             return Ok(true);
         }
-        self.remember(uid, new, written.metadata.resource_version, now);
+        // A status write changes nothing but the status and the resourceVersion.
+        let mut after = base.clone();
+        after.status = written.status;
+        after.metadata.resource_version = written.metadata.resource_version;
+        self.remember(uid, after, now);
         Ok(true)
     }
 
+    /// Remembers an object read from the API server, like a write's answer.
+    pub fn read(&self, obj: SwfObject, now: Timestamp) {
+        if let Some(uid) = obj.metadata.uid.clone() {
+            self.remember(&uid, obj, now);
+        }
+    }
+
     /// Remembers a write until the watch shows it (`observed`) or `MEMORY_TTL` passes.
-    fn remember(&self, uid: &str, status: ScheduledWorkflowStatus, resource_version: Option<String>, now: Timestamp) {
+    fn remember(&self, uid: &str, written: SwfObject, now: Timestamp) {
         let mut memory = self.memory();
         if memory.len() > SWEEP_AT {
             memory.retain(|_, r| r.fresh(now));
         }
-        let remembered = Remembered {
-            status: as_stored(status),
-            resource_version,
-            at: now,
-        };
-        memory.insert(uid.to_string(), remembered);
+        memory.insert(
+            uid.to_string(),
+            Remembered {
+                object: written,
+                at: now,
+            },
+        );
     }
 }
 
@@ -213,28 +232,44 @@ mod tests {
         s
     }
 
-    /// Issue 18, bug 6: the remembered write had nanoseconds, its echo whole seconds, so it was
-    /// never forgotten and, after a handover, hid the newer status another replica wrote.
+    /// Issue 18, bug 6 (a remembered write never forgotten hid the newer status another
+    /// replica wrote) and R3 (a pass planned from a stale view wrote status backwards): the
+    /// newest object known is the write's answer until the watch shows it or a later one.
     #[test]
-    fn a_remembered_write_is_forgotten_by_its_echo_and_never_hides_a_newer_status() {
+    fn the_newest_object_is_our_write_until_the_watch_shows_it_or_a_later_one() {
         let now = at("2026-01-01T00:01:00.250Z");
         let writer = StatusWriter::default();
-        writer.remember("u", with_last(now), Some("10".into()), now);
-        let echo = object(&as_stored(with_last(now)), "10");
-        writer.observed(&echo);
-        assert_eq!(writer.remembered(), 0, "the echo (whole seconds) matches the write");
+        let ours = object(&with_last(now), "10");
+        writer.remember("u", ours.clone(), now);
+        writer.observed(&ours);
+        assert_eq!(writer.remembered(), 0, "the echo is recognised");
         // Remembered again; another replica then wrote a newer status (a later revision).
-        writer.remember("u", with_last(now), Some("10".into()), now);
-        let newer = with_last(at("2026-01-01T00:02:00Z"));
-        let theirs = object(&newer, "12");
-        assert_eq!(writer.latest("u", &theirs, now), newer, "the newer revision wins");
-        // Before the cache has caught up (it still shows revision 9), our write is newest.
-        writer.remember("u", with_last(now), Some("10".into()), now);
+        writer.remember("u", ours.clone(), now);
+        let theirs = object(&with_last(at("2026-01-01T00:02:00Z")), "12");
+        let newest = writer.newest(&theirs, now);
+        assert_eq!(
+            newest.metadata.resource_version.as_deref(),
+            Some("12"),
+            "the newer revision wins"
+        );
+        assert!(matches!(newest, Cow::Borrowed(_)));
+        assert_eq!(writer.remembered(), 0, "and the memory is dropped");
+        // Before the cache has caught up (it still shows revision 9), our write is newest:
+        // its status, and its resourceVersion as the next write's precondition.
+        writer.remember("u", ours.clone(), now);
         let stale = object(&ScheduledWorkflowStatus::default(), "9");
-        assert_eq!(writer.latest("u", &stale, now), as_stored(with_last(now)));
+        let newest = writer.newest(&stale, now);
+        assert_eq!(newest.status, ours.status);
+        assert_eq!(newest.metadata.resource_version.as_deref(), Some("10"));
+        // Not after MEMORY_TTL: the watch is assumed to have delivered it by then.
+        let later = now.checked_add(MEMORY_TTL).unwrap();
+        assert_eq!(
+            writer.newest(&stale, later).metadata.resource_version.as_deref(),
+            Some("9")
+        );
         // A resourceVersion that is not a number: the echo is recognised by its content.
-        writer.remember("u", with_last(now), Some("opaque-1".into()), now);
-        writer.observed(&object(&as_stored(with_last(now)), "opaque-2"));
+        writer.remember("u", object(&with_last(now), "opaque-1"), now);
+        writer.observed(&object(&with_last(now), "opaque-2"));
         assert_eq!(writer.remembered(), 0);
     }
 
@@ -252,7 +287,8 @@ mod tests {
             },
             ..Default::default()
         };
-        let body = patch_body(&new);
+        let body = patch_body(&new, Some("41"));
+        assert_eq!(body["metadata"], json!({"resourceVersion": "41"}), "the precondition");
         let s = &body["status"];
         assert_eq!(s["trigger"]["lastWorkflowIndex"], 3);
         assert!(s["trigger"]["nextTriggeredTime"].is_null() && s["trigger"].get("nextTriggeredTime").is_some());

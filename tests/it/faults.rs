@@ -147,10 +147,12 @@ async fn users_patching_the_spec_while_the_operator_writes_status_lose_nothing()
             owned.keys()
         );
     }
+    // A status write is conditional on the version the pass planned from: one that meets a
+    // spec change in between is refused (409) and the pass plans again from the new spec, so
+    // conflicts are expected and none fails a pass for good.
     let metrics = operator.metrics.render();
     let conflicts = env.plane.responses_with_code("scheduledworkflows", 409);
     println!("conflicts: 20 spec patches, {runs} runs, 409 answers on schedules: {conflicts}");
-    assert_eq!(conflicts, 0.0, "status writes never conflict with spec changes");
     assert!(!metrics.contains("reason=\"StatusWriteFailed\""), "{metrics}");
 }
 

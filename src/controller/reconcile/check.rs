@@ -128,5 +128,5 @@ async fn report(
         target.publish(ctx, Kind::Warning, reason, problem.message.clone());
     }
     ctx.metrics.schedule(&target.owner.uid, status::ERROR, 0);
-    write_status(ctx, target, current, new, now).await
+    write_status(ctx, target, new, false, now).await
 }

@@ -1,5 +1,5 @@
 //! Stage: history limits (`successfulRunsHistoryLimit`, `failedRunsHistoryLimit`). The oldest
-//! finished runs beyond the limits are deleted, except a run whose tick a creator may still
+//! finished runs beyond the limits are deleted (after the status write), except a run whose tick a creator may still
 //! create: the schedule (its claim on the floor status records) or the backfill in progress.
 //! Deleting such a run would make its tick due again. Nor is a run the failure policy reads
 //! deleted (`failure_policy::protected`). See docs/architecture.md, "Has this tick run?".
@@ -20,11 +20,15 @@ use crate::{
 };
 
 impl Pass<'_> {
-    pub(super) async fn prune_history(
+    /// The runs beyond the history limits that may be deleted, taken out of `runs`. They are
+    /// deleted by `delete_pruned` only once the pass's status write has succeeded: that write
+    /// is conditional on the object the pass planned from, so a pass that had not yet seen a
+    /// new backfill request (whose ticks the runs may be) deletes nothing.
+    pub(super) fn prune_history(
         &self,
         runs: &mut Vec<ObservedRun>,
         request: Option<&backfill::Request>,
-    ) -> Result<(), Error> {
+    ) -> Vec<String> {
         let spec = self.checked.spec;
         let threshold = self.checked.v.suspend_after;
         let keep = failure_policy::protected(runs, threshold, self.current.suspension.as_ref());
@@ -40,10 +44,15 @@ impl Pass<'_> {
                 .filter(|r| !keep.contains(r.status.name.as_str()) && self.may_forget(r, request))
                 .map(|r| r.status.name.clone())
                 .collect();
-        for name in &doomed {
+        runs.retain(|r| !doomed.contains(&r.status.name));
+        doomed
+    }
+
+    /// Deletes the runs `prune_history` chose.
+    pub(super) async fn delete_pruned(&self, doomed: &[String]) -> Result<(), Error> {
+        for name in doomed {
             self.delete_run(name).await?;
         }
-        runs.retain(|r| !doomed.contains(&r.status.name));
         Ok(())
     }
 
@@ -62,7 +71,9 @@ impl Pass<'_> {
     }
 
     /// What the schedule may still create, from what status durably records (not from the
-    /// runs that exist: the run about to be deleted is one of them).
+    /// runs that exist: the run about to be deleted is one of them), endTime aside: lifted,
+    /// it lets the schedule reach the ticks after it (found by the simulation: a pruned backfill
+    /// run past endTime ran again as a scheduled run once endTime was lifted).
     fn recorded_claim(&self) -> Claim {
         let t = &self.current.trigger;
         let state = TriggerState {
@@ -72,7 +83,7 @@ impl Pass<'_> {
         };
         // Resumed or re-enabled, a schedule that has had a run skips what fell meanwhile.
         let paused = status::was_paused(&self.current) && state.last_index > 0;
-        Claim::of(&self.checked.v.schedule, &state, self.created(), paused, self.now)
+        Claim::of(&self.checked.v.schedule, &state, self.created(), paused, self.now).ignoring_end()
     }
 
     pub(super) async fn delete_run(&self, name: &str) -> Result<(), Error> {

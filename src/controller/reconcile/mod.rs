@@ -1,7 +1,8 @@
 //! One reconcile pass, in named stages:
-//! check the spec (report a bad one once) → load the runs (watch cache) → prune history →
-//! failure policy (suspend or resume) → plan (pure) → apply the plan (replace, create or
-//! adopt; run-now) → backfill → write status → next action. See docs/architecture.md.
+//! check the spec (report a bad one once) → load the runs (watch cache) → choose what history
+//! limits prune → failure policy (suspend or resume) → plan (pure) → apply the plan (replace,
+//! create or adopt; run-now) → backfill → write status (conditional on the object planned
+//! from) → delete what was pruned → next action. See docs/architecture.md.
 //!
 //! Each stage lives in its own module; this one holds the pass itself and what every stage
 //! shares (`Target`, `Pass`).
@@ -91,7 +92,7 @@ struct Pass<'a> {
     ctx: &'a Context,
     target: Target<'a>,
     checked: Box<Checked<'a>>,
-    /// The newest status known (see `StatusWriter::latest`).
+    /// The status the pass starts from (the target's).
     current: ScheduledWorkflowStatus,
     now: Timestamp,
 }
@@ -110,7 +111,10 @@ impl Pass<'_> {
     fn load_runs(&self) -> Vec<ObservedRun> {
         let cache = &self.checked.cache;
         let cached = cache.owned_by(&self.target.owner.uid);
-        let unseen = self.ctx.created.unseen(&self.target.owner.uid, &cached, self.now);
+        let unseen = self
+            .ctx
+            .created
+            .unseen(&self.target.owner.uid, &cached, cache, self.now);
         cached
             .iter()
             .map(|r| runstate::observe(&cache.kind, r))
@@ -132,7 +136,7 @@ pub async fn reconcile_once(obj: &SwfObject, ctx: &Context) -> Result<Next, Erro
         ns = obj.metadata.namespace.as_deref().unwrap_or_default(),
         name = obj.metadata.name.as_deref().unwrap_or_default()
     );
-    let result = tracing::Instrument::instrument(pass(obj, ctx), span).await;
+    let result = tracing::Instrument::instrument(pass_on_the_newest(obj, ctx), span).await;
     ctx.metrics.reconciled(started.elapsed().as_secs_f64());
     if result.is_ok()
         && let Some(uid) = obj.metadata.uid.as_deref()
@@ -140,6 +144,40 @@ pub async fn reconcile_once(obj: &SwfObject, ctx: &Context) -> Result<Next, Erro
         ctx.backoff.succeeded(uid);
     }
     result
+}
+
+/// A pass on the newest version of `obj` known (`StatusWriter::newest`); when its status
+/// write is refused because the object changed since the view it
+/// planned from (a user's edit, another replica's write), one more pass on the object read
+/// afresh. The runs the first pass created are known to the second (RecentCreates).
+async fn pass_on_the_newest(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
+    let obj = ctx.status.newest(obj, ctx.clock.now());
+    match pass(&obj, ctx).await {
+        Err(Error::StatusConflict) => match read_afresh(&obj, ctx).await? {
+            Some(fresh) => pass(&fresh, ctx).await,
+            None => Ok(Next::OnChange), // deleted, or deleted and recreated: its own events follow
+        },
+        other => other,
+    }
+}
+
+/// `obj` as the API server has it now; `None` when it is gone or is another object by now.
+async fn read_afresh(obj: &SwfObject, ctx: &Context) -> Result<Option<SwfObject>, Error> {
+    let meta = &obj.metadata;
+    let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Ok(None);
+    };
+    let api: Api<SwfObject> = Api::namespaced(ctx.client.clone(), ns);
+    let fresh = api
+        .get_opt(name)
+        .await
+        .map_err(|source| Error::ReadSchedule { source })?;
+    let fresh = fresh.filter(|f| f.metadata.uid == meta.uid);
+    if let Some(f) = &fresh {
+        // Until the watch shows it, later passes plan from it too (not from the stale view).
+        ctx.status.read(f.clone(), ctx.clock.now());
+    }
+    Ok(fresh)
 }
 
 async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
@@ -153,7 +191,7 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
     }
     let target = Target::of(obj, ctx)?;
     let now = ctx.clock.now();
-    let current = ctx.status.latest(&target.owner.uid, obj, now);
+    let current = obj.status.clone();
     let checked = match check::check(ctx, &target, &current, now).await? {
         check::Verdict::Runs(checked) => checked,
         check::Verdict::Stop(next) => return Ok(next),
@@ -167,7 +205,7 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
     };
     let mut runs = p.load_runs();
     let request = p.backfill_request();
-    p.prune_history(&mut runs, request.as_ref()).await?;
+    let pruned = p.prune_history(&mut runs, request.as_ref());
     let suspension = p.failure_policy(&runs);
     let paused = !p.checked.spec.enabled || suspension.suspended();
     let state = p.trigger_state(&runs, paused);
@@ -180,11 +218,17 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
     };
     let new_status = p.build_status(&plan, &applied, &backfilled, &runs, suspension, paused);
     p.record_metrics(&new_status, &runs);
-    write_status(ctx, &p.target, &p.current, new_status, now).await?;
+    let written = match write_status(ctx, &p.target, new_status, !pruned.is_empty(), now).await {
+        Ok(()) => p.delete_pruned(&pruned).await,
+        failed => failed,
+    };
     let next = next::after_pass(&plan, applied.replan, &backfilled, now);
-    match applied.failure.or(backfilled.failure) {
-        Some(e) => Err(e),
-        None => Ok(next),
+    match (written, applied.failure.or(backfilled.failure)) {
+        // A create failed (perhaps after creating: a 500 can hide a success): retried after a
+        // backoff, by when the cache shows what it did, not at once by `pass_on_the_newest`.
+        (Err(Error::StatusConflict), Some(failure)) => Err(failure),
+        (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+        (Ok(()), None) => Ok(next),
     }
 }
 

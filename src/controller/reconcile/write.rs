@@ -5,7 +5,10 @@ use jiff::Timestamp;
 
 use super::{Pass, Target, backfill_stage::Backfilled, schedule_stage::Applied};
 use crate::{
-    controller::{context::Context, error::Error},
+    controller::{
+        context::Context,
+        error::{Error, status_code},
+    },
     crd::ScheduledWorkflowStatus,
     failure_policy,
     runstate::{self, ObservedRun},
@@ -13,19 +16,25 @@ use crate::{
     status,
 };
 
+/// Writes `new` if it differs from the target's status, or if `confirm`: then the write
+/// stands for "the pass planned from the newest object" (it is conditional), before an action
+/// only such a pass may take.
 pub(super) async fn write_status(
     ctx: &Context,
     target: &Target<'_>,
-    current: &ScheduledWorkflowStatus,
     new: ScheduledWorkflowStatus,
+    confirm: bool,
     now: Timestamp,
 ) -> Result<(), Error> {
     target.may_write(ctx)?;
     let wrote = ctx
         .status
-        .write(&target.api, &target.owner.name, &target.owner.uid, current, new, now)
+        .write(&target.api, target.obj, new, confirm, now)
         .await
-        .map_err(|source| Error::WriteStatus { source })?;
+        .map_err(|source| match status_code(&source) {
+            Some(409) => Error::StatusConflict,
+            _ => Error::WriteStatus { source },
+        })?;
     if wrote {
         ctx.metrics.status_written();
     }

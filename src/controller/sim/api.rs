@@ -3,7 +3,9 @@
 //! `POST`/`GET`/`DELETE` of Jobs in `ns` and the status `PATCH` of `ns/nightly`, with real
 //! `Status` bodies for errors (409 `AlreadyExists`, 404 `NotFound`, 500 `InternalError`), and
 //! injects the seed's faults while they are on: a POST refused, a POST that creates but
-//! answers 500 (a "slow create"), a GET, status PATCH or DELETE refused.
+//! answers 500 (a "slow create"), a GET, status PATCH or DELETE refused. A status PATCH whose
+//! `metadata.resourceVersion` is not the object's gets 409 `Conflict`, as from the API server;
+//! the ScheduledWorkflow itself can be read (`GET`).
 
 use std::{
     convert::Infallible,
@@ -24,6 +26,7 @@ use super::{
 
 const JOBS: &str = "/apis/batch/v1/namespaces/ns/jobs";
 const STATUS: &str = "/apis/kubeflow.org/v1beta1/namespaces/ns/scheduledworkflows/nightly/status";
+const SWF: &str = "/apis/kubeflow.org/v1beta1/namespaces/ns/scheduledworkflows/nightly";
 
 /// The world behind a lock: the server and the driver take turns on one thread.
 #[derive(Clone)]
@@ -80,7 +83,16 @@ fn spec_write(method: &Method, path: &str, sent: &Value) -> Option<String> {
         return None;
     }
     if path == STATUS && *method == Method::PATCH {
-        let extra: Vec<&String> = sent.as_object()?.keys().filter(|k| *k != "status").collect();
+        // `metadata.resourceVersion` is the write's precondition, not a change.
+        let precondition_only = |k: &String, v: &Value| {
+            k == "metadata" && v.as_object().is_some_and(|m| m.keys().all(|k| k == "resourceVersion"))
+        };
+        let object = sent.as_object()?;
+        let extra: Vec<&String> = object
+            .iter()
+            .filter(|(k, v)| *k != "status" && !precondition_only(k, v))
+            .map(|(k, _)| k)
+            .collect();
         return (!extra.is_empty()).then(|| format!("a status PATCH also sets {extra:?}"));
     }
     Some(format!("{method} {path}"))
@@ -96,6 +108,7 @@ fn serve(w: &mut World, method: &Method, path: &str, sent: &Value) -> (u16, Valu
         ("GET", _, Some(name)) => get(w, name),
         ("DELETE", _, Some(name)) => delete(w, name),
         ("PATCH", STATUS, _) => patch_status(w, sent),
+        ("GET", SWF, _) => get_swf(w),
         _ => {
             w.record("?", path, 404, None, Detail::Unknown);
             w.unexpected.push(format!("{method} {path}"));
@@ -182,9 +195,35 @@ fn patch_status(w: &mut World, sent: &Value) -> (u16, Value) {
         w.record("PATCH", NAME, 500, Some("refused"), Detail::Status);
         return internal_error("status patch");
     }
-    let obj = w.patch_status(sent);
-    w.record("PATCH", NAME, 200, None, Detail::Status);
-    (200, obj)
+    let current = w.swf.resource_version.to_string();
+    match sent["metadata"]["resourceVersion"].as_str() {
+        Some(rv) if rv != current => {
+            w.record("PATCH", NAME, 409, Some("stale resourceVersion"), Detail::Status);
+            let message = format!(
+                "Operation cannot be fulfilled on scheduledworkflows.kubeflow.org \"{NAME}\": the object has been modified; please apply your changes to the latest version and try again"
+            );
+            (409, status(409, "Conflict", message))
+        }
+        _ => {
+            let obj = w.patch_status(sent);
+            w.record("PATCH", NAME, 200, None, Detail::Status);
+            (200, obj)
+        }
+    }
+}
+
+/// `GET` of the ScheduledWorkflow (a pass reads it afresh after a status write conflicted).
+fn get_swf(w: &mut World) -> (u16, Value) {
+    if w.faults.on && w.dice.chance(w.faults.get_fail) {
+        w.record("GET", NAME, 500, Some("refused"), Detail::Status);
+        return internal_error("get");
+    }
+    w.record("GET", NAME, 200, None, Detail::Status);
+    let (seq, fresh) = (w.seq(), w.swf_object());
+    if let Some(pass) = w.pass.as_mut() {
+        pass.reread = Some((seq, fresh));
+    }
+    (200, w.swf_json())
 }
 
 /// Who deleted, for trace lines.
@@ -204,6 +243,10 @@ mod tests {
     fn only_a_status_only_patch_of_the_status_is_not_a_spec_write() {
         let patch = Method::PATCH;
         assert_eq!(spec_write(&patch, STATUS, &json!({"status": {}})), None);
+        let precondition = json!({"metadata": {"resourceVersion": "7"}, "status": {}});
+        assert_eq!(spec_write(&patch, STATUS, &precondition), None);
+        let labels = json!({"metadata": {"resourceVersion": "7", "labels": {}}, "status": {}});
+        assert!(spec_write(&patch, STATUS, &labels).is_some());
         assert_eq!(spec_write(&Method::GET, &format!("{SWFS}/nightly"), &Value::Null), None);
         assert_eq!(spec_write(&Method::POST, JOBS, &json!({})), None);
         assert!(spec_write(&patch, STATUS, &json!({"status": {}, "spec": {}})).is_some());

@@ -24,16 +24,19 @@ use super::{
     api::Shared,
     dice::Dice,
     edits,
-    instance::Instance,
-    invariants::{Checker, PassEnd, Rule},
-    records::{Incarnation, PassLog},
+    instance::{Instance, rv_of},
+    invariants::{Checker, PassEnd, PassStart, Rule},
+    records::{Incarnation, PassLog, Request, Seq},
     seed::Config,
     time::{EPOCH, SimClock, millis, rel, secs, tick},
     trace::{Outcome, Trace},
     words,
     world::{NS, World},
 };
-use crate::controller::reconcile::{Next, reconcile_once, retry_after};
+use crate::{
+    controller::reconcile::{Next, reconcile_once, retry_after},
+    stored::SwfObject,
+};
 
 /// Passes at one instant before the seed is stopped as a livelock.
 const MAX_PASSES_AT_ONCE: u32 = 50;
@@ -318,9 +321,14 @@ impl Sim {
                 id,
                 incarnation,
                 requests: Vec::new(),
+                reread: None,
             });
+            // What the pass plans from: the view, or the object the instance's last status
+            // write returned while the view has not caught up (`StatusWriter::newest`).
+            let instance = &self.instances[i];
+            let planned_from = instance.ctx.status.newest(&instance.view, now);
             self.checker
-                .pass_start(id, &w, &self.instances[i].view, incarnation, self.instances[i].lag())
+                .pass_start(id, &w, &planned_from, incarnation, instance.lag(rv_of(&planned_from)))
         };
         let instance = &self.instances[i];
         let result = self.rt.block_on(reconcile_once(&instance.view, &instance.ctx));
@@ -329,7 +337,13 @@ impl Sim {
             Err(e) => retry_after(&instance.view, e, &instance.ctx),
         };
         let result = result.map_err(|e| format!("{}: {}", e.reason(), words::short(&e.to_string())));
-        let requests = self.world.lock().pass.take().map(|p| p.requests).unwrap_or_default();
+        let (requests, reread) = self
+            .world
+            .lock()
+            .pass
+            .take()
+            .map(|p| (p.requests, p.reread))
+            .unwrap_or_default();
         self.instances[i].wake_at = match next {
             Next::After(d) => Some(now + SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)),
             Next::OnChange => None,
@@ -342,20 +356,51 @@ impl Sim {
             String::new()
         };
         self.log(&line);
-        {
-            let w = self.world.lock();
-            let end = PassEnd {
-                start: &start,
-                result: &result,
-                requests: &requests,
-            };
-            self.checker.pass_end(&w, &end);
-        }
+        self.check_pass(&start, &result, &requests, reread);
         self.halted |= self.checker.halted();
         self.distribute();
         if self.calm || self.cfg.quick {
             self.schedule_finishes();
         }
+    }
+
+    /// Checks what a pass did; a pass that read the object afresh after its status write
+    /// conflicted is checked as two: the attempt that conflicted, from its view, and the one
+    /// after, from the object it read.
+    fn check_pass(
+        &mut self,
+        start: &PassStart,
+        result: &Result<Next, String>,
+        requests: &[Request],
+        reread: Option<(Seq, SwfObject)>,
+    ) {
+        let w = self.world.lock();
+        let Some((seq, fresh)) = reread else {
+            let end = PassEnd {
+                start,
+                result,
+                requests,
+                before: None,
+            };
+            return self.checker.pass_end(&w, &end);
+        };
+        let split = requests.iter().take_while(|r| r.seq < seq).count();
+        let conflicted = Err("StatusConflict".to_string());
+        let first = PassEnd {
+            start,
+            result: &conflicted,
+            requests: &requests[..split],
+            before: Some(seq),
+        };
+        self.checker.pass_end(&w, &first);
+        let again = Checker::reread(start, &fresh);
+        let second = PassEnd {
+            start: &again,
+            result,
+            requests: &requests[split..],
+            before: None,
+        };
+        self.checker.pass_end(&w, &second);
     }
 
     /// Stops a seed whose passes never stop (a livelock at one instant, or too many).

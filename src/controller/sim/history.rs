@@ -74,7 +74,8 @@ pub fn check_failure_policy(
             found.push((Rule::I5, detail));
         }
     }
-    if start.suspended || !suspended(w.status()) {
+    // (The attempt of a pass whose status write conflicted wrote no status.)
+    if start.suspended || !suspended(w.status()) || end.before.is_some() {
         return;
     }
     // Newly suspended: the streak as the instance may have seen it. Of the runs it had not been

@@ -233,8 +233,14 @@ impl Instance {
     }
 
     /// What has not been delivered yet.
-    pub fn lag(&self) -> Lag {
+    /// What the instance has not been told, for a pass that plans from the object at
+    /// resourceVersion `planned_rv` (its view, or a newer object it wrote or read).
+    pub fn lag(&self, planned_rv: u64) -> Lag {
         let foreign = |e: &WatchEvent| e.cause != Cause::Operator(self.incarnation);
+        let newer = |e: &WatchEvent| match &e.change {
+            Change::Swf(obj) => rv_of(obj) > planned_rv,
+            Change::Job { .. } => false,
+        };
         let jobs = self.jobs.0.iter().filter_map(|q| match &q.event.change {
             Change::Job { name, .. } => Some(name.clone()),
             Change::Swf(_) => None,
@@ -251,7 +257,7 @@ impl Instance {
         Lag {
             jobs: jobs.collect(),
             foreign_job_names: foreign_job_names.collect(),
-            foreign_swf: self.swf.0.iter().any(|q| foreign(&q.event)),
+            foreign_swf: self.swf.0.iter().any(|q| foreign(&q.event) && newer(&q.event)),
         }
     }
 
@@ -270,4 +276,13 @@ impl Instance {
         }
         reasons
     }
+}
+
+/// An object's resourceVersion as the simulation's number (0 when absent).
+pub fn rv_of(obj: &crate::stored::SwfObject) -> u64 {
+    obj.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

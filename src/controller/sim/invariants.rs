@@ -103,6 +103,9 @@ pub struct PassEnd<'a> {
     pub start: &'a PassStart,
     pub result: &'a Result<Next, String>,
     pub requests: &'a [super::records::Request],
+    /// The pass's runs are the ones created before this moment (the first attempt of a pass
+    /// that read the object afresh after a status write conflicted); `None`: all new runs.
+    pub before: Option<Seq>,
 }
 
 #[derive(Default)]
@@ -121,6 +124,25 @@ fn view_spec(view: &SwfObject) -> Option<&ScheduledWorkflowSpec> {
     view.spec.as_ref().ok()
 }
 
+/// `start` with what it takes from the instance's view of the object.
+fn with_view(start: PassStart, view: &SwfObject) -> PassStart {
+    let spec = view_spec(view);
+    let resume = view
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RESUME_ANNOTATION));
+    PassStart {
+        view_rv: super::instance::rv_of(view),
+        generation: view.metadata.generation.unwrap_or(0),
+        max_concurrency: max_concurrency(spec),
+        interval: spec.and_then(super::edits::interval),
+        threshold: threshold(spec),
+        resume_pending: resume.is_some_and(|v| !v.is_empty() && Some(v) != start.last_resume.as_ref()),
+        ..start
+    }
+}
+
 pub fn max_concurrency(spec: Option<&ScheduledWorkflowSpec>) -> usize {
     let value = spec.and_then(|s| s.max_concurrency).unwrap_or(1).clamp(1, 10);
     usize::try_from(value).unwrap_or(1)
@@ -134,39 +156,40 @@ fn threshold(spec: Option<&ScheduledWorkflowSpec>) -> Option<usize> {
 impl Checker {
     /// Records what the rules need from before a pass.
     pub fn pass_start(&self, id: u64, w: &World, view: &SwfObject, incarnation: Incarnation, lag: Lag) -> PassStart {
-        let spec = view_spec(view);
-        let last_resume = history::last_resume(w.status());
-        let resume = view
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(RESUME_ANNOTATION));
-        let resume_pending = resume.is_some_and(|v| !v.is_empty() && Some(v) != last_resume.as_ref());
-        PassStart {
+        let moment = PassStart {
             id,
             seq: w.seq(),
             incarnation,
-            view_rv: view
-                .metadata
-                .resource_version
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            generation: view.metadata.generation.unwrap_or(0),
-            max_concurrency: max_concurrency(spec),
-            interval: spec.and_then(super::edits::interval),
-            threshold: threshold(spec),
-            resume_pending,
-            last_resume,
-            suspended: super::status_json::suspended(w.status()),
             lag,
-        }
+            last_resume: history::last_resume(w.status()),
+            suspended: super::status_json::suspended(w.status()),
+            view_rv: 0,
+            generation: 0,
+            max_concurrency: 1,
+            interval: None,
+            threshold: None,
+            resume_pending: false,
+        };
+        with_view(moment, view)
+    }
+
+    /// The start of the second attempt of a pass that read `fresh` from the API server after
+    /// its status write conflicted: the same moment, status and run events, the newest object.
+    pub fn reread(start: &PassStart, fresh: &SwfObject) -> PassStart {
+        let mut lag = start.lag.clone();
+        lag.foreign_swf = false;
+        with_view(PassStart { lag, ..start.clone() }, fresh)
     }
 
     /// Checks everything a pass did.
     pub fn pass_end(&mut self, w: &World, end: &PassEnd) {
         let mut found = Findings::new();
-        let new_runs = self.runs_checked..w.runs.len();
+        let mine = w.runs[self.runs_checked..]
+            .iter()
+            .take_while(|r| end.before.is_none_or(|before| r.created.seq < before))
+            .count();
+        let new_runs = self.runs_checked..self.runs_checked + mine;
+        let end_of_runs = new_runs.end;
         for i in new_runs.clone() {
             ticks::check_creation(w, i, end.start, &mut self.grids, &mut found);
             slots::check_creation(w, i, end.start, &mut found);
@@ -178,7 +201,7 @@ impl Checker {
         }
         slots::check_stall(w, end, &mut found);
         slots::check_replace(w, end, &mut found);
-        self.runs_checked = w.runs.len();
+        self.runs_checked = end_of_runs;
         self.after_step(w, found);
     }
 

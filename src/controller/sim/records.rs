@@ -177,4 +177,6 @@ pub struct PassLog {
     pub id: u64,
     pub incarnation: Incarnation,
     pub requests: Vec<Request>,
+    /// The object as a `GET` read it afresh (after a status write conflicted), and when.
+    pub reread: Option<(Seq, crate::stored::SwfObject)>,
 }

@@ -115,18 +115,106 @@ async fn a_500_on_create_shows_in_the_condition_and_backs_off() {
     );
 }
 
+/// Issue 18, R3: a status write is conditional on the resourceVersion the pass planned from;
+/// refused (409: the object changed meanwhile, e.g. another replica wrote a newer floor or a
+/// user disabled it), the pass reads the object afresh and plans again from it. Before, the
+/// write was unconditional and a stale view could move the floor back.
 #[tokio::test]
-async fn a_409_on_the_status_write_is_an_error_with_its_reason() {
+async fn a_409_on_the_status_write_plans_again_from_the_object_read_afresh() {
     let mut h = harness(vec![]);
-    let pass = start(&h, swf(json!({"noCatchup": true})));
+    let mut view = swf(json!({"noCatchup": true}));
+    view.metadata.resource_version = Some("5".into());
+    let pass = start(&h, view);
     let name = run_name("nightly", at("2026-01-01T00:05:00Z"));
     let sent = h.created().await;
     assert_eq!(sent["metadata"]["name"], name, "noCatchup: only the latest due tick");
+    let first = h
+        .answer("PATCH", "/nightly/status", 409, status_error(409, "Conflict"))
+        .await;
+    assert_eq!(
+        first["metadata"],
+        json!({"resourceVersion": "5"}),
+        "conditional on the view"
+    );
+    // Meanwhile a user disabled the schedule: the object read afresh says so.
+    let fresh = stored(json!({"enabled": false, "noCatchup": true}), "6");
+    h.answer("GET", "/scheduledworkflows/nightly", 200, fresh).await;
+    // Planned again from it: the run created stays counted (no second POST), the status is
+    // the disabled schedule's, and the write is conditional on the version read.
+    let second = h.answer("PATCH", "/nightly/status", 200, patched(&json!({}))).await;
+    assert_eq!(second["metadata"], json!({"resourceVersion": "6"}));
+    assert_eq!(second["status"]["trigger"]["lastTriggeredTime"], "2026-01-01T00:05:00Z");
+    assert_eq!(second["status"]["conditions"][1]["type"], "Disabled", "{second:#}");
+    assert_eq!(second["status"]["observedGeneration"], 2, "the spec read afresh");
+    assert!(pass.await.unwrap().is_ok());
+    assert!(h.ctx.metrics.render().contains("outcome=\"created\"} 1"));
+}
+
+/// Issue 18, R10: a pass that had not yet seen a new backfill request pruned a run of a tick
+/// the request covers, and the backfill ran the tick again. Pruned runs are now deleted only
+/// after the pass's (conditional) status write succeeded: here it conflicts, the pass reads the
+/// object afresh, sees the request, and keeps the run.
+#[tokio::test]
+async fn a_pass_from_a_stale_view_deletes_nothing() {
+    let four = run_name("nightly", at("2026-01-01T00:04:00Z"));
+    let mut h = harness(vec![run(&four, "2026-01-01T00:04:00Z", 4, UID, true)]);
+    let mut view = swf(json!({"successfulRunsHistoryLimit": 0}));
+    view.metadata.resource_version = Some("5".into());
+    view.status.trigger.last_triggered_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(
+        "2026-01-01T00:05:00Z",
+    )));
+    view.status.trigger.last_workflow_index = Some(5);
+    let pass = start(&h, view);
+    let first = h
+        .answer("PATCH", "/nightly/status", 409, status_error(409, "Conflict"))
+        .await;
+    assert_eq!(first["metadata"], json!({"resourceVersion": "5"}));
+    let mut fresh = stored(json!({"successfulRunsHistoryLimit": 0}), "6");
+    fresh["metadata"]["annotations"] =
+        json!({crate::backfill::BACKFILL_ANNOTATION: "2026-01-01T00:04:00Z/2026-01-01T00:05:00Z"});
+    fresh["status"] = json!({"trigger": {"lastTriggeredTime": "2026-01-01T00:05:00Z", "lastWorkflowIndex": 5}});
+    h.answer("GET", "/scheduledworkflows/nightly", 200, fresh).await;
+    let second = h.answer_with("PATCH", "/nightly/status", 200, patched).await;
+    assert_eq!(second["status"]["backfill"]["phase"], "Finished", "00:04 has its run");
+    let ended = tokio::time::timeout(Duration::from_secs(5), pass).await;
+    if let Ok(Some((request, _))) = tokio::time::timeout(Duration::from_millis(100), h.api.next_request()).await {
+        panic!(
+            "the run of 00:04 must stay, but: {} {}",
+            request.method(),
+            request.uri().path()
+        );
+    }
+    ended.expect("the pass ends").unwrap().unwrap();
+}
+
+/// The ScheduledWorkflow as the API server returns it: `swf`'s spec with `extra`.
+fn stored(extra: Value, resource_version: &str) -> Value {
+    let mut spec = json!({"enabled": true, "trigger": {"cronSchedule": {"cron": "0 * * * * *"}},
+        "runTemplate": {"apiVersion": "batch/v1", "kind": "Job", "spec": {}}});
+    if let (Some(base), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        base.extend(extra.clone());
+    }
+    json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
+        "metadata": {"name": "nightly", "namespace": NS, "uid": UID, "generation": 2,
+            "resourceVersion": resource_version, "creationTimestamp": CREATED},
+        "spec": spec})
+}
+
+/// Conflicting twice (the object keeps changing): the pass fails with its reason and is
+/// retried with backoff.
+#[tokio::test]
+async fn a_second_409_is_an_error_with_its_reason() {
+    let mut h = harness(vec![]);
+    let pass = start(&h, swf(json!({"noCatchup": true})));
+    h.created().await;
+    h.answer("PATCH", "/nightly/status", 409, status_error(409, "Conflict"))
+        .await;
+    let fresh = stored(json!({"noCatchup": true}), "6");
+    h.answer("GET", "/scheduledworkflows/nightly", 200, fresh).await;
     h.answer("PATCH", "/nightly/status", 409, status_error(409, "Conflict"))
         .await;
     let err = pass.await.unwrap().unwrap_err();
-    assert_eq!(err.reason(), "StatusWriteFailed");
-    assert!(h.ctx.metrics.render().contains("outcome=\"created\"} 1"));
+    assert_eq!(err.reason(), "StatusConflict");
 }
 
 #[tokio::test]
@@ -175,10 +263,11 @@ async fn history_beyond_the_limit_is_deleted_oldest_first() {
     )));
     obj.status.trigger.last_workflow_index = Some(3);
     let pass = start(&h, obj);
+    h.created().await;
+    // The status write comes first: runs are deleted only once it has succeeded.
+    let patch = h.answer_with("PATCH", "/nightly/status", 200, patched).await;
     h.answer("DELETE", &format!("/jobs/{}", names[0]), 200, json!({})).await;
     h.answer("DELETE", &format!("/jobs/{}", names[1]), 200, json!({})).await;
-    h.created().await;
-    let patch = h.answer("PATCH", "/nightly/status", 200, json!({})).await;
     pass.await.unwrap().unwrap();
     assert_eq!(patch["status"]["workflowHistory"]["completed"][0]["name"], names[2]);
     assert_eq!(

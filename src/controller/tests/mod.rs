@@ -84,7 +84,7 @@ struct Harness {
     ctx: Arc<Context>,
     api: Handle<Request<Body>, Response<Body>>,
     events: mpsc::Receiver<Pending>,
-    /// The last status patch a pass sent (`seams::requests_until_status`).
+    /// The last status patch a pass sent (`seams::requests_of`).
     last_status: Option<Value>,
 }
 
@@ -183,10 +183,23 @@ fn status_error(code: u16, reason: &str) -> Value {
         "reason": reason, "code": code})
 }
 
-/// What the API server returns for a status patch: the object, with `patch` merged in.
+/// What the API server returns for a status patch: the object, with `patch` merged in (a
+/// merge patch's `null` removes the field).
 fn patched(patch: &Value) -> Value {
+    fn without_nulls(v: &Value) -> Value {
+        match v {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), without_nulls(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
     json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
-        "metadata": {"name": "nightly", "namespace": NS, "uid": UID}, "spec": {}, "status": patch["status"]})
+        "metadata": {"name": "nightly", "namespace": NS, "uid": UID}, "spec": {},
+        "status": without_nulls(&patch["status"])})
 }
 
 fn start(h: &Harness, obj: SwfObject) -> tokio::task::JoinHandle<Result<Action, super::Error>> {

@@ -39,13 +39,22 @@ fn finished(mut r: Value, failed: bool, at_time: &str) -> Value {
     r
 }
 
-/// The requests a pass sends before its status write, as `METHOD name`.
-async fn requests_until_status(h: &mut Harness, answers: &mut dyn FnMut(&str, &str) -> (u16, Value)) -> Vec<String> {
+/// Answers the requests of `pass` until it ends: every request but the status write, as
+/// `METHOD name` in the order sent (the status write is kept in `h.last_status`), and how the
+/// pass ended.
+async fn requests_of(
+    h: &mut Harness,
+    mut pass: tokio::task::JoinHandle<Result<Action, crate::controller::Error>>,
+    answers: &mut dyn FnMut(&str, &str) -> (u16, Value),
+) -> (Vec<String>, Result<Action, crate::controller::Error>) {
     let mut seen = Vec::new();
     loop {
-        let (request, send) = tokio::time::timeout(Duration::from_secs(5), h.api.next_request())
-            .await
-            .expect("a request")
+        let next = tokio::select! {
+            ended = &mut pass => return (seen, ended.expect("the pass does not panic")),
+            next = tokio::time::timeout(Duration::from_secs(5), h.api.next_request()) => next,
+        };
+        let (request, send) = next
+            .expect("a request or the end of the pass")
             .expect("the client is alive");
         let method = request.method().to_string();
         let path = request.uri().path().to_string();
@@ -75,9 +84,9 @@ async fn requests_until_status(h: &mut Harness, answers: &mut dyn FnMut(&str, &s
         );
         if path.ends_with("/status") {
             h.last_status = Some(sent);
-            return seen;
+        } else {
+            seen.push(format!("{method} {name}"));
         }
-        seen.push(format!("{method} {name}"));
     }
 }
 
@@ -99,8 +108,8 @@ async fn a_backfill_run_ahead_of_the_schedule_is_kept_and_its_tick_never_runs_tw
     let spec = json!({"successfulRunsHistoryLimit": 0});
     let obj = recorded(swf(spec.clone()), &minute(1), 1);
     let pass = start(&h, obj);
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert_eq!(
         sent,
         [format!("POST {}", run_name("nightly", at(&minute(2))))],
@@ -110,10 +119,10 @@ async fn a_backfill_run_ahead_of_the_schedule_is_kept_and_its_tick_never_runs_tw
     let done = run(&run_name("nightly", at(&minute(2))), &minute(2), 3, UID, true);
     let mut h = harness(vec![ahead, done]);
     let pass = start(&h, recorded(swf(spec), &minute(2), 3));
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     let (two, four) = (run_name("nightly", at(&minute(2))), run_name("nightly", at(&minute(4))));
-    assert_eq!(sent, [format!("DELETE {two}"), format!("POST {four}")]);
+    assert_eq!(sent, [format!("POST {four}"), format!("DELETE {two}")]);
     let trigger = &h.last_status.unwrap()["status"]["trigger"];
     assert_eq!(
         trigger["skipThrough"],
@@ -132,8 +141,8 @@ async fn a_backfill_leaves_the_schedules_own_backlog_to_it() {
     let range = "2026-01-01T00:02:00Z/2026-01-01T00:06:00Z";
     obj.metadata.annotations = Some([(crate::backfill::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
     let pass = start(&h, obj);
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    assert_eq!(pass.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(300)));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    assert_eq!(ended.unwrap(), Action::requeue(Duration::from_secs(300)));
     assert!(
         sent.is_empty(),
         "no run created: the slot is taken and 00:02.. are the schedule's: {sent:?}"
@@ -170,8 +179,8 @@ async fn pruning_keeps_the_runs_the_failure_policy_counts() {
     let spec = json!({"failedRunsHistoryLimit": 0, "successfulRunsHistoryLimit": 1,
         "failurePolicy": {"suspendAfterConsecutiveFailures": 3}});
     let pass = start(&h, recorded(swf(spec), &minute(5), 8));
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     // The failed limit reads as 3 (the newest by tick, 00:01..00:03); the streak's runs, older
     // ticks that failed last, are kept too.
     assert!(sent.is_empty(), "{sent:?}");
@@ -199,12 +208,9 @@ async fn adopting_a_finished_run_frees_its_slot_at_once() {
         "POST" => (409, status_error(409, "AlreadyExists")),
         _ => (200, run(name, &minute(1), 1, UID, true)),
     };
-    let sent = requests_until_status(&mut h, &mut answers).await;
+    let (sent, ended) = requests_of(&mut h, pass, &mut answers).await;
     assert_eq!(sent, [format!("POST {one}"), format!("GET {one}")]);
-    assert_eq!(
-        pass.await.unwrap().unwrap(),
-        Action::requeue(Duration::from_millis(100))
-    );
+    assert_eq!(ended.unwrap(), Action::requeue(Duration::from_millis(100)));
 }
 
 /// Bug 5: Replace deleted the running scheduled run for a tick the backfill had already run.
@@ -220,8 +226,8 @@ async fn replace_does_not_delete_for_a_tick_that_already_has_a_run() {
         &h,
         recorded(swf(json!({"concurrencyPolicy": "Replace"})), &minute(4), 5),
     );
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert!(sent.is_empty(), "nothing deleted, nothing created: {sent:?}");
     assert_eq!(h.last_status.unwrap()["status"]["trigger"]["skipThrough"], minute(5));
 }
@@ -237,8 +243,8 @@ async fn a_backfill_runs_on_the_schedules_own_grid() {
     let range = "2026-01-01T00:01:00Z/2026-01-01T00:03:00Z";
     obj.metadata.annotations = Some([(crate::backfill::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
     let pass = start(&h, obj);
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert_eq!(
         sent,
         [format!("POST {}", run_name("nightly", at(&minute(1))))],
@@ -256,9 +262,9 @@ async fn skips_are_announced_only_by_a_pass_whose_creates_succeeded() {
     let spec = json!({"concurrencyPolicy": "Skip", "maxConcurrency": 2});
     let pass = start(&h, recorded(swf(spec), &minute(1), 1));
     let mut failing = |_: &str, _: &str| (500, status_error(500, "InternalError"));
-    let sent = requests_until_status(&mut h, &mut failing).await;
+    let (sent, ended) = requests_of(&mut h, pass, &mut failing).await;
     assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(2))))]);
-    assert!(pass.await.unwrap().is_err());
+    assert!(ended.is_err());
     let events = h.events();
     assert!(events.iter().all(|(reason, _)| reason != "TickSkipped"), "{events:?}");
     assert_eq!(h.last_status.unwrap()["status"]["trigger"]["skipThrough"], Value::Null);
@@ -283,8 +289,8 @@ async fn after_a_run_kind_change_the_floor_holds_though_old_runs_are_not_counted
     let spec = json!({"runTemplate": {"apiVersion": "example.com/v1", "kind": "Thing", "spec": {}}});
     let pass = start(&h, recorded(swf(spec), &minute(3), 3));
     let mut answers = |_: &str, _: &str| (201, Value::Null);
-    let sent = requests_until_status(&mut h, &mut answers).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut answers).await;
+    ended.unwrap();
     assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(4))))]);
 }
 
@@ -294,8 +300,8 @@ async fn an_active_backfill_run_does_not_take_the_schedules_slot() {
     let range = "2025-12-31T00:00:00Z/2025-12-31T01:00:00Z";
     let mut h = harness(vec![backfill_run("2025-12-31T00:00:00Z", 1, range, false)]);
     let pass = start(&h, recorded(swf(json!({"noCatchup": true})), &minute(4), 1));
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(5))))]);
 }
 
@@ -313,9 +319,9 @@ async fn our_run_being_deleted_is_not_adopted() {
             (200, r)
         }
     };
-    let sent = requests_until_status(&mut h, &mut answers).await;
+    let (sent, ended) = requests_of(&mut h, pass, &mut answers).await;
     assert_eq!(sent, [format!("POST {five}"), format!("GET {five}")]);
-    let err = pass.await.unwrap().unwrap_err();
+    let err = ended.unwrap_err();
     assert_eq!(err.reason(), "RunBeingDeleted");
     let trigger = &h.last_status.unwrap()["status"]["trigger"];
     assert_eq!(
@@ -335,8 +341,8 @@ async fn replace_deletes_the_oldest_active_run() {
     let mut h = harness(runs);
     let spec = json!({"concurrencyPolicy": "Replace", "maxConcurrency": 2});
     let pass = start(&h, recorded(swf(spec), &minute(3), 3));
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     let name = |m: u32| run_name("nightly", at(&minute(m)));
     assert_eq!(sent, [format!("DELETE {}", name(2)), format!("POST {}", name(5))]);
 }
@@ -349,8 +355,8 @@ async fn run_now_waits_for_a_free_slot() {
     let mut obj = recorded(swf(json!({})), &minute(5), 5);
     obj.metadata.annotations = Some([(crate::crd::RUN_NOW_REQUEST_ANNOTATION.to_string(), "1".to_string())].into());
     let pass = start(&h, obj);
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert!(sent.is_empty(), "{sent:?}");
     assert_eq!(
         h.last_status.unwrap()["status"]["trigger"]["lastRunNow"],
@@ -375,8 +381,8 @@ async fn a_run_now_run_is_pruned_only_once_its_request_is_recorded() {
 
     let mut h = harness(vec![done.clone()]);
     let pass = start(&h, requested(recorded(swf(spec.clone()), &minute(5), 5)));
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert!(sent.is_empty(), "kept, and not run again: {sent:?}");
     assert_eq!(h.last_status.unwrap()["status"]["trigger"]["lastRunNow"], json!("1"));
 
@@ -384,8 +390,8 @@ async fn a_run_now_run_is_pruned_only_once_its_request_is_recorded() {
     let mut served = requested(recorded(swf(spec), &minute(5), 6));
     served.status.trigger.last_run_now = Some("1".into());
     let pass = start(&h, served);
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert_eq!(sent, [format!("DELETE {name}")], "recorded: the limit applies");
 }
 
@@ -408,8 +414,8 @@ async fn a_paused_schedule_keeps_only_the_runs_it_could_still_create() {
     let never_ran = backfill_run(&minute(2), 1, range, true);
     let mut h = harness(vec![never_ran]);
     let pass = start(&h, disabled(None));
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert!(
         sent.is_empty(),
         "never ran: 00:02 may still be created on re-enable: {sent:?}"
@@ -418,8 +424,8 @@ async fn a_paused_schedule_keeps_only_the_runs_it_could_still_create() {
     let ran = backfill_run(&minute(3), 6, range, true);
     let mut h = harness(vec![ran]);
     let pass = start(&h, disabled(Some((&minute(1), 5))));
-    let sent = requests_until_status(&mut h, &mut plain).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert_eq!(
         sent,
         [format!("DELETE {}", run_name("nightly", at(&minute(3))))],
@@ -439,29 +445,9 @@ async fn pruning_a_run_already_gone_is_done_and_other_failures_are_reported() {
             "DELETE" => (code, status_error(code, "Gone")),
             _ => (200, json!({})),
         };
-        if fails {
-            let (request, send) = tokio::time::timeout(Duration::from_secs(5), h.api.next_request())
-                .await
-                .expect("a request")
-                .expect("the client is alive");
-            assert_eq!(request.method(), "DELETE");
-            send.send_response(
-                Response::builder()
-                    .status(code)
-                    .body(Body::from(
-                        serde_json::to_vec(&status_error(code, "InternalError")).unwrap(),
-                    ))
-                    .unwrap(),
-            );
-            let result = tokio::time::timeout(Duration::from_secs(5), pass)
-                .await
-                .expect("the pass ends");
-            assert!(result.unwrap().is_err(), "a 500 on delete fails the pass");
-        } else {
-            let sent = requests_until_status(&mut h, &mut answers).await;
-            pass.await.unwrap().unwrap();
-            assert_eq!(sent.len(), 1, "{sent:?}");
-        }
+        let (sent, ended) = requests_of(&mut h, pass, &mut answers).await;
+        assert_eq!(sent, [format!("DELETE {}", run_name("nightly", at(&minute(4))))]);
+        assert_eq!(ended.is_err(), fails, "a 404 on delete is done, a 500 fails the pass");
     }
 }
 
@@ -477,8 +463,8 @@ async fn an_adopted_run_holds_its_slot_before_the_cache_shows_it() {
         "POST" => (409, status_error(409, "AlreadyExists")),
         _ => (200, run(name, &minute(4), 4, UID, false)),
     };
-    let sent = requests_until_status(&mut h, &mut answers).await;
-    pass.await.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut answers).await;
+    ended.unwrap();
     assert_eq!(
         sent,
         [format!("POST {four}"), format!("GET {four}")],
@@ -497,4 +483,29 @@ async fn an_adopted_run_holds_its_slot_before_the_cache_shows_it() {
         );
     }
     ended.expect("the pass ends").unwrap().unwrap();
+}
+
+/// Found by the simulation (past-endTime family): a history limit pruned a backfill run of a
+/// tick after endTime (the schedule would never create it), then endTime was lifted and the
+/// schedule ran that tick again. Pruning now leaves endTime aside.
+#[tokio::test]
+async fn a_backfill_run_past_end_time_is_kept_while_lifting_end_time_could_reach_its_tick() {
+    let range = "2026-01-01T00:04:00Z/2026-01-01T00:05:00Z";
+    let past_end = backfill_run(&minute(4), 3, range, true);
+    let trigger = json!({"cronSchedule": {"cron": "0 * * * * *", "endTime": minute(2)}});
+    let spec = json!({"trigger": trigger, "successfulRunsHistoryLimit": 0});
+    let mut h = harness(vec![past_end.clone()]);
+    let pass = start(&h, recorded(swf(spec), &minute(2), 2));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert!(sent.is_empty(), "00:04's run is kept: {sent:?}");
+
+    // endTime lifted: the schedule runs 00:03 and passes 00:04, which has its run.
+    let mut h = harness(vec![past_end]);
+    let spec = json!({"maxConcurrency": 3, "successfulRunsHistoryLimit": 0});
+    let pass = start(&h, recorded(swf(spec), &minute(2), 2));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    let name = |m| run_name("nightly", at(&minute(m)));
+    assert_eq!(sent, [format!("POST {}", name(3)), format!("POST {}", name(5))]);
 }
