@@ -112,7 +112,9 @@ fn counts_after_resume(run: &ObservedRun, status: &SuspensionStatus) -> bool {
 fn watermark(runs: &[ObservedRun]) -> (Option<Time>, Vec<String>) {
     let finished = || runs.iter().filter_map(|r| Some((r.status.finished_at.as_ref()?.0, r)));
     let Some(latest) = finished().map(|(t, _)| t).max() else {
-        return (None, Vec::new());
+        // Nothing has finished: every later finish counts. Not `None`, which would fall back
+        // to `resumedAt`, the operator's clock, against the runs' (found by the simulation).
+        return (Some(Time(Timestamp::UNIX_EPOCH)), Vec::new());
     };
     let mut at_latest: Vec<String> = finished()
         .filter(|(t, _)| *t == latest)
@@ -272,6 +274,21 @@ mod tests {
         assert!(!decide_with(&runs, Some(&status), Some("r1")).suspended());
         runs.push(run("f", Outcome::Failed, "2026-01-01T13:00:02Z"));
         assert!(decide_with(&runs, Some(&status), Some("r1")).suspended(), "d, e, f");
+    }
+
+    /// Issue 18, R4: resumed before any run had finished, the watermark fell back to the
+    /// operator's clock; with the runs' clock behind it, failures after the resume did not
+    /// count and the schedule was never suspended again.
+    #[test]
+    fn a_resume_before_any_finish_counts_every_later_failure_whatever_the_clocks() {
+        let status = decide_with(&[], None, Some("r1")).status.unwrap();
+        assert_eq!(status.resumed_after, Some(Time(Timestamp::UNIX_EPOCH)));
+        // The operator's clock says 12:00; the runs' clock is an hour behind.
+        let runs: Vec<_> = ["11:01", "11:02", "11:03"]
+            .iter()
+            .map(|t| run(t, Outcome::Failed, &format!("2026-01-01T{t}:00Z")))
+            .collect();
+        assert!(decide_with(&runs, Some(&status), Some("r1")).suspended());
     }
 
     #[test]
