@@ -104,32 +104,39 @@ fn entries<'a>(app: &App, snap: &'a super::store::Snapshot) -> Vec<Entry<'a>> {
 }
 
 async fn overview(State(app): State<Arc<App>>, Query(q): Query<pages::OverviewQuery>) -> Html<String> {
+    let version = app.store.version();
     let snap = app.store.snapshot();
-    Html(pages::overview(
-        &entries(&app, &snap),
-        &q,
-        app.all_namespaces,
-        Timestamp::now(),
-    ))
+    versioned(
+        version,
+        pages::overview(&entries(&app, &snap), &q, app.all_namespaces, Timestamp::now()),
+    )
 }
 
 async fn timeline(State(app): State<Arc<App>>, Query(q): Query<pages::TimelineQuery>) -> Html<String> {
+    let version = app.store.version();
     let snap = app.store.snapshot();
-    Html(pages::timeline(
-        &entries(&app, &snap),
-        &q,
-        &app.local_zone,
-        Timestamp::now(),
-    ))
+    versioned(
+        version,
+        pages::timeline(&entries(&app, &snap), &q, &app.local_zone, Timestamp::now()),
+    )
 }
 
 async fn forecast(State(app): State<Arc<App>>, Query(q): Query<pages::ForecastQuery>) -> Html<String> {
+    let version = app.store.version();
     let snap = app.store.snapshot();
-    Html(pages::forecast(
-        &entries(&app, &snap),
-        &q,
-        &app.local_zone,
-        Timestamp::now(),
+    versioned(
+        version,
+        pages::forecast(&entries(&app, &snap), &q, &app.local_zone, Timestamp::now()),
+    )
+}
+
+/// The page, marked with the cache version it was rendered from: its live-update stream starts
+/// there (`/events?since=`), so a change between the render and the stream is not lost.
+fn versioned(version: u64, page: String) -> Html<String> {
+    Html(page.replacen(
+        "<main id=\"main\"",
+        &format!("<main id=\"main\" data-version=\"{version}\""),
+        1,
     ))
 }
 
@@ -154,6 +161,7 @@ async fn schedule(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let version = app.store.version();
     let snap = app.store.snapshot();
     let Some(obj) = find(&snap, &ns, &name) else {
         return not_found(&ns, &name);
@@ -176,7 +184,7 @@ async fn schedule(
         Some(done) => Action::parse(done).map(Action::done),
         None => None,
     };
-    Html(pages::schedule(&e, &events, &lane, flash, now)).into_response()
+    versioned(version, pages::schedule(&e, &events, &lane, flash, now)).into_response()
 }
 
 async fn confirm(State(app): State<Arc<App>>, Path((ns, name, action)): Path<(String, String, String)>) -> Response {
@@ -211,11 +219,11 @@ async fn backfill_preview(
     Html(pages::backfill_preview(&ns, &name, &p, &e.viewed.zone, &app.token, now)).into_response()
 }
 
-/// Refuses a form without the session's token.
-fn check_token(app: &App, form: &HashMap<String, String>) -> Result<(), Response> {
+/// The refusal of a form without the session's token; None when it has it.
+fn without_token(app: &App, form: &HashMap<String, String>) -> Option<Response> {
     match form.get("token") {
-        Some(t) if same_secret(t, &app.token) => Ok(()),
-        _ => Err((
+        Some(t) if same_secret(t, &app.token) => None,
+        _ => Some((
             StatusCode::FORBIDDEN,
             Html(pages::message(
                 "Refused",
@@ -241,7 +249,7 @@ async fn act(
     Path((ns, name, action)): Path<(String, String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_token(&app, &form) {
+    if let Some(refused) = without_token(&app, &form) {
         return refused;
     }
     let Some(action) = Action::parse(&action) else {
@@ -273,7 +281,7 @@ async fn backfill(
     Path((ns, name)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_token(&app, &form) {
+    if let Some(refused) = without_token(&app, &form) {
         return refused;
     }
     let snap = app.store.snapshot();
@@ -303,15 +311,27 @@ async fn backfill(
     }
 }
 
-/// Server-sent events: `changed` when the cache changed (at most twice a second).
-async fn events(State(app): State<Arc<App>>) -> sse::Sse<impl futures::Stream<Item = Result<sse::Event, Infallible>>> {
-    let changes = app.store.changes();
-    let stream = futures::stream::unfold(changes, |mut rx| async move {
-        rx.changed().await.ok()?;
-        // Let a burst of changes settle into one refresh.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        rx.borrow_and_update();
-        Some((Ok(sse::Event::default().data("changed")), rx))
+#[derive(serde::Deserialize)]
+struct Since {
+    since: Option<u64>,
+}
+
+/// Server-sent events: `changed` when the cache changed since the page's version (at once if it
+/// already has), then at each change, at most twice a second.
+async fn events(
+    State(app): State<Arc<App>>,
+    Query(since): Query<Since>,
+) -> sse::Sse<impl futures::Stream<Item = Result<sse::Event, Infallible>>> {
+    let mut changes = app.store.changes();
+    let stale = since.since.is_some_and(|v| v != *changes.borrow_and_update());
+    let stream = futures::stream::unfold((changes, stale), |(mut rx, stale)| async move {
+        if !stale {
+            rx.changed().await.ok()?;
+            // Let a burst of changes settle into one refresh.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let version = *rx.borrow_and_update();
+        Some((Ok(sse::Event::default().data(version.to_string())), (rx, false)))
     });
     sse::Sse::new(stream).keep_alive(sse::KeepAlive::default())
 }

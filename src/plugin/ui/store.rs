@@ -103,6 +103,11 @@ impl Store {
         self.changed.subscribe()
     }
 
+    /// The change counter now: read it before a snapshot, and a change after is never missed.
+    pub fn version(&self) -> u64 {
+        *self.changed.borrow()
+    }
+
     fn bump(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }

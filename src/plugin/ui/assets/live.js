@@ -25,7 +25,10 @@
       .catch(function () {})
       .then(function () { busy = false; });
   }
-  var source = new EventSource("/events");
+  // From the version the page was rendered at: a change in between is not lost.
+  var main = document.getElementById("main");
+  var since = main && main.dataset.version ? "?since=" + encodeURIComponent(main.dataset.version) : "";
+  var source = new EventSource("/events" + since);
   source.onopen = function () { status.textContent = "live updates: on"; };
   source.onerror = function () { status.textContent = "live updates: reconnecting"; };
   source.onmessage = refresh;
