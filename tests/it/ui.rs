@@ -156,6 +156,14 @@ async fn ui_shows_schedules_runs_fire_times_and_load_in_a_browser() {
     }
     create(
         &env,
+        job_swf(
+            "every10",
+            json!({"trigger": {"periodicSchedule": {"intervalSecond": 10}}}),
+        ),
+    )
+    .await;
+    create(
+        &env,
         job_swf("broken", json!({"trigger": {"cronSchedule": {"cron": "* *"}}})),
     )
     .await;
@@ -174,7 +182,7 @@ async fn ui_shows_schedules_runs_fire_times_and_load_in_a_browser() {
     // Overview: one row per schedule; the invalid one stands out with its reason.
     browser.goto(&format!("{}/", ui.url));
     let rows = "[...document.querySelectorAll('#overview tbody tr')].map(r => r.dataset.schedule)";
-    let names = ["broken", "dst", "every2", "herd-a", "herd-b", "herd-c"];
+    let names = ["broken", "dst", "every10", "every2", "herd-a", "herd-b", "herd-c"];
     let want: Vec<String> = names.iter().map(|n| format!("{ns}/{n}")).collect();
     wait_dom(&mut browser, None, rows, &json!(want), "one row per schedule");
     wait_dom(
@@ -217,6 +225,17 @@ async fn ui_shows_schedules_runs_fire_times_and_load_in_a_browser() {
         "document.querySelectorAll('g.lane[data-schedule=\"{ns}/every2\"] rect.paused[data-why=\"disabled\"]').length"
     ));
     assert_eq!(shaded, json!(1));
+    // Every lane, over the last minutes and the next one, for the picture.
+    let now = jiff::Timestamp::now();
+    let first = runs
+        .iter()
+        .filter_map(|r| r.creation_timestamp())
+        .map(|t| t.0)
+        .min()
+        .unwrap();
+    let from = jiff::Timestamp::from_second(first.as_second() - 20).unwrap();
+    let to = jiff::Timestamp::from_second(now.as_second() + 60).unwrap();
+    browser.goto(&format!("{}/timeline?from={from}&to={to}&tz=Europe/Berlin", ui.url));
     screenshot(&mut browser, "timeline");
 
     // Fire-time marks at the schedule's own instants across the DST change of 28 March 2027.

@@ -89,9 +89,9 @@ pub fn render(f: &Forecast, entries: &[&Entry<'_>], zone: &TimeZone) -> String {
     out.push_str(&format!(
         "<svg class=\"forecast\" viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" role=\"img\" \
          aria-label=\"fire times per minute\" data-start=\"{}\" data-minutes=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
-        CHART_W + 60.0,
+        CHART_W + 110.0,
         CHART_H + 30.0,
-        CHART_W + 60.0,
+        CHART_W + 110.0,
         CHART_H + 30.0,
         f.start,
         f.minutes
@@ -115,16 +115,16 @@ pub fn render(f: &Forecast, entries: &[&Entry<'_>], zone: &TimeZone) -> String {
             schedules.len()
         ));
     }
-    let hours = f.minutes / 60;
-    let step = if hours <= 24 { 3 } else { 24 };
-    for hour in (0..=hours).step_by(step as usize) {
-        let x = (hour * 60) as f64 * per_minute;
-        let at = f.minute(hour * 60).to_zoned(zone.clone());
-        let format = if hours <= 24 { "%H:%M" } else { "%a %d" };
+    let window = super::svg::Window {
+        from: f.start,
+        to: f.minute(f.minutes),
+    };
+    for (t, label) in super::svg::axis_labels(window, zone) {
+        let x = t.duration_since(f.start).as_secs_f64() / 60.0 * per_minute;
         out.push_str(&format!(
             "<line class=\"grid\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"0\" y2=\"{CHART_H}\"/><text class=\"axis\" x=\"{x:.1}\" y=\"{}\">{}</text>",
             CHART_H + 16.0,
-            esc(&at.strftime(format).to_string())
+            esc(&label)
         ));
     }
     out.push_str("</svg>");

@@ -60,13 +60,15 @@ pub fn future_marks(e: &Entry<'_>, w: Window, now: Timestamp) -> (Vec<Timestamp>
 
 /// Axis labels: round times in `zone` (whole days in the zone's calendar, so a 23-hour or
 /// 25-hour day is drawn as it is).
-fn axis_labels(w: Window, zone: &TimeZone) -> Vec<(Timestamp, String)> {
-    let hours = w.to.duration_since(w.from).as_hours();
-    let (unit, increment, format) = match hours {
-        h if h <= 2 => (Unit::Minute, 15, "%H:%M"),
-        h if h <= 12 => (Unit::Hour, 1, "%H:%M"),
-        h if h <= 48 => (Unit::Hour, 6, "%a %H:%M"),
-        h if h <= 24 * 8 => (Unit::Day, 1, "%a %d %b"),
+pub fn axis_labels(w: Window, zone: &TimeZone) -> Vec<(Timestamp, String)> {
+    let minutes = w.to.duration_since(w.from).as_mins();
+    let (unit, increment, format) = match minutes {
+        m if m <= 15 => (Unit::Minute, 1, "%H:%M"),
+        m if m <= 60 => (Unit::Minute, 5, "%H:%M"),
+        m if m <= 2 * 60 => (Unit::Minute, 15, "%H:%M"),
+        m if m <= 12 * 60 => (Unit::Hour, 1, "%H:%M"),
+        m if m <= 48 * 60 => (Unit::Hour, 6, "%a %H:%M"),
+        m if m <= 8 * 24 * 60 => (Unit::Day, 1, "%a %d %b"),
         _ => (Unit::Day, 7, "%d %b"),
     };
     let start = w.from.to_zoned(zone.clone());

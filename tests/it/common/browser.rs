@@ -50,10 +50,12 @@ impl Browser {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: only dup2 between fork and exec (async-signal-safe).
+        // SAFETY: only fcntl and dup2 between fork and exec (async-signal-safe). Both ends are
+        // first copied above fd 9, so neither is overwritten when it happens to be fd 3 or 4.
         unsafe {
             command.pre_exec(move || {
-                if libc::dup2(r, 3) < 0 || libc::dup2(w, 4) < 0 {
+                let (r, w) = (libc::fcntl(r, libc::F_DUPFD, 10), libc::fcntl(w, libc::F_DUPFD, 10));
+                if r < 0 || w < 0 || libc::dup2(r, 3) < 0 || libc::dup2(w, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -110,14 +112,16 @@ impl Browser {
         }
         let mut bytes = serde_json::to_vec(&message).unwrap();
         bytes.push(0);
-        self.to.write_all(&bytes).unwrap();
+        if let Err(e) = self.to.write_all(&bytes) {
+            panic!("chromium is gone ({e}; exit: {:?}) at {method}", self.child.try_wait());
+        }
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let reply = self
                 .from
                 .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("chromium did not answer {method}"));
+                .unwrap_or_else(|_| panic!("chromium did not answer {method} (exit: {:?})", self.child.try_wait()));
             if reply["id"].as_u64() == Some(id) {
                 assert!(reply.get("error").is_none(), "{method}: {reply}");
                 return reply["result"].clone();
