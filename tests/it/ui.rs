@@ -16,7 +16,7 @@ use crate::common::{
     self, TestEnv,
     browser::Browser,
     eventually, job_resource, start_operator,
-    swf::{WAIT, create, fail_job, finish_job, job_swf, runs_of, swfs, wait_runs},
+    swf::{WAIT, create, job_swf, runs_of, swfs, wait_runs},
 };
 
 /// `kubectl swf ui` for the test's namespace, stopped when dropped.
@@ -94,6 +94,23 @@ fn wait_dom(browser: &mut Browser, reload: Option<&str>, js: &str, want: &Value,
     }
 }
 
+/// Ends a job as its controller would (`Complete` or `Failed`), started when it was created.
+async fn end_job(env: &TestEnv, job: &DynamicObject, condition: &str) {
+    let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
+    let start = job.creation_timestamp().unwrap().0.to_string();
+    let now = jiff::Timestamp::now().to_string();
+    let (count, completion) = if condition == "Complete" {
+        ("succeeded", json!(now))
+    } else {
+        ("failed", Value::Null)
+    };
+    let patch = json!({"status": {"startTime": start, "completionTime": completion, count: 1,
+        "conditions": [{"type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now}]}});
+    api.patch_status(&job.name_any(), &Default::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
 /// A job's outcome as the page words it.
 fn outcome(job: &DynamicObject) -> &'static str {
     let conditions = job.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
@@ -167,9 +184,11 @@ async fn ui_shows_schedules_runs_fire_times_and_load_in_a_browser() {
         job_swf("broken", json!({"trigger": {"cronSchedule": {"cron": "* *"}}})),
     )
     .await;
-    let runs = wait_runs(&env, &every2, &job_resource(), 3).await;
-    finish_job(&env.client, &ns, &runs[0].name_any()).await;
-    fail_job(&env.client, &ns, &runs[1].name_any()).await;
+    let mut runs = wait_runs(&env, &every2, &job_resource(), 4).await;
+    runs.sort_by_key(|r| r.name_any());
+    end_job(&env, &runs[0], "Complete").await;
+    end_job(&env, &runs[1], "Failed").await;
+    end_job(&env, &runs[2], "Complete").await;
     let patch = json!({"spec": {"enabled": false}});
     swfs(&env)
         .patch("every2", &Default::default(), &kube::api::Patch::Merge(&patch))
@@ -210,7 +229,7 @@ async fn ui_shows_schedules_runs_fire_times_and_load_in_a_browser() {
     let expected = eventually(WAIT, "the disabled schedule's runs settle", || async {
         let jobs = runs_of(&env, &every2, &job_resource()).await;
         let m: BTreeMap<String, &str> = jobs.iter().map(|j| (j.name_any(), outcome(j))).collect();
-        (m.values().filter(|o| **o != "running").count() == 2).then_some(m)
+        (m.values().filter(|o| **o != "running").count() == 3).then_some(m)
     })
     .await;
     let want: Vec<(String, &str)> = expected.into_iter().collect();
@@ -233,8 +252,8 @@ async fn ui_shows_schedules_runs_fire_times_and_load_in_a_browser() {
         .map(|t| t.0)
         .min()
         .unwrap();
-    let from = jiff::Timestamp::from_second(first.as_second() - 20).unwrap();
-    let to = jiff::Timestamp::from_second(now.as_second() + 60).unwrap();
+    let from = jiff::Timestamp::from_second(first.as_second() - 4).unwrap();
+    let to = jiff::Timestamp::from_second(now.as_second() + 25).unwrap();
     browser.goto(&format!("{}/timeline?from={from}&to={to}&tz=Europe/Berlin", ui.url));
     screenshot(&mut browser, "timeline");
 

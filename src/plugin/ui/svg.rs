@@ -63,6 +63,7 @@ pub fn future_marks(e: &Entry<'_>, w: Window, now: Timestamp) -> (Vec<Timestamp>
 pub fn axis_labels(w: Window, zone: &TimeZone) -> Vec<(Timestamp, String)> {
     let minutes = w.to.duration_since(w.from).as_mins();
     let (unit, increment, format) = match minutes {
+        m if m <= 2 => (Unit::Second, 10, "%H:%M:%S"),
         m if m <= 15 => (Unit::Minute, 1, "%H:%M"),
         m if m <= 60 => (Unit::Minute, 5, "%H:%M"),
         m if m <= 2 * 60 => (Unit::Minute, 15, "%H:%M"),
@@ -83,6 +84,7 @@ pub fn axis_labels(w: Window, zone: &TimeZone) -> Vec<(Timestamp, String)> {
     let step = match unit {
         Unit::Day => jiff::Span::new().days(increment),
         Unit::Hour => jiff::Span::new().hours(increment),
+        Unit::Second => jiff::Span::new().seconds(increment),
         _ => jiff::Span::new().minutes(increment),
     };
     let mut labels = vec![];
