@@ -27,8 +27,14 @@ struct Ui {
 
 impl Ui {
     fn start(env: &TestEnv) -> Ui {
+        Ui::start_with(env, &[], &[])
+    }
+
+    fn start_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Ui {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-swf"))
             .args(["ui", "-n", &env.namespace, "--port", "0"])
+            .args(args)
+            .envs(vars.iter().copied())
             .arg(format!("--kubeconfig={}", env.plane.kubeconfig.display()))
             .env("TZ", "UTC")
             .stdout(Stdio::piped())
@@ -345,7 +351,18 @@ async fn ui_actions_are_clicked_confirmed_and_guarded() {
         ),
     )
     .await;
-    let ui = Ui::start(&env);
+    // --open hands the URL to the desktop's browser ($BROWSER here: a script noting it).
+    let dir = tempfile::tempdir().unwrap();
+    let opener = dir.path().join("browser");
+    let opened = dir.path().join("opened");
+    std::fs::write(&opener, format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display())).unwrap();
+    std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ui = Ui::start_with(&env, &["--open"], &[("BROWSER", opener.to_str().unwrap())]);
+    let url = eventually(WAIT, "--open ran the browser", || async {
+        std::fs::read_to_string(&opened).ok().filter(|s| s.ends_with('\n'))
+    })
+    .await;
+    assert_eq!(url.trim(), format!("{}/", ui.url));
     let mut browser = Browser::start();
     let page = format!("{}/s/{ns}/yearly", ui.url);
 
