@@ -177,7 +177,7 @@ async fn schedule(
     };
     let lane = format!(
         "<h2>Last and next 12 hours</h2><div class=\"scroll\">{}</div>",
-        super::svg::timeline(&[&e], window, &app.local_zone, now)
+        super::svg::timeline(&[&e], window, &e.viewed.zone, now)
     );
     let flash = match q.get("done").map(String::as_str) {
         Some("backfill") => Some("Backfill requested: progress shows under Backfill."),
