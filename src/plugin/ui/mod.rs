@@ -41,7 +41,6 @@ pub async fn run(client: Client, options: Options) -> anyhow::Result<()> {
         store,
         token: server::new_token(),
         hosts: vec![format!("127.0.0.1:{port}"), format!("localhost:{port}")],
-        default_tz: options.default_tz,
         local_zone: TimeZone::system(),
         all_namespaces: options.namespace.is_none(),
     });

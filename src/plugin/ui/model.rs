@@ -1,12 +1,15 @@
 //! What the pages are made of: each schedule with its runs, read as `kubectl swf` reads it.
 //! Pure: built from objects, no client and no clock.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 
 use crate::{
     plugin::view::Viewed,
     runstate::{self, ObservedRun, Outcome},
     stored::SwfObject,
+    validate::Validated,
 };
 
 /// One schedule and its runs (those owned by it).
@@ -19,6 +22,14 @@ impl<'a> Entry<'a> {
     pub fn new(obj: &'a SwfObject, runs: &'a [ObservedRun], default_tz: &str) -> Self {
         Entry {
             viewed: Viewed::new(obj, default_tz),
+            runs,
+        }
+    }
+
+    /// With the spec validated already.
+    pub fn with(obj: &'a SwfObject, runs: &'a [ObservedRun], validated: Result<Arc<Validated>, String>) -> Self {
+        Entry {
+            viewed: Viewed::with(obj, validated),
             runs,
         }
     }

@@ -35,7 +35,6 @@ pub struct App {
     pub token: String,
     /// Host header values accepted (`127.0.0.1:PORT`, `localhost:PORT`).
     pub hosts: Vec<String>,
-    pub default_tz: String,
     pub local_zone: TimeZone,
     pub all_namespaces: bool,
 }
@@ -96,10 +95,10 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     response
 }
 
-fn entries<'a>(app: &App, snap: &'a super::store::Snapshot) -> Vec<Entry<'a>> {
+fn entries(snap: &super::store::Snapshot) -> Vec<Entry<'_>> {
     snap.schedules
         .iter()
-        .map(|o| Entry::new(o, snap.runs_of(o), &app.default_tz))
+        .map(|o| Entry::with(o, snap.runs_of(o), snap.validated(o)))
         .collect()
 }
 
@@ -108,7 +107,7 @@ async fn overview(State(app): State<Arc<App>>, Query(q): Query<pages::OverviewQu
     let snap = app.store.snapshot();
     versioned(
         version,
-        pages::overview(&entries(&app, &snap), &q, app.all_namespaces, Timestamp::now()),
+        pages::overview(&entries(&snap), &q, app.all_namespaces, Timestamp::now()),
     )
 }
 
@@ -117,7 +116,7 @@ async fn timeline(State(app): State<Arc<App>>, Query(q): Query<pages::TimelineQu
     let snap = app.store.snapshot();
     versioned(
         version,
-        pages::timeline(&entries(&app, &snap), &q, &app.local_zone, Timestamp::now()),
+        pages::timeline(&entries(&snap), &q, &app.local_zone, Timestamp::now()),
     )
 }
 
@@ -126,7 +125,7 @@ async fn forecast(State(app): State<Arc<App>>, Query(q): Query<pages::ForecastQu
     let snap = app.store.snapshot();
     versioned(
         version,
-        pages::forecast(&entries(&app, &snap), &q, &app.local_zone, Timestamp::now()),
+        pages::forecast(&entries(&snap), &q, &app.local_zone, Timestamp::now()),
     )
 }
 
@@ -169,7 +168,7 @@ async fn schedule(
     let events = super::super::events_of(app.store.client(), &ns, &name)
         .await
         .unwrap_or_default();
-    let e = Entry::new(obj, snap.runs_of(obj), &app.default_tz);
+    let e = Entry::with(obj, snap.runs_of(obj), snap.validated(obj));
     let now = Timestamp::now();
     let window = super::svg::Window {
         from: now.checked_sub(jiff::SignedDuration::from_hours(12)).unwrap_or(now),
@@ -212,7 +211,7 @@ async fn backfill_preview(
     let Some(obj) = find(&snap, &ns, &name) else {
         return not_found(&ns, &name);
     };
-    let e = Entry::new(obj, snap.runs_of(obj), &app.default_tz);
+    let e = Entry::with(obj, snap.runs_of(obj), snap.validated(obj));
     let now = Timestamp::now();
     let (from, to) = (range.from.unwrap_or_default(), range.to.unwrap_or_default());
     let p = preview::preview(&e.viewed, e.runs, &from, &to, now);
@@ -288,7 +287,7 @@ async fn backfill(
     let Some(obj) = find(&snap, &ns, &name) else {
         return not_found(&ns, &name);
     };
-    let e = Entry::new(obj, snap.runs_of(obj), &app.default_tz);
+    let e = Entry::with(obj, snap.runs_of(obj), snap.validated(obj));
     let (from, to) = (
         form.get("from").cloned().unwrap_or_default(),
         form.get("to").cloned().unwrap_or_default(),

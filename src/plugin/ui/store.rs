@@ -21,6 +21,7 @@ use crate::{
     runkind::RunKind,
     runstate::{self, ObservedRun},
     stored::{RunObject, SwfObject},
+    validate::Validated,
 };
 
 struct RunStore {
@@ -35,16 +36,33 @@ pub struct Store {
     default_tz: String,
     schedules: reflector::Store<SwfObject>,
     runs: Mutex<BTreeMap<String, RunStore>>,
+    /// Each schedule's spec validated, by uid, for the resourceVersion it was validated at:
+    /// a page validates only what changed since the last one.
+    validations: Mutex<HashMap<String, (Option<String>, Validation)>>,
     changed: watch::Sender<u64>,
 }
+
+type Validation = Result<Arc<Validated>, String>;
 
 /// The schedules and their runs (by the schedule's uid) at one moment.
 pub struct Snapshot {
     pub schedules: Vec<Arc<SwfObject>>,
     pub runs: HashMap<String, Vec<ObservedRun>>,
+    validations: HashMap<String, Validation>,
+    default_tz: String,
 }
 
 impl Snapshot {
+    /// The schedule's spec validated (from the cache when its version was seen before).
+    pub fn validated(&self, obj: &SwfObject) -> Validation {
+        obj.metadata
+            .uid
+            .as_ref()
+            .and_then(|uid| self.validations.get(uid))
+            .cloned()
+            .unwrap_or_else(|| crate::plugin::view::validated(obj, &self.default_tz))
+    }
+
     pub fn runs_of(&self, obj: &SwfObject) -> &[ObservedRun] {
         obj.metadata
             .uid
@@ -65,6 +83,7 @@ impl Store {
             default_tz,
             schedules: reader,
             runs: Mutex::new(BTreeMap::new()),
+            validations: Mutex::new(HashMap::new()),
             changed,
         });
         let api: Api<SwfObject> = match &store.namespace {
@@ -181,6 +200,75 @@ impl Store {
                 }
             }
         }
-        Snapshot { schedules, runs }
+        let validations = self.validations(&schedules);
+        Snapshot {
+            schedules,
+            runs,
+            validations,
+            default_tz: self.default_tz.clone(),
+        }
+    }
+
+    fn validations(&self, schedules: &[Arc<SwfObject>]) -> HashMap<String, Validation> {
+        match self.validations.lock() {
+            Ok(mut cache) => revalidate(&mut cache, schedules, &self.default_tz),
+            Err(_) => HashMap::new(),
+        }
+    }
+}
+
+/// Every schedule's validation, from `cache` where its resourceVersion is unchanged; `cache`
+/// is left holding only the schedules given.
+fn revalidate(
+    cache: &mut HashMap<String, (Option<String>, Validation)>,
+    schedules: &[Arc<SwfObject>],
+    default_tz: &str,
+) -> HashMap<String, Validation> {
+    let mut kept = HashMap::with_capacity(schedules.len());
+    let mut out = HashMap::with_capacity(schedules.len());
+    for obj in schedules {
+        let Some(uid) = obj.metadata.uid.clone() else {
+            continue;
+        };
+        let version = obj.metadata.resource_version.clone();
+        let validation = match cache.remove(&uid) {
+            Some((seen, v)) if seen == version => v,
+            _ => crate::plugin::view::validated(obj, default_tz),
+        };
+        out.insert(uid.clone(), validation.clone());
+        kept.insert(uid, (version, validation));
+    }
+    *cache = kept;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn swf(uid: &str, version: &str, cron: &str) -> Arc<SwfObject> {
+        Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": uid, "namespace": "t", "uid": uid,
+                "resourceVersion": version},
+                "spec": {"enabled": true, "trigger": {"cronSchedule": {"cron": cron}},
+                    "runTemplate": {"apiVersion": "batch/v1", "kind": "Job", "spec": {}}}}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_spec_is_validated_again_only_when_its_version_changes() {
+        let mut cache = HashMap::new();
+        let first = [swf("a", "1", "@hourly"), swf("b", "1", "@daily")];
+        let out = revalidate(&mut cache, &first, "UTC");
+        assert!(out["a"].is_ok() && out["b"].is_ok());
+        // Same version: the cached result, even if the object read differently now.
+        let same = [swf("a", "1", "* *")];
+        assert!(revalidate(&mut cache, &same, "UTC")["a"].is_ok());
+        assert_eq!(cache.len(), 1, "b is gone, so is its entry");
+        let changed = [swf("a", "2", "* *")];
+        assert!(revalidate(&mut cache, &changed, "UTC")["a"].is_err());
     }
 }
