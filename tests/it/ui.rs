@@ -469,4 +469,47 @@ async fn ui_actions_are_clicked_confirmed_and_guarded() {
     // With the token, the same request works.
     assert_eq!(http(port, post(&host, &action, &format!("token={token}"))).await, 303);
     assert!(!swfs(&env).get("yearly").await.unwrap().spec.enabled);
+
+    // A suspension stands out with its reason, is shaded on the timeline, and Resume is there.
+    let flaky = create(
+        &env,
+        job_swf(
+            "flaky",
+            json!({"trigger": {"periodicSchedule": {"intervalSecond": 2}},
+                "failurePolicy": {"suspendAfterConsecutiveFailures": 1}}),
+        ),
+    )
+    .await;
+    eventually(WAIT, "flaky suspended", || async {
+        for job in runs_of(&env, &flaky, &job_resource()).await {
+            if outcome(&job) == "running" {
+                end_job(&env, &job, "Failed").await;
+            }
+        }
+        let status = swfs(&env).get("flaky").await.ok()?.status?;
+        status.suspension?.suspended_at.map(|_| ())
+    })
+    .await;
+    let overview = format!("{}/?problems=1", ui.url);
+    wait_dom(
+        &mut browser,
+        Some(&overview),
+        "[...document.querySelectorAll('#overview tbody tr.problem')].map(r => r.dataset.schedule.split('/')[1] + ': ' + r.textContent.includes('suspended after 1 failed runs'))",
+        &json!(["flaky: true"]),
+        "the suspended schedule flagged with its reason",
+    );
+    browser.goto(&format!("{}/timeline?hours=1&q=flaky", ui.url));
+    let shaded = browser.eval("document.querySelectorAll('rect.paused[data-why=\"suspended\"]').length");
+    assert_eq!(shaded, json!(1));
+    let flaky_page = format!("{}/s/{ns}/flaky", ui.url);
+    browser.goto(&flaky_page);
+    browser.click("#resume");
+    browser.wait_loaded(&format!("{flaky_page}/confirm/resume"));
+    browser.click("#confirm-button");
+    browser.wait_loaded(&format!("{flaky_page}?done=resume"));
+    let annotations = swfs(&env).get("flaky").await.unwrap().annotations().clone();
+    assert!(
+        annotations.contains_key(swf_operator::crd::RESUME_ANNOTATION),
+        "{annotations:?}"
+    );
 }
