@@ -49,7 +49,7 @@ struct Global {
     /// The namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long, global = true)]
     namespace: Option<String>,
-    /// Every namespace (get).
+    /// Every namespace (get, ui).
     #[arg(short = 'A', long, global = true)]
     all_namespaces: bool,
     /// The kubeconfig context to use.
@@ -114,7 +114,7 @@ enum Cmd {
         /// The port on 127.0.0.1 (0: a free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
-        /// Open the page in the desktop's browser (xdg-open, or $BROWSER).
+        /// Open the page in the desktop's browser ($BROWSER when set, else xdg-open).
         #[arg(long)]
         open: bool,
     },

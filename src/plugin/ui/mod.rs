@@ -60,7 +60,7 @@ pub async fn run(client: Client, options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens `url` in the desktop's browser (xdg-open, else $BROWSER); says so when it cannot.
+/// Opens `url` in the desktop's browser ($BROWSER when set, else xdg-open); says so when it cannot.
 fn open(url: &str) {
     let browser = std::env::var("BROWSER").ok().filter(|b| !b.is_empty());
     let opener = browser.as_deref().unwrap_or("xdg-open");
