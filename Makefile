@@ -79,12 +79,14 @@ bench-deps:
 	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || \
 	  { apt-get update -qq && apt-get install -y -qq fonts-dejavu-core; }
 
-## Debian's lua5.1 and lua-cjson (Argo CD's health check, as docs/guides/gitops.md runs it) and prometheus (promtool, a real server), and
+## Debian's lua5.1 and lua-cjson (Argo CD's health check, as docs/guides/gitops.md runs it), prometheus (promtool, a real server)
+## and chromium (headless, the browser of tests/it/ui.rs), and
 ## KFP's Python clients (kfp-server-api, kfp 1.8) in a venv under target/py, for the tests.
 test-deps:
 	@missing=""; command -v lua5.1 >/dev/null || missing="$$missing lua5.1"; \
 	  lua5.1 -e 'require("cjson")' 2>/dev/null || missing="$$missing lua-cjson"; \
 	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 	@test -x target/py/bin/python3 || python3 -m venv target/py

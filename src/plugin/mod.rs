@@ -1,9 +1,10 @@
 //! `kubectl swf`: a kubectl plugin (the `kubectl-swf` binary on `PATH`) for ScheduledWorkflows:
 //! `get`, `describe`, `runs`, `run-now`, `enable`, `disable`, `backfill`, `resume`, `next`,
-//! `check`, `completion`.
+//! `check`, `completion`, and `ui` (a local web page: src/plugin/ui/, docs/ui.md).
 //! kubectl's conventions: `-n`, `-A`, `--context`, `--kubeconfig`, `-o json|yaml|wide`; exit
 //! code 0 on success, 1 on an error (a message on stderr), 2 on a usage error.
 
+pub mod ui;
 pub mod view;
 
 use std::path::PathBuf;
@@ -48,7 +49,7 @@ struct Global {
     /// The namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long, global = true)]
     namespace: Option<String>,
-    /// Every namespace (get).
+    /// Every namespace (get, ui).
     #[arg(short = 'A', long, global = true)]
     all_namespaces: bool,
     /// The kubeconfig context to use.
@@ -107,6 +108,16 @@ enum Cmd {
     Check(CheckArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
+    /// Serve a web page of the schedules on 127.0.0.1, with your own credentials: overview,
+    /// timeline, forecast, schedule pages and actions (docs/ui.md).
+    Ui {
+        /// The port on 127.0.0.1 (0: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Open the page in the desktop's browser ($BROWSER when set, else xdg-open).
+        #[arg(long)]
+        open: bool,
+    },
 }
 
 /// Entry point of the `kubectl-swf` binary.
@@ -129,7 +140,11 @@ fn run(cli: PluginCli) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = match cli.command {
+        // The web page renders while it serves: more than one thread.
+        Cmd::Ui { .. } => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+        _ => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+    };
     runtime.block_on(remote(cli.global, cli.command))
 }
 
@@ -147,6 +162,15 @@ async fn remote(g: Global, command: Cmd) -> anyhow::Result<()> {
         Cmd::Disable { name } => k.set_enabled(&name, false).await,
         Cmd::Backfill { name, from, to, cancel } => k.backfill(&name, from.zip(to).filter(|_| !cancel)).await,
         Cmd::Resume { name } => k.request(&name, RESUME_ANNOTATION, "resume").await,
+        Cmd::Ui { port, open } => {
+            let options = ui::Options {
+                namespace: (!k.g.all_namespaces).then(|| k.ns.clone()),
+                default_tz: k.g.default_time_zone.clone(),
+                port,
+                open,
+            };
+            ui::run(k.client, options).await
+        }
         Cmd::Next(_) | Cmd::Check(_) | Cmd::Completion { .. } => Ok(()),
     }
 }
@@ -295,38 +319,11 @@ impl Kube {
     }
 
     async fn events(&self, name: &str) -> anyhow::Result<Vec<EventLine>> {
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        let selector = format!("involvedObject.kind=ScheduledWorkflow,involvedObject.name={name}");
-        let mut events: Vec<EventLine> = api
-            .list(&ListParams::default().fields(&selector))
-            .await?
-            .items
-            .into_iter()
-            .map(|e| EventLine {
-                at: e
-                    .last_timestamp
-                    .map(|t| t.0)
-                    .or(e.event_time.map(|t| t.0))
-                    .or(e.metadata.creation_timestamp.map(|t| t.0)),
-                type_: e.type_.unwrap_or_default(),
-                reason: e.reason.unwrap_or_default(),
-                message: e.message.unwrap_or_default(),
-            })
-            .collect();
-        events.sort_by_key(|e| e.at);
-        let keep = events.len().saturating_sub(10);
-        Ok(events.split_off(keep))
+        events_of(&self.client, &self.ns, name).await
     }
 
-    /// Sets (or with `None`, removes) one annotation with a merge patch.
     async fn annotate(&self, name: &str, key: &str, value: Option<&str>) -> anyhow::Result<()> {
-        let mut annotations = serde_json::Map::new();
-        annotations.insert(key.into(), value.map_or(serde_json::Value::Null, Into::into));
-        let patch = serde_json::json!({"metadata": {"annotations": annotations}});
-        self.schedules()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        Ok(())
+        annotate(&self.schedules(), name, key, value).await
     }
 
     /// A one-shot request: a new value (now, in Unix seconds) of an annotation the operator
@@ -364,12 +361,50 @@ impl Kube {
 
     async fn set_enabled(&self, name: &str, enabled: bool) -> anyhow::Result<()> {
         self.one(name).await?;
-        let patch = serde_json::json!({"spec": {"enabled": enabled}});
-        self.schedules()
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        set_enabled(&self.schedules(), name, enabled).await?;
         let word = if enabled { "enabled" } else { "disabled" };
         println!("scheduledworkflow/{name} {word}");
         Ok(())
     }
+}
+
+/// The schedule's last 10 events, oldest first.
+pub(crate) async fn events_of(client: &Client, ns: &str, name: &str) -> anyhow::Result<Vec<EventLine>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let selector = format!("involvedObject.kind=ScheduledWorkflow,involvedObject.name={name}");
+    let mut events: Vec<EventLine> = api
+        .list(&ListParams::default().fields(&selector))
+        .await?
+        .items
+        .into_iter()
+        .map(|e| EventLine {
+            at: e
+                .last_timestamp
+                .map(|t| t.0)
+                .or(e.event_time.map(|t| t.0))
+                .or(e.metadata.creation_timestamp.map(|t| t.0)),
+            type_: e.type_.unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+            message: e.message.unwrap_or_default(),
+        })
+        .collect();
+    events.sort_by_key(|e| e.at);
+    let keep = events.len().saturating_sub(10);
+    Ok(events.split_off(keep))
+}
+
+/// Sets (or with `None`, removes) one annotation with a merge patch.
+pub(crate) async fn annotate(api: &Api<SwfObject>, name: &str, key: &str, value: Option<&str>) -> anyhow::Result<()> {
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(key.into(), value.map_or(serde_json::Value::Null, Into::into));
+    let patch = serde_json::json!({"metadata": {"annotations": annotations}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// Sets spec.enabled with a merge patch.
+pub(crate) async fn set_enabled(api: &Api<SwfObject>, name: &str, enabled: bool) -> anyhow::Result<()> {
+    let patch = serde_json::json!({"spec": {"enabled": enabled}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! What `kubectl swf` prints, from objects and `now`: no client, no clock.
 
+use std::sync::Arc;
+
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 use crate::{
@@ -17,16 +19,27 @@ use crate::{
 /// zone its times are shown in.
 pub struct Viewed<'a> {
     pub obj: &'a SwfObject,
-    pub validated: Result<Validated, String>,
+    pub validated: Result<Arc<Validated>, String>,
     pub zone: TimeZone,
+}
+
+/// The object's spec validated as the operator would.
+pub fn validated(obj: &SwfObject, default_tz: &str) -> Result<Arc<Validated>, String> {
+    match &obj.spec {
+        Ok(spec) => validate::validate(spec, default_tz)
+            .map(Arc::new)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl<'a> Viewed<'a> {
     pub fn new(obj: &'a SwfObject, default_tz: &str) -> Self {
-        let validated = match &obj.spec {
-            Ok(spec) => validate::validate(spec, default_tz).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        Viewed::with(obj, validated(obj, default_tz))
+    }
+
+    /// With the spec validated already (`kubectl swf ui` keeps it per object version).
+    pub fn with(obj: &'a SwfObject, validated: Result<Arc<Validated>, String>) -> Self {
         let zone = match &validated {
             Ok(v) => v.schedule.time_zone.clone(),
             Err(_) => TimeZone::UTC,

@@ -21,3 +21,4 @@ mod operator;
 mod plugin;
 mod scheduling;
 mod shards;
+mod ui;

@@ -8,6 +8,7 @@
 //!   long as the process) and an `atexit` hook stops them and removes the temp dir, so a
 //!   panicking test cannot leak a control plane.
 
+pub mod browser;
 pub mod creations;
 pub mod plane;
 pub mod swf;
