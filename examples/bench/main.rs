@@ -76,6 +76,20 @@ struct RunArgs {
     /// The swf-operator binary (default: next to this one).
     #[arg(long)]
     operator: Option<PathBuf>,
+    /// Which parts to run, e.g. `--phases list` for ListJobs alone.
+    #[arg(long, env = "BENCH_PHASES", value_delimiter = ',', default_value = "cron,list,scenarios")]
+    phases: Vec<Phase>,
+}
+
+/// The parts of a benchmark run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    /// The cron core: ns per next-tick computation.
+    Cron,
+    /// ListJobs under concurrent load.
+    List,
+    /// The scheduling scenarios (swf-operator, CronJob, ...).
+    Scenarios,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -129,12 +143,14 @@ async fn run(args: RunArgs) {
         bench: me,
     };
     println!("machine: {} cores, {}", cores(), cpu_model());
-    let cron = core::cron_core(args.cron_iterations);
-    println!(
-        "\ncron core: {} specs, next tick in {:.0} ns (median), {:.0} ns (p99), {:.0} ns (max)",
-        cron.specs, cron.median_ns, cron.p99_ns, cron.max_ns
-    );
-    let list = if args.list_jobs > 0 {
+    let cron = args.phases.contains(&Phase::Cron).then(|| core::cron_core(args.cron_iterations));
+    if let Some(cron) = &cron {
+        println!(
+            "\ncron core: {} specs, next tick in {:.0} ns (median), {:.0} ns (p99), {:.0} ns (max)",
+            cron.specs, cron.median_ns, cron.p99_ns, cron.max_ns
+        );
+    }
+    let list = if args.list_jobs > 0 && args.phases.contains(&Phase::List) {
         let l = core::list_jobs(&assets, &operator, args.list_jobs, args.list_clients, args.list_seconds).await;
         println!(
             "ListJobs (page of 20 of {} jobs, {} clients, {} s): {} requests, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, JobService peak RSS {:.0} MiB",
@@ -154,7 +170,12 @@ async fn run(args: RunArgs) {
         None
     };
     let mut results = Vec::new();
-    for plan in plans(&args) {
+    let plans = if args.phases.contains(&Phase::Scenarios) {
+        plans(&args)
+    } else {
+        Vec::new()
+    };
+    for plan in plans {
         let result = scenario::run(&assets, &bins, &plan).await;
         let rows: Vec<report::Row> = result.outcomes.iter().map(|o| report::row(&result, o)).collect();
         print!("{}", report::table(&rows));
