@@ -71,6 +71,8 @@ pub struct ListJobs {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub api_peak_rss_mib: f64,
+    /// The JobService's resident memory once it has listed every job, before the load.
+    pub api_listed_rss_mib: f64,
 }
 
 /// `jobs` ScheduledWorkflows (disabled: nothing runs), the JobService in front of them, and
@@ -125,6 +127,7 @@ pub async fn list_jobs(assets: &Path, operator: &Path, jobs: usize, clients: usi
     let http = reqwest::Client::new();
     let token = cluster.token();
     wait_until_listed(&http, &url, token, jobs).await;
+    let listed_rss = crate::cluster::rss(pid) as f64 / (1 << 20) as f64;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let results: Vec<Vec<Result<f64, ()>>> = futures::future::join_all((0..clients).map(|_| {
@@ -163,6 +166,7 @@ pub async fn list_jobs(assets: &Path, operator: &Path, jobs: usize, clients: usi
         p99_ms: percentile(&mut ok, 99.0).unwrap_or(f64::NAN),
         max_ms: percentile(&mut ok, 100.0).unwrap_or(f64::NAN),
         api_peak_rss_mib: rss,
+        api_listed_rss_mib: listed_rss,
     }
 }
 

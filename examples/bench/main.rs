@@ -77,7 +77,12 @@ struct RunArgs {
     #[arg(long)]
     operator: Option<PathBuf>,
     /// Which parts to run, e.g. `--phases list` for ListJobs alone.
-    #[arg(long, env = "BENCH_PHASES", value_delimiter = ',', default_value = "cron,list,scenarios")]
+    #[arg(
+        long,
+        env = "BENCH_PHASES",
+        value_delimiter = ',',
+        default_value = "cron,list,scenarios"
+    )]
     phases: Vec<Phase>,
 }
 
@@ -143,7 +148,10 @@ async fn run(args: RunArgs) {
         bench: me,
     };
     println!("machine: {} cores, {}", cores(), cpu_model());
-    let cron = args.phases.contains(&Phase::Cron).then(|| core::cron_core(args.cron_iterations));
+    let cron = args
+        .phases
+        .contains(&Phase::Cron)
+        .then(|| core::cron_core(args.cron_iterations));
     if let Some(cron) = &cron {
         println!(
             "\ncron core: {} specs, next tick in {:.0} ns (median), {:.0} ns (p99), {:.0} ns (max)",
@@ -153,7 +161,7 @@ async fn run(args: RunArgs) {
     let list = if args.list_jobs > 0 && args.phases.contains(&Phase::List) {
         let l = core::list_jobs(&assets, &operator, args.list_jobs, args.list_clients, args.list_seconds).await;
         println!(
-            "ListJobs (page of 20 of {} jobs, {} clients, {} s): {} requests, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, JobService peak RSS {:.0} MiB",
+            "ListJobs (page of 20 of {} jobs, {} clients, {} s): {} requests, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, JobService RSS {:.0} MiB once listed, peak {:.0} MiB",
             l.jobs,
             l.clients,
             args.list_seconds,
@@ -163,6 +171,7 @@ async fn run(args: RunArgs) {
             l.p50_ms,
             l.p99_ms,
             l.max_ms,
+            l.api_listed_rss_mib,
             l.api_peak_rss_mib
         );
         Some(l)
