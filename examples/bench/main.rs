@@ -13,6 +13,7 @@ mod plane;
 mod accounting;
 mod cluster;
 mod core;
+mod floor;
 mod plot;
 mod report;
 mod scenario;
@@ -21,7 +22,7 @@ mod watch;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use scenario::{Binaries, Controller, Plan};
 
 #[derive(Parser)]
@@ -37,6 +38,10 @@ enum Cmd {
     Watch {
         namespace: String,
         out: PathBuf,
+    },
+    /// Internal: the ideal client (the floor) of one namespace.
+    Floor {
+        namespace: String,
     },
 }
 
@@ -76,6 +81,16 @@ struct RunArgs {
     /// The swf-operator binary (default: next to this one).
     #[arg(long)]
     operator: Option<PathBuf>,
+    /// The rows of each size of `--sizes`: swf-operator, the CronJob controller at its default
+    /// client rate limits, the same with them raised (`cronjob-tuned`), the ideal client
+    /// (`floor`).
+    #[arg(
+        long,
+        env = "BENCH_ROWS",
+        value_delimiter = ',',
+        default_value = "swf,cronjob,cronjob-tuned,floor"
+    )]
+    rows: Vec<RowKind>,
     /// Which parts to run, e.g. `--phases list` for ListJobs alone.
     #[arg(
         long,
@@ -84,6 +99,26 @@ struct RunArgs {
         default_value = "cron,list,scenarios"
     )]
     phases: Vec<Phase>,
+}
+
+/// The contenders of the `--sizes` scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RowKind {
+    Swf,
+    Cronjob,
+    CronjobTuned,
+    Floor,
+}
+
+impl RowKind {
+    fn controller(self) -> Controller {
+        match self {
+            RowKind::Swf => Controller::Swf { shards: 1 },
+            RowKind::Cronjob => Controller::CronJob,
+            RowKind::CronjobTuned => Controller::CronJobTuned,
+            RowKind::Floor => Controller::Floor,
+        }
+    }
 }
 
 /// The parts of a benchmark run.
@@ -109,8 +144,13 @@ fn plans(args: &RunArgs) -> Vec<Plan> {
         ticks: args.ticks,
     };
     for &n in &args.sizes {
-        plans.push(one(format!("swf N={n}"), vec![(Controller::Swf { shards: 1 }, n)]));
-        plans.push(one(format!("cronjob N={n}"), vec![(Controller::CronJob, n)]));
+        for kind in &args.rows {
+            let name = kind
+                .to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            plans.push(one(format!("{name} N={n}"), vec![(kind.controller(), n)]));
+        }
     }
     for &n in args.swf_only_sizes.iter().filter(|n| **n > 0) {
         plans.push(one(format!("swf N={n}"), vec![(Controller::Swf { shards: 1 }, n)]));
@@ -196,6 +236,10 @@ async fn run(args: RunArgs) {
         .collect();
     println!("\n## Trigger lag, cost, correctness\n\n{}", report::table(&rows));
     println!("## swf-operator ÷ CronJob\n\n{}", report::ratios(&rows));
+    println!(
+        "## swf-operator ÷ the floor and ÷ the tuned CronJob controller\n\n{}",
+        report::peer_ratios(&rows)
+    );
     println!("## API requests in the window\n\n{}", report::requests_table(&results));
     let extra = serde_json::json!({"cron_core": cron, "list_jobs": list});
     report::write_files(&args.out, &rows, &results, extra);
@@ -240,5 +284,6 @@ fn main() {
     match cli.command {
         Cmd::Run(args) => runtime.block_on(run(args)),
         Cmd::Watch { namespace, out } => runtime.block_on(watch::run(&namespace, &out)),
+        Cmd::Floor { namespace } => runtime.block_on(floor::run(&namespace)),
     }
 }
