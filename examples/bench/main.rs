@@ -69,6 +69,10 @@ struct RunArgs {
     list_clients: usize,
     #[arg(long, env = "BENCH_LIST_SECONDS", default_value_t = 10)]
     list_seconds: u64,
+    /// A filter every ListJobs request carries (KFP's JSON api.Filter), e.g.
+    /// `{"predicates":[{"op":"IS_SUBSTRING","key":"name","string_value":"job-0999"}]}`.
+    #[arg(long, env = "BENCH_LIST_FILTER")]
+    list_filter: Option<String>,
     /// Next-tick computations per cron spec.
     #[arg(long, env = "BENCH_CRON_ITERATIONS", default_value_t = 2000)]
     cron_iterations: usize,
@@ -199,10 +203,19 @@ async fn run(args: RunArgs) {
         );
     }
     let list = if args.list_jobs > 0 && args.phases.contains(&Phase::List) {
-        let l = core::list_jobs(&assets, &operator, args.list_jobs, args.list_clients, args.list_seconds).await;
+        let load = core::ListLoad {
+            jobs: args.list_jobs,
+            clients: args.list_clients,
+            seconds: args.list_seconds,
+            filter: args.list_filter.as_deref(),
+        };
+        let l = core::list_jobs(&assets, &operator, &load).await;
         println!(
-            "ListJobs (page of 20 of {} jobs, {} clients, {} s): {} requests, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, JobService RSS {:.0} MiB once listed, peak {:.0} MiB",
+            "ListJobs (page of 20 of {} jobs{}, {} clients, {} s): {} requests, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, JobService RSS {:.0} MiB once listed, peak {:.0} MiB",
             l.jobs,
+            args.list_filter
+                .as_ref()
+                .map_or(String::new(), |f| format!(", filter {f}")),
             l.clients,
             args.list_seconds,
             l.requests,
