@@ -63,6 +63,7 @@ pub fn cron_core(iterations: usize) -> CronCore {
 #[derive(Debug, serde::Serialize)]
 pub struct ListJobs {
     pub jobs: usize,
+    pub filter: Option<String>,
     pub clients: usize,
     pub requests: usize,
     pub errors: usize,
@@ -71,11 +72,29 @@ pub struct ListJobs {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub api_peak_rss_mib: f64,
+    /// The JobService's resident memory once it has listed every job, before the load.
+    pub api_listed_rss_mib: f64,
 }
 
-/// `jobs` ScheduledWorkflows (disabled: nothing runs), the JobService in front of them, and
-/// `clients` concurrent callers asking for the first page of 20 for `seconds`.
-pub async fn list_jobs(assets: &Path, operator: &Path, jobs: usize, clients: usize, seconds: u64) -> ListJobs {
+/// What the ListJobs phase asks: how many jobs, callers and seconds, and the filter (KFP's
+/// JSON `api.Filter`) each request carries, if any.
+pub struct ListLoad<'a> {
+    pub jobs: usize,
+    pub clients: usize,
+    pub seconds: u64,
+    pub filter: Option<&'a str>,
+}
+
+/// `jobs` ScheduledWorkflows (disabled: nothing runs, named `job-00000`...), the JobService in
+/// front of them, and `clients` concurrent callers asking for the first page of 20 for
+/// `seconds`.
+pub async fn list_jobs(assets: &Path, operator: &Path, load: &ListLoad<'_>) -> ListJobs {
+    let ListLoad {
+        jobs,
+        clients,
+        seconds,
+        filter,
+    } = *load;
     eprintln!("bench: ListJobs over {jobs} jobs, {clients} clients ...");
     let mut cluster = Cluster::start(assets);
     let client = cluster.client().await;
@@ -125,6 +144,16 @@ pub async fn list_jobs(assets: &Path, operator: &Path, jobs: usize, clients: usi
     let http = reqwest::Client::new();
     let token = cluster.token();
     wait_until_listed(&http, &url, token, jobs).await;
+    let listed_rss = crate::cluster::rss(pid) as f64 / (1 << 20) as f64;
+    let url = match filter {
+        Some(f) => format!(
+            "{url}&{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("filter", f)
+                .finish()
+        ),
+        None => url,
+    };
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let results: Vec<Vec<Result<f64, ()>>> = futures::future::join_all((0..clients).map(|_| {
@@ -155,6 +184,7 @@ pub async fn list_jobs(assets: &Path, operator: &Path, jobs: usize, clients: usi
     let rss = crate::cluster::peak_rss(pid) as f64 / (1 << 20) as f64;
     ListJobs {
         jobs,
+        filter: filter.map(str::to_string),
         clients,
         requests: all.len(),
         errors: all.len() - ok.len(),
@@ -163,6 +193,7 @@ pub async fn list_jobs(assets: &Path, operator: &Path, jobs: usize, clients: usi
         p99_ms: percentile(&mut ok, 99.0).unwrap_or(f64::NAN),
         max_ms: percentile(&mut ok, 100.0).unwrap_or(f64::NAN),
         api_peak_rss_mib: rss,
+        api_listed_rss_mib: listed_rss,
     }
 }
 

@@ -13,6 +13,7 @@ mod plane;
 mod accounting;
 mod cluster;
 mod core;
+mod floor;
 mod plot;
 mod report;
 mod scenario;
@@ -21,7 +22,7 @@ mod watch;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use scenario::{Binaries, Controller, Plan};
 
 #[derive(Parser)]
@@ -37,6 +38,10 @@ enum Cmd {
     Watch {
         namespace: String,
         out: PathBuf,
+    },
+    /// Internal: the ideal client (the floor) of one namespace.
+    Floor {
+        namespace: String,
     },
 }
 
@@ -64,6 +69,10 @@ struct RunArgs {
     list_clients: usize,
     #[arg(long, env = "BENCH_LIST_SECONDS", default_value_t = 10)]
     list_seconds: u64,
+    /// A filter every ListJobs request carries (KFP's JSON api.Filter), e.g.
+    /// `{"predicates":[{"op":"IS_SUBSTRING","key":"name","string_value":"job-0999"}]}`.
+    #[arg(long, env = "BENCH_LIST_FILTER")]
+    list_filter: Option<String>,
     /// Next-tick computations per cron spec.
     #[arg(long, env = "BENCH_CRON_ITERATIONS", default_value_t = 2000)]
     cron_iterations: usize,
@@ -76,6 +85,55 @@ struct RunArgs {
     /// The swf-operator binary (default: next to this one).
     #[arg(long)]
     operator: Option<PathBuf>,
+    /// The rows of each size of `--sizes`: swf-operator, the CronJob controller at its default
+    /// client rate limits, the same with them raised (`cronjob-tuned`), the ideal client
+    /// (`floor`).
+    #[arg(
+        long,
+        env = "BENCH_ROWS",
+        value_delimiter = ',',
+        default_value = "swf,cronjob,cronjob-tuned,floor"
+    )]
+    rows: Vec<RowKind>,
+    /// Which parts to run, e.g. `--phases list` for ListJobs alone.
+    #[arg(
+        long,
+        env = "BENCH_PHASES",
+        value_delimiter = ',',
+        default_value = "cron,list,scenarios"
+    )]
+    phases: Vec<Phase>,
+}
+
+/// The contenders of the `--sizes` scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RowKind {
+    Swf,
+    Cronjob,
+    CronjobTuned,
+    Floor,
+}
+
+impl RowKind {
+    fn controller(self) -> Controller {
+        match self {
+            RowKind::Swf => Controller::Swf { shards: 1 },
+            RowKind::Cronjob => Controller::CronJob,
+            RowKind::CronjobTuned => Controller::CronJobTuned,
+            RowKind::Floor => Controller::Floor,
+        }
+    }
+}
+
+/// The parts of a benchmark run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    /// The cron core: ns per next-tick computation.
+    Cron,
+    /// ListJobs under concurrent load.
+    List,
+    /// The scheduling scenarios (swf-operator, CronJob, ...).
+    Scenarios,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -90,8 +148,13 @@ fn plans(args: &RunArgs) -> Vec<Plan> {
         ticks: args.ticks,
     };
     for &n in &args.sizes {
-        plans.push(one(format!("swf N={n}"), vec![(Controller::Swf { shards: 1 }, n)]));
-        plans.push(one(format!("cronjob N={n}"), vec![(Controller::CronJob, n)]));
+        for kind in &args.rows {
+            let name = kind
+                .to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            plans.push(one(format!("{name} N={n}"), vec![(kind.controller(), n)]));
+        }
     }
     for &n in args.swf_only_sizes.iter().filter(|n| **n > 0) {
         plans.push(one(format!("swf N={n}"), vec![(Controller::Swf { shards: 1 }, n)]));
@@ -129,16 +192,30 @@ async fn run(args: RunArgs) {
         bench: me,
     };
     println!("machine: {} cores, {}", cores(), cpu_model());
-    let cron = core::cron_core(args.cron_iterations);
-    println!(
-        "\ncron core: {} specs, next tick in {:.0} ns (median), {:.0} ns (p99), {:.0} ns (max)",
-        cron.specs, cron.median_ns, cron.p99_ns, cron.max_ns
-    );
-    let list = if args.list_jobs > 0 {
-        let l = core::list_jobs(&assets, &operator, args.list_jobs, args.list_clients, args.list_seconds).await;
+    let cron = args
+        .phases
+        .contains(&Phase::Cron)
+        .then(|| core::cron_core(args.cron_iterations));
+    if let Some(cron) = &cron {
         println!(
-            "ListJobs (page of 20 of {} jobs, {} clients, {} s): {} requests, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, JobService peak RSS {:.0} MiB",
+            "\ncron core: {} specs, next tick in {:.0} ns (median), {:.0} ns (p99), {:.0} ns (max)",
+            cron.specs, cron.median_ns, cron.p99_ns, cron.max_ns
+        );
+    }
+    let list = if args.list_jobs > 0 && args.phases.contains(&Phase::List) {
+        let load = core::ListLoad {
+            jobs: args.list_jobs,
+            clients: args.list_clients,
+            seconds: args.list_seconds,
+            filter: args.list_filter.as_deref(),
+        };
+        let l = core::list_jobs(&assets, &operator, &load).await;
+        println!(
+            "ListJobs (page of 20 of {} jobs{}, {} clients, {} s): {} requests, {} errors, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, JobService RSS {:.0} MiB once listed, peak {:.0} MiB",
             l.jobs,
+            args.list_filter
+                .as_ref()
+                .map_or(String::new(), |f| format!(", filter {f}")),
             l.clients,
             args.list_seconds,
             l.requests,
@@ -147,6 +224,7 @@ async fn run(args: RunArgs) {
             l.p50_ms,
             l.p99_ms,
             l.max_ms,
+            l.api_listed_rss_mib,
             l.api_peak_rss_mib
         );
         Some(l)
@@ -154,7 +232,12 @@ async fn run(args: RunArgs) {
         None
     };
     let mut results = Vec::new();
-    for plan in plans(&args) {
+    let plans = if args.phases.contains(&Phase::Scenarios) {
+        plans(&args)
+    } else {
+        Vec::new()
+    };
+    for plan in plans {
         let result = scenario::run(&assets, &bins, &plan).await;
         let rows: Vec<report::Row> = result.outcomes.iter().map(|o| report::row(&result, o)).collect();
         print!("{}", report::table(&rows));
@@ -166,6 +249,10 @@ async fn run(args: RunArgs) {
         .collect();
     println!("\n## Trigger lag, cost, correctness\n\n{}", report::table(&rows));
     println!("## swf-operator ÷ CronJob\n\n{}", report::ratios(&rows));
+    println!(
+        "## swf-operator ÷ the floor and ÷ the tuned CronJob controller\n\n{}",
+        report::peer_ratios(&rows)
+    );
     println!("## API requests in the window\n\n{}", report::requests_table(&results));
     let extra = serde_json::json!({"cron_core": cron, "list_jobs": list});
     report::write_files(&args.out, &rows, &results, extra);
@@ -210,5 +297,6 @@ fn main() {
     match cli.command {
         Cmd::Run(args) => runtime.block_on(run(args)),
         Cmd::Watch { namespace, out } => runtime.block_on(watch::run(&namespace, &out)),
+        Cmd::Floor { namespace } => runtime.block_on(floor::run(&namespace)),
     }
 }

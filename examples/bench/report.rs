@@ -2,7 +2,7 @@
 
 use std::{fmt::Write as _, path::Path};
 
-use crate::scenario::{Outcome, ScenarioResult};
+use crate::scenario::{Controller, Outcome, ScenarioResult};
 
 /// Nearest-rank percentile of `values` (sorted in place); None when empty.
 pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
@@ -41,6 +41,9 @@ pub struct Row {
     pub all_scheduled_s: Option<f64>,
     pub first_tick_max_lag_s: Option<f64>,
     pub apiserver_cpu_s_per_tick: f64,
+    /// The API server's CPU in the window over the runs created in it (shared by the
+    /// contenders of a scenario that runs several at once).
+    pub apiserver_cpu_ms_per_run: f64,
     pub requests_per_run: f64,
 }
 
@@ -75,6 +78,11 @@ pub fn row(scenario: &ScenarioResult, o: &Outcome) -> Row {
         all_scheduled_s: o.all_scheduled_seconds,
         first_tick_max_lag_s: o.first_tick_max_lag,
         apiserver_cpu_s_per_tick: scenario.apiserver_cpu_seconds / ticks,
+        apiserver_cpu_ms_per_run: if all_runs == 0 {
+            f64::NAN
+        } else {
+            scenario.apiserver_cpu_seconds * 1000.0 / all_runs as f64
+        },
         // Shared by the contenders of a scenario that runs several at once.
         requests_per_run: if all_runs == 0 {
             f64::NAN
@@ -92,16 +100,16 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | controller | N | runs | p50 ms | p90 ms | p99 ms | max ms | missed | dup | early | relists | CPU s/tick | CPU ms/run | peak RSS MiB | all scheduled s | API server CPU s/tick | API requests/run |"
+        "| scenario | controller | N | runs | p50 ms | p90 ms | p99 ms | max ms | missed | dup | early | relists | CPU s/tick | CPU ms/run | peak RSS MiB | all scheduled s | API server CPU s/tick | API server CPU ms/run | API requests/run |"
     );
     let _ = writeln!(
         out,
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {:.2} | {:.3} | {:.0} | {} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {:.2} | {:.3} | {:.0} | {} | {:.2} | {:.2} | {:.2} |",
             r.scenario,
             r.controller,
             r.n,
@@ -119,6 +127,7 @@ pub fn table(rows: &[Row]) -> String {
             r.peak_rss_mib,
             opt(r.all_scheduled_s),
             r.apiserver_cpu_s_per_tick,
+            r.apiserver_cpu_ms_per_run,
             r.requests_per_run
         );
     }
@@ -135,7 +144,7 @@ pub fn ratios(rows: &[Row]) -> String {
         let Some(cron) = rows
             .iter()
             .filter(alone)
-            .find(|r| r.controller.starts_with("CronJob") && r.n == swf.n)
+            .find(|r| r.controller == Controller::CronJob.label() && r.n == swf.n)
         else {
             continue;
         };
@@ -146,6 +155,42 @@ pub fn ratios(rows: &[Row]) -> String {
             swf.p99_ms / cron.p99_ms,
             swf.cpu_ms_per_run / cron.cpu_ms_per_run
         );
+    }
+    out
+}
+
+/// swf-operator ÷ each reference row (the floor, the tuned CronJob controller) at each N of the
+/// one-after-the-other scenarios: lag percentiles, API server CPU per run, requests per run.
+pub fn peer_ratios(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| N | swf-operator ÷ | p50 lag | p90 lag | p99 lag | API server CPU ms/run | API requests/run |"
+    );
+    let _ = writeln!(out, "|--:|---|--:|--:|--:|--:|--:|");
+    let alone = |r: &&Row| !r.scenario.starts_with("both");
+    let swf_label = Controller::Swf { shards: 1 }.label();
+    for swf in rows.iter().filter(alone).filter(|r| r.controller == swf_label) {
+        for peer in [Controller::Floor, Controller::CronJobTuned] {
+            let Some(p) = rows
+                .iter()
+                .filter(alone)
+                .find(|r| r.controller == peer.label() && r.n == swf.n)
+            else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                swf.n,
+                p.controller,
+                swf.p50_ms / p.p50_ms,
+                swf.p90_ms / p.p90_ms,
+                swf.p99_ms / p.p99_ms,
+                swf.apiserver_cpu_ms_per_run / p.apiserver_cpu_ms_per_run,
+                swf.requests_per_run / p.requests_per_run
+            );
+        }
     }
     out
 }
@@ -168,12 +213,12 @@ pub fn requests_table(results: &[ScenarioResult]) -> String {
 pub fn write_files(dir: &Path, rows: &[Row], results: &[ScenarioResult], extra: serde_json::Value) {
     std::fs::create_dir_all(dir).unwrap();
     let mut csv = String::from(
-        "scenario,controller,n,runs,p50_ms,p90_ms,p99_ms,max_ms,missed,duplicates,early,relists,cpu_s_per_tick,cpu_ms_per_run,peak_rss_mib,all_scheduled_s,apiserver_cpu_s_per_tick,requests_per_run\n",
+        "scenario,controller,n,runs,p50_ms,p90_ms,p99_ms,max_ms,missed,duplicates,early,relists,cpu_s_per_tick,cpu_ms_per_run,peak_rss_mib,all_scheduled_s,apiserver_cpu_s_per_tick,apiserver_cpu_ms_per_run,requests_per_run\n",
     );
     for r in rows {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{:.3},{:.4},{:.1},{},{:.3},{:.3}",
+            "{},{},{},{},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{:.3},{:.4},{:.1},{},{:.3},{:.3},{:.3}",
             r.scenario,
             r.controller,
             r.n,
@@ -191,6 +236,7 @@ pub fn write_files(dir: &Path, rows: &[Row], results: &[ScenarioResult], extra: 
             r.peak_rss_mib,
             r.all_scheduled_s.map_or(String::new(), |v| format!("{v:.2}")),
             r.apiserver_cpu_s_per_tick,
+            r.apiserver_cpu_ms_per_run,
             r.requests_per_run
         );
     }
@@ -203,7 +249,55 @@ pub fn write_files(dir: &Path, rows: &[Row], results: &[ScenarioResult], extra: 
 
 #[cfg(test)]
 mod tests {
-    use super::percentile;
+    use super::*;
+
+    fn row(controller: Controller, n: usize, p99_ms: f64, api_ms: f64) -> Row {
+        Row {
+            scenario: format!("x N={n}"),
+            controller: controller.label(),
+            ours: matches!(controller, Controller::Swf { .. }),
+            n,
+            runs: n,
+            p50_ms: p99_ms / 2.0,
+            p90_ms: p99_ms,
+            p99_ms,
+            max_ms: p99_ms,
+            missed: 0,
+            duplicates: 0,
+            early: 0,
+            relists: 0,
+            cpu_s_per_tick: 0.0,
+            cpu_ms_per_run: 1.0,
+            peak_rss_mib: 0.0,
+            all_scheduled_s: None,
+            first_tick_max_lag_s: None,
+            apiserver_cpu_s_per_tick: 0.0,
+            apiserver_cpu_ms_per_run: api_ms,
+            requests_per_run: 2.0,
+        }
+    }
+
+    #[test]
+    fn swf_is_divided_by_the_floor_and_the_tuned_cronjob_of_its_n() {
+        let swf = Controller::Swf { shards: 1 };
+        let rows = [
+            row(swf, 100, 400.0, 9.0),
+            row(Controller::Floor, 100, 100.0, 3.0),
+            row(Controller::CronJobTuned, 100, 800.0, 9.0),
+            row(Controller::CronJob, 100, 9000.0, 9.0),
+            row(Controller::Floor, 1000, 1.0, 1.0),
+        ];
+        let table = peer_ratios(&rows);
+        let lines: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "| 100 | floor (ideal client) | 4.00 | 4.00 | 4.00 | 3.00 | 1.00 |",
+                "| 100 | CronJob v2, QPS 5000 | 0.50 | 0.50 | 0.50 | 1.00 | 1.00 |",
+            ],
+            "{table}"
+        );
+    }
 
     #[test]
     fn nearest_rank() {

@@ -28,7 +28,16 @@ pub enum Controller {
         shards: usize,
     },
     CronJob,
+    /// The CronJob controller with its client rate limits raised so they do not bind.
+    CronJobTuned,
+    /// The ideal client (`floor`): swf-operator's Jobs, created at the tick, nothing else.
+    Floor,
 }
+
+/// `--kube-api-qps` and `--kube-api-burst` of the tuned CronJob controller: far above what
+/// 5,000 schedules a minute ask (about 3 requests per run).
+const TUNED_QPS: u32 = 5_000;
+const TUNED_BURST: u32 = 10_000;
 
 impl Controller {
     pub fn label(&self) -> String {
@@ -36,6 +45,8 @@ impl Controller {
             Controller::Swf { shards: 1 } => "swf-operator".into(),
             Controller::Swf { shards } => format!("swf-operator ×{shards} shards"),
             Controller::CronJob => "CronJob v2".into(),
+            Controller::CronJobTuned => format!("CronJob v2, QPS {TUNED_QPS}"),
+            Controller::Floor => "floor (ideal client)".into(),
         }
     }
     /// swf-operator, judged by `--check`; the CronJob controller is the peer.
@@ -46,6 +57,8 @@ impl Controller {
         match self {
             Controller::Swf { .. } => "bench-swf".into(),
             Controller::CronJob => "bench-cronjob".into(),
+            Controller::CronJobTuned => "bench-cronjob-tuned".into(),
+            Controller::Floor => "bench-floor".into(),
         }
     }
 }
@@ -99,11 +112,13 @@ fn schedule_object(controller: Controller, name: &str) -> DynamicObject {
     let value = match controller {
         // Jobs never finish here (no kubelet), so up to 10 may be active: the window's ticks
         // all run. noCatchup: like CronJob, only the latest missed tick runs at start-up.
-        Controller::Swf { .. } => json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
+        Controller::Swf { .. } | Controller::Floor => {
+            json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow",
             "metadata": {"name": name}, "spec": {"enabled": true, "maxConcurrency": 10, "noCatchup": true,
             "trigger": {"cronSchedule": {"cron": "0 * * * * *"}},
-            "runTemplate": {"apiVersion": "batch/v1", "kind": "Job", "spec": job}}}),
-        Controller::CronJob => json!({"apiVersion": "batch/v1beta1", "kind": "CronJob",
+            "runTemplate": {"apiVersion": "batch/v1", "kind": "Job", "spec": job}}})
+        }
+        Controller::CronJob | Controller::CronJobTuned => json!({"apiVersion": "batch/v1beta1", "kind": "CronJob",
             "metadata": {"name": name}, "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Allow",
             "jobTemplate": {"spec": job}}}),
     };
@@ -112,10 +127,12 @@ fn schedule_object(controller: Controller, name: &str) -> DynamicObject {
 
 fn resource(controller: Controller) -> ApiResource {
     match controller {
-        Controller::Swf { .. } => {
+        Controller::Swf { .. } | Controller::Floor => {
             ApiResource::from_gvk(&GroupVersionKind::gvk("kubeflow.org", "v1beta1", "ScheduledWorkflow"))
         }
-        Controller::CronJob => ApiResource::from_gvk(&GroupVersionKind::gvk("batch", "v1beta1", "CronJob")),
+        Controller::CronJob | Controller::CronJobTuned => {
+            ApiResource::from_gvk(&GroupVersionKind::gvk("batch", "v1beta1", "CronJob"))
+        }
     }
 }
 
@@ -186,12 +203,21 @@ async fn until_second_of_minute(second: f64) {
 /// The processes of one contender, started now; returns their names and metrics ports.
 fn start_controller(cluster: &mut Cluster, bins: &Binaries, controller: Controller) -> Vec<(String, Option<u16>)> {
     match controller {
-        Controller::CronJob => {
+        Controller::CronJob | Controller::CronJobTuned => {
             let mut args = crate::plane::controller_manager_args(&cluster.layout, "cronjob");
             args.push("--feature-gates=CronJobControllerV2=true".into());
+            if controller == Controller::CronJobTuned {
+                args.push(format!("--kube-api-qps={TUNED_QPS}"));
+                args.push(format!("--kube-api-burst={TUNED_BURST}"));
+            }
             let program = cluster.assets.join("kube-controller-manager");
             cluster.spawn("cronjob-controller", &program, &args, &[]);
             vec![("cronjob-controller".into(), None)]
+        }
+        Controller::Floor => {
+            let args = vec!["floor".to_string(), controller.namespace()];
+            cluster.spawn("floor", &bins.bench, &args, &[("RUST_LOG", "warn".into())]);
+            vec![("floor".into(), None)]
         }
         Controller::Swf { shards } => (0..shards)
             .map(|i| {

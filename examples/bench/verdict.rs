@@ -49,6 +49,7 @@ mod tests {
             all_scheduled_s: None,
             first_tick_max_lag_s: None,
             apiserver_cpu_s_per_tick: 0.0,
+            apiserver_cpu_ms_per_run: 0.0,
             requests_per_run: 0.0,
         }
     }

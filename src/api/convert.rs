@@ -355,10 +355,10 @@ fn display_name_of(obj: &SwfObject) -> String {
 pub fn row(obj: &SwfObject) -> Row {
     let spec = obj.spec.as_ref().ok();
     Row {
-        id: obj.metadata.uid.clone().unwrap_or_default(),
-        name: display_name_of(obj),
-        description: spec.and_then(|s| s.description.clone()).unwrap_or_default(),
-        pipeline_id: spec.and_then(|s| s.pipeline_id.clone()).unwrap_or_default(),
+        id: obj.metadata.uid.as_deref().unwrap_or_default().into(),
+        name: display_name_of(obj).into(),
+        description: spec.and_then(|s| s.description.as_deref()).unwrap_or_default().into(),
+        pipeline_id: spec.and_then(|s| s.pipeline_id.as_deref()).unwrap_or_default().into(),
         created_at: obj.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
         updated_at: updated_at(obj).map_or(0, |t| t.as_second()),
     }

@@ -3,14 +3,25 @@
 //!
 //! Pages are cut by a cursor (the sort value and id of the last job returned), not by an offset:
 //! jobs created or deleted between two page requests never cause a duplicate or a skipped
-//! survivor. `total_size` counts every job that matches the filter. Sorting and filtering work
-//! on small `Row`s; only the page's items are turned into `Job`s by the caller.
+//! survivor. `total_size` counts every job that matches the filter. Pages are walked out of an
+//! `Ordered` scope (kept sorted by the watch, see `catalog`), so an unfiltered page costs
+//! O(log n + page); filtering works on small `Row`s; only the page's items are turned into
+//! `Job`s by the caller.
+//!
+//! A filter cannot use the order (it may name any field): a filtered page checks each job of
+//! the scope once to count `total_size` and walks the order from the cursor until the page is
+//! full, so its work is bounded by 2 × jobs in scope × predicates (at most `MAX_PREDICATES`,
+//! each with at most `MAX_FILTER_VALUES` values), with no sort and no allocation per job
+//! (except IS_SUBSTRING's lowercasing).
+
+use std::{cmp::Ordering, sync::Arc};
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::{
     error::ApiError,
+    ordered::{Cursor, Entry, Ordered},
     proto::{Filter, Job, predicate},
 };
 
@@ -48,35 +59,46 @@ impl Field {
     }
 }
 
-/// What sorting and filtering read of a job.
+/// What sorting and filtering read of a job. Its strings are shared with the keys of the
+/// orders it is kept in.
 #[derive(Clone, Debug, Default)]
 pub struct Row {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub pipeline_id: String,
+    pub id: Arc<str>,
+    pub name: Arc<str>,
+    pub description: Arc<str>,
+    pub pipeline_id: Arc<str>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Row {
+    /// The job's value of `field`, for sorting (a string is shared, not copied).
+    pub fn key(&self, field: Field) -> Key {
+        match field {
+            Field::Id => Key::Str(self.id.clone()),
+            Field::Name => Key::Str(self.name.clone()),
+            Field::Description => Key::Str(self.description.clone()),
+            Field::PackageId => Key::Str(self.pipeline_id.clone()),
+            Field::CreatedAt => Key::Int(self.created_at),
+            Field::UpdatedAt => Key::Int(self.updated_at),
+        }
+    }
 }
 
 impl From<&Job> for Row {
     fn from(j: &Job) -> Row {
         Row {
-            id: j.id.clone(),
-            name: j.name.clone(),
-            description: j.description.clone(),
-            pipeline_id: j
-                .pipeline_spec
-                .as_ref()
-                .map(|p| p.pipeline_id.clone())
-                .unwrap_or_default(),
+            id: j.id.as_str().into(),
+            name: j.name.as_str().into(),
+            description: j.description.as_str().into(),
+            pipeline_id: j.pipeline_spec.as_ref().map_or("", |p| p.pipeline_id.as_str()).into(),
             created_at: j.created_at.as_ref().map_or(0, |t| t.seconds),
             updated_at: j.updated_at.as_ref().map_or(0, |t| t.seconds),
         }
     }
 }
 
-/// A job's value for sorting and filtering.
+/// A sort or filter value as a page token or filter carries it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
@@ -84,14 +106,39 @@ pub enum Value {
     Str(String),
 }
 
-fn value(row: &Row, field: Field) -> Value {
-    match field {
-        Field::Id => Value::Str(row.id.clone()),
-        Field::Name => Value::Str(row.name.clone()),
-        Field::Description => Value::Str(row.description.clone()),
-        Field::PackageId => Value::Str(row.pipeline_id.clone()),
-        Field::CreatedAt => Value::Int(row.created_at),
-        Field::UpdatedAt => Value::Int(row.updated_at),
+/// A job's sort value as the orders keep it; ordered exactly as `Value` (integers before
+/// strings, strings by bytes).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Key {
+    Int(i64),
+    Str(Arc<str>),
+}
+
+impl From<Value> for Key {
+    fn from(v: Value) -> Key {
+        match v {
+            Value::Int(i) => Key::Int(i),
+            Value::Str(s) => Key::Str(s.into()),
+        }
+    }
+}
+
+impl From<&Key> for Value {
+    fn from(k: &Key) -> Value {
+        match k {
+            Key::Int(i) => Value::Int(*i),
+            Key::Str(s) => Value::Str(s.to_string()),
+        }
+    }
+}
+
+/// `key` against a filter's `value`, as `Value`'s order would compare them (without a copy).
+fn compare(key: &Key, value: &Value) -> Ordering {
+    match (key, value) {
+        (Key::Int(a), Value::Int(b)) => a.cmp(b),
+        (Key::Str(a), Value::Str(b)) => (**a).cmp(b.as_str()),
+        (Key::Int(_), Value::Str(_)) => Ordering::Less,
+        (Key::Str(_), Value::Int(_)) => Ordering::Greater,
     }
 }
 
@@ -138,6 +185,8 @@ struct Check {
     field: Field,
     op: predicate::Op,
     values: Vec<Value>,
+    /// IS_SUBSTRING's value, lowercased once.
+    needle: String,
 }
 
 /// The filter as given, decoded once more as KFP's `parseAPIFilter` does (`url.QueryUnescape`:
@@ -237,7 +286,16 @@ fn parse_filter(canonical: &str) -> Result<Vec<Check>, ApiError> {
             _ => {}
         }
         within_bounds(&p.key, &values)?;
-        checks.push(Check { field, op, values });
+        let needle = match values.first() {
+            Some(Value::Str(s)) if op == predicate::Op::IsSubstring => s.to_lowercase(),
+            _ => String::new(),
+        };
+        checks.push(Check {
+            field,
+            op,
+            values,
+            needle,
+        });
     }
     Ok(checks)
 }
@@ -264,21 +322,19 @@ fn within_bounds(key: &str, values: &[Value]) -> Result<(), ApiError> {
 fn matches(row: &Row, checks: &[Check]) -> bool {
     use predicate::Op::*;
     checks.iter().all(|c| {
-        let v = value(row, c.field);
+        let v = row.key(c.field);
         // IN with an empty list matches nothing (KFP: `IN ()`).
         let Some(x) = c.values.first() else { return false };
         match c.op {
-            Equals => &v == x,
-            NotEquals => &v != x,
-            GreaterThan => &v > x,
-            GreaterThanEquals => &v >= x,
-            LessThan => &v < x,
-            LessThanEquals => &v <= x,
-            In => c.values.contains(&v),
+            Equals => compare(&v, x).is_eq(),
+            NotEquals => compare(&v, x).is_ne(),
+            GreaterThan => compare(&v, x).is_gt(),
+            GreaterThanEquals => compare(&v, x).is_ge(),
+            LessThan => compare(&v, x).is_lt(),
+            LessThanEquals => compare(&v, x).is_le(),
+            In => c.values.iter().any(|x| compare(&v, x).is_eq()),
             // SQL LIKE in KFP's MySQL: case-insensitive.
-            IsSubstring => {
-                matches!((&v, x), (Value::Str(s), Value::Str(sub)) if s.to_lowercase().contains(&sub.to_lowercase()))
-            }
+            IsSubstring => matches!(&v, Key::Str(s) if s.to_lowercase().contains(&c.needle)),
             Unknown => false,
         }
     })
@@ -322,8 +378,8 @@ pub struct Page<T> {
     pub next_page_token: String,
 }
 
-/// Sorts, filters and cuts one page out of every item in scope; `row` says what each is.
-pub fn page<T>(items: Vec<T>, row: impl Fn(&T) -> Row, q: &Query) -> Result<Page<T>, ApiError> {
+/// Filters and cuts one page out of the jobs of a scope, kept in every order.
+pub fn page<T: Clone>(jobs: &Ordered<T>, q: &Query) -> Result<Page<T>, ApiError> {
     if q.page_size < 0 {
         return Err(ApiError::invalid(format!(
             "Invalid page size: {} (must be 0 or more)",
@@ -334,49 +390,50 @@ pub fn page<T>(items: Vec<T>, row: impl Fn(&T) -> Row, q: &Query) -> Result<Page
         0 => DEFAULT_PAGE_SIZE,
         n => n.min(MAX_PAGE_SIZE),
     } as usize;
-    let (sort, filter, after) = query_state(q)?;
+    let (sort, filter, cursor) = query_state(q)?;
     let checks = parse_filter(&filter)?;
-    let mut rows: Vec<(Row, T)> = items
-        .into_iter()
-        .map(|t| (row(&t), t))
-        .filter(|(r, _)| matches(r, &checks))
+    let total = if checks.is_empty() {
+        jobs.len()
+    } else {
+        jobs.entries().filter(|e| matches(&e.row, &checks)).count()
+    };
+    // One more than the page: whether there is a next page.
+    let mut picked: Vec<&Entry<T>> = jobs
+        .walk(sort, cursor.as_ref())
+        .filter(|e| matches(&e.row, &checks))
+        .take(size + 1)
         .collect();
-    let total_size = i32::try_from(rows.len()).unwrap_or(i32::MAX);
-    let key = |r: &Row| (value(r, sort.field), r.id.clone());
-    rows.sort_by(|a, b| {
-        let ord = key(&a.0).cmp(&key(&b.0));
-        if sort.desc { ord.reverse() } else { ord }
-    });
-    if let Some(cursor) = after {
-        rows.retain(|(r, _)| {
-            let k = key(r);
-            if sort.desc { k < cursor } else { k > cursor }
-        });
-    }
-    let more = rows.len() > size;
-    rows.truncate(size);
-    let next_page_token = match (more, rows.last()) {
-        (true, Some((last, _))) => encode(&Token {
+    let more = picked.len() > size;
+    picked.truncate(size);
+    let next_page_token = match (more, picked.last()) {
+        (true, Some(last)) => encode(&Token {
             sort,
             filter,
             scope: q.scope.to_string(),
-            after: value(last, sort.field),
-            after_id: last.id.clone(),
+            after: Value::from(&last.row.key(sort.field)),
+            after_id: last.row.id.to_string(),
         }),
         _ => String::new(),
     };
     Ok(Page {
-        items: rows.into_iter().map(|(_, t)| t).collect(),
-        total_size,
+        items: picked.into_iter().map(|e| e.item.clone()).collect(),
+        total_size: i32::try_from(total).unwrap_or(i32::MAX),
         next_page_token,
     })
 }
 
-/// Sort, canonical filter and cursor of a query: from its page token when it has one (which
-/// then must agree with any sort, filter and scope also given, as KFP checks).
-/// Where a page starts: after this sort value and id.
-type Cursor = (Value, String);
+/// Whether a query has a filter, given or in its page token (then its page checks every job
+/// of the scope). An unreadable token counts as unfiltered: `page` refuses it.
+pub fn filtered(filter: &str, page_token: &str) -> bool {
+    if !filter.trim().is_empty() {
+        return true;
+    }
+    !page_token.is_empty() && decode(page_token).is_ok_and(|t| !t.filter.is_empty())
+}
 
+/// Sort, canonical filter and cursor (the sort value and id a page starts after) of a query:
+/// from its page token when it has one (which then must agree with any sort, filter and scope
+/// also given, as KFP checks).
 fn query_state(q: &Query) -> Result<(Sort, String, Option<Cursor>), ApiError> {
     if q.page_token.is_empty() {
         return Ok((parse_sort(q.sort_by)?, canonical_filter(q.filter)?, None));
@@ -395,7 +452,8 @@ fn query_state(q: &Query) -> Result<(Sort, String, Option<Cursor>), ApiError> {
             "page token does not match the resource_reference_key of the request",
         ));
     }
-    Ok((token.sort, token.filter, Some((token.after, token.after_id))))
+    let cursor = (Key::from(token.after), token.after_id.into());
+    Ok((token.sort, token.filter, Some(cursor)))
 }
 
 #[cfg(test)]
@@ -427,7 +485,11 @@ mod tests {
     }
 
     fn page(jobs: Vec<Job>, q: &Query) -> Result<Page<Job>, ApiError> {
-        super::page(jobs, |j: &Job| Row::from(j), q)
+        let mut ordered = Ordered::default();
+        for j in jobs {
+            ordered.upsert(Row::from(&j), j);
+        }
+        super::page(&ordered, q)
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! KFP's v1beta1 JobService (HTTP + gRPC) over ScheduledWorkflow resources.
 pub mod accounts;
 pub mod auth;
+pub mod catalog;
 pub mod convert;
 pub mod error;
 pub mod gate;
@@ -10,6 +11,7 @@ pub mod identity;
 pub mod index;
 pub mod list;
 pub mod names;
+pub mod ordered;
 pub mod proto;
 pub mod service;
 pub mod wire;

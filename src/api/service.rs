@@ -13,10 +13,12 @@ use kube::{
 
 use super::{
     auth::{Auth, Caller, Freshness, MultiUser, User},
+    catalog::Scope,
     convert,
     error::{ApiError, Code},
     index::Index,
     list,
+    ordered::Ordered,
     proto::{Job, ListJobsRequest, ListJobsResponse, ResourceType},
 };
 use crate::{crd::ScheduledWorkflow, stored::SwfObject};
@@ -46,10 +48,14 @@ pub struct JobApi {
     settings: ApiSettings,
     /// Workflow manifests being parsed at once (each up to 200,000 nodes, about 10 MiB).
     manifest_parses: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Filtered ListJobs pages being cut at once (each checks every job of its scope).
+    filtered_lists: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Manifests parsed at once; more creates wait.
 const MANIFEST_PARSES: usize = 2;
+/// Filtered pages cut at once; more wait (unfiltered pages never do).
+const FILTERED_LISTS: usize = 2;
 
 impl JobApi {
     /// Starts the watch cache of jobs (with the API's own identity, in its scope).
@@ -64,6 +70,7 @@ impl JobApi {
             auth: Auth::new(base, own, settings.allow_anonymous, settings.multi_user.clone()),
             settings,
             manifest_parses: std::sync::Arc::new(tokio::sync::Semaphore::new(MANIFEST_PARSES)),
+            filtered_lists: std::sync::Arc::new(tokio::sync::Semaphore::new(FILTERED_LISTS)),
         }
     }
 
@@ -178,11 +185,22 @@ impl JobApi {
                 format!("{} may not list jobs in namespace {namespace}", user.name),
             ));
         }
-        // Filtering, sorting and converting every job of a namespace is CPU work: done on a
-        // blocking thread, so a large namespace never stalls the threads serving other calls.
+        let scope = Scope { namespace, experiment };
+        if !list::filtered(&req.filter, &req.page_token) {
+            // A range walk of the scope's order and the page's conversion: microseconds.
+            return page_of(&self.index, &scope, req);
+        }
+        // A filter checks every job of the scope: on a blocking thread, a few at once, so a
+        // large namespace never stalls the threads serving other calls.
+        let _scanning = self
+            .filtered_lists
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::new(Code::Unavailable, "the API is shutting down"))?;
         let index = self.index.clone();
         let req = req.clone();
-        tokio::task::spawn_blocking(move || page_of(&index, &namespace, experiment, &req))
+        tokio::task::spawn_blocking(move || page_of(&index, &scope, &req))
             .await
             .map_err(|_| ApiError::new(Code::Internal, "listing the jobs failed"))?
     }
@@ -253,29 +271,29 @@ impl JobApi {
     }
 }
 
-/// One page of the jobs of `namespace` (and `experiment`) for `req`.
-fn page_of(
-    index: &Index,
-    namespace: &str,
-    experiment: Option<String>,
-    req: &ListJobsRequest,
-) -> Result<ListJobsResponse, ApiError> {
-    let objects: Vec<_> = index
-        .in_namespace(namespace)
-        .into_iter()
-        .filter(|o| {
-            experiment.is_none() || o.spec.as_ref().ok().and_then(|s| s.experiment_id.as_ref()) == experiment.as_ref()
-        })
-        .collect();
-    let scope = format!("{namespace}/{}", experiment.unwrap_or_default());
+/// One page of the jobs of `scope` for `req`; only the page's objects are converted, after
+/// the index's lock is released.
+fn page_of(index: &Index, scope: &Scope, req: &ListJobsRequest) -> Result<ListJobsResponse, ApiError> {
+    let token_scope = format!(
+        "{}/{}",
+        scope.namespace,
+        scope.experiment.as_deref().unwrap_or_default()
+    );
     let query = list::Query {
         page_token: &req.page_token,
         page_size: req.page_size,
         sort_by: &req.sort_by,
         filter: &req.filter,
-        scope: &scope,
+        scope: &token_scope,
     };
-    let page = list::page(objects, |o| convert::row(o), &query)?;
+    let page = {
+        let catalog = index.read();
+        match catalog.scope(scope) {
+            Some(jobs) => list::page(jobs, &query)?,
+            // No job in scope: still checks the query (a bad one is a 400 either way).
+            None => list::page(&Ordered::default(), &query)?,
+        }
+    };
     Ok(ListJobsResponse {
         jobs: page.items.iter().map(|o| convert::swf_to_job(o)).collect(),
         total_size: page.total_size,
