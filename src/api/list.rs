@@ -539,6 +539,19 @@ mod tests {
         assert!(err.contains("resource_reference_key"), "{err}");
     }
 
+    /// `total_size` counts every job the filter matches, not the page nor the scope (found by
+    /// mutation testing: nothing read it on a filtered page).
+    #[test]
+    fn a_filtered_pages_total_is_every_match() {
+        let jobs: Vec<Job> = (0..7)
+            .map(|i| job(&format!("id{i}"), if i % 2 == 0 { "even" } else { "odd" }, 10 + i))
+            .collect();
+        let even = r#"{"predicates":[{"op":"EQUALS","key":"name","string_value":"even"}]}"#;
+        let p = page(jobs, &q("", 2, "", even)).unwrap();
+        assert_eq!(ids(&p), vec!["id0", "id2"]);
+        assert_eq!(p.total_size, 4, "id0, id2, id4, id6");
+    }
+
     #[test]
     fn filters() {
         let jobs = vec![job("a", "alpha", 10), job("b", "beta", 20), job("c", "gamma", 30)];
