@@ -228,6 +228,7 @@ mod tests {
         assert!(c.scope(&ns("a")).is_none());
         assert!(c.scope(&ns("")).is_none());
         assert_eq!(c.len(), 1, "found by uid, listed nowhere");
+        assert!(!c.is_empty());
         c.remove("y");
         assert!(c.is_empty());
     }
