@@ -15,7 +15,8 @@ use crate::{
     render::LABEL_OWNED,
     runkind::RunKind,
     runstate::{self, ObservedRun},
-    schedule::{self, Schedule, TriggerState},
+    schedule::{self, Schedule},
+    status,
     stored::{RunObject, SwfObject},
     validate::{self, RunSource, V1Policy},
 };
@@ -85,16 +86,8 @@ fn next_tick(
     if !spec.enabled {
         return "disabled: no tick runs until spec.enabled is true".into();
     }
-    let trigger = &obj.status.trigger;
-    let state = TriggerState {
-        last_triggered: trigger
-            .last_triggered_time
-            .as_ref()
-            .map(|t| t.0)
-            .max(runstate::summarize(runs).latest_tick),
-        last_index: trigger.last_workflow_index.unwrap_or(0),
-        skip_through: trigger.skip_through.as_ref().map(|t| t.0),
-    };
+    let mut state = status::recorded_state(&obj.status.trigger);
+    state.last_triggered = state.last_triggered.max(runstate::summarize(runs).latest_tick);
     let created = obj.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
     let position = state.position(schedule, created);
     match schedule::upcoming(schedule, position, position.floor, 1).first() {

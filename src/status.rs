@@ -37,6 +37,16 @@ fn time(t: Option<Timestamp>) -> Option<Time> {
     t.map(Time)
 }
 
+/// The trigger state status records, as it is (not raised to the runs that exist): what is
+/// durable, for decisions that must not rest on runs about to be deleted, and for readers.
+pub fn recorded_state(t: &TriggerStatus) -> TriggerState {
+    TriggerState {
+        last_triggered: t.last_triggered_time.as_ref().map(|t| t.0),
+        last_index: t.last_workflow_index.unwrap_or(0),
+        skip_through: t.skip_through.as_ref().map(|t| t.0),
+    }
+}
+
 /// The trigger state to plan from: status, raised to what the runs that exist show (status is
 /// a report, and may lag: KFP's controller leaves it one tick behind while a run is active).
 /// Re-enabling (or resuming) a schedule that has had a run moves `skipThrough` to `now`, so

@@ -8,7 +8,7 @@ use crate::{
     crd::{RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflowSpec},
     render::Origin,
     runstate::{self, ObservedRun, Outcome},
-    schedule::{self, Cadence, Schedule, TriggerState},
+    schedule::{self, Cadence, Schedule},
     status::{self, summary_condition},
     stored::SwfObject,
     ticks::{Grid, Position},
@@ -145,12 +145,7 @@ impl<'a> Viewed<'a> {
 
     /// Where the schedule stands on its grid, as its status records it (the operator's reading).
     pub fn position(&self, schedule: &Schedule, now: Timestamp) -> Position {
-        let trigger = &self.obj.status.trigger;
-        let state = TriggerState {
-            last_triggered: trigger.last_triggered_time.as_ref().map(|t| t.0),
-            last_index: trigger.last_workflow_index.unwrap_or(0),
-            skip_through: trigger.skip_through.as_ref().map(|t| t.0),
-        };
+        let state = status::recorded_state(&self.obj.status.trigger);
         let created = self.obj.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
         state.position(schedule, created)
     }

@@ -14,7 +14,7 @@ use crate::{
     failure_policy,
     render::Origin,
     runstate::{self, ObservedRun},
-    schedule::{Claim, TriggerState},
+    schedule::Claim,
     status,
     stored::RunObject,
 };
@@ -75,12 +75,7 @@ impl Pass<'_> {
     /// it lets the schedule reach the ticks after it (found by the simulation: a pruned backfill
     /// run past endTime ran again as a scheduled run once endTime was lifted).
     fn recorded_claim(&self) -> Claim {
-        let t = &self.current.trigger;
-        let state = TriggerState {
-            last_triggered: t.last_triggered_time.as_ref().map(|t| t.0),
-            last_index: t.last_workflow_index.unwrap_or(0),
-            skip_through: t.skip_through.as_ref().map(|t| t.0),
-        };
+        let state = status::recorded_state(&self.current.trigger);
         // Resumed or re-enabled, a schedule that has had a run skips what fell meanwhile.
         let paused = status::was_paused(&self.current) && state.last_index > 0;
         Claim::of(&self.checked.v.schedule, &state, self.created(), paused, self.now).ignoring_end()

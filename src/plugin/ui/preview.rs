@@ -8,7 +8,8 @@ use crate::{
     backfill,
     plugin::view::Viewed,
     runstate::{self, ObservedRun},
-    schedule::{Cadence, Claim, TriggerState},
+    schedule::{Cadence, Claim},
+    status,
 };
 
 /// What becomes of one tick of the range.
@@ -61,12 +62,7 @@ pub fn preview(v: &Viewed<'_>, runs: &[ObservedRun], from: &str, to: &str, now: 
     }
     let value = format!("{}/{}", from.trim(), to.trim());
     let range = backfill::parse_range(&value, &schedule.time_zone)?;
-    let trigger = &v.obj.status.trigger;
-    let state = TriggerState {
-        last_triggered: trigger.last_triggered_time.as_ref().map(|t| t.0),
-        last_index: trigger.last_workflow_index.unwrap_or(0),
-        skip_through: trigger.skip_through.as_ref().map(|t| t.0),
-    };
+    let state = status::recorded_state(&v.obj.status.trigger);
     let created = v.obj.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
     let grid = v.position(schedule, now).grid(schedule);
     let ticks = backfill::ticks(grid, range)?;
