@@ -117,7 +117,7 @@ check-crds:
 ## Mutation testing (cargo-mutants) of the scheduling core, the controller's pure parts,
 ## api/list.rs and admission/review.rs, against the unit and mock-API tests (the files are in
 ## .cargo/mutants.toml; docs/testing.md has the last report). About 30 s a mutant on 2 cores
-## (some 750 mutants), so narrow it: `make mutants MUTANTS_FILE=src/ticks.rs`, or shard it
+## (some 750 mutants), so narrow it: `make mutants MUTANTS_FILE=src/scheduling/ticks.rs`, or shard it
 ## with MUTANTS_ARGS='--shard 1/8'.
 MUTANTS_VERSION := 27.1.0
 ## The simulation's seeds take half a minute a mutant: left out (the report says so).

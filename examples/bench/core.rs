@@ -38,7 +38,8 @@ pub fn cron_core(iterations: usize) -> CronCore {
         let (Some(spec), Some("OK")) = (fields.next(), fields.next()) else {
             continue;
         };
-        let Ok(swf_operator::cron::CronExpr::Calendar(cal)) = swf_operator::cron::parse(spec) else {
+        let Ok(swf_operator::scheduling::cron::CronExpr::Calendar(cal)) = swf_operator::scheduling::cron::parse(spec)
+        else {
             continue;
         };
         let began = Instant::now();
@@ -199,7 +200,7 @@ pub async fn list_jobs(assets: &Path, operator: &Path, load: &ListLoad<'_>) -> L
 
 fn serde_yaml_crd<T: serde::de::DeserializeOwned>(path: &Path) -> T {
     let text = std::fs::read_to_string(path).unwrap();
-    let value = swf_operator::manifest::parse(&text).unwrap();
+    let value = swf_operator::model::manifest::parse(&text).unwrap();
     serde_json::from_value(value).unwrap()
 }
 

@@ -13,9 +13,9 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use kube::{Api, api::PostParams};
 use swf_operator::{
-    crd::ScheduledWorkflow,
-    render::{self, Origin, Owner, RunRequest},
-    validate::{self, Validated},
+    model::crd::ScheduledWorkflow,
+    scheduling::render::{self, Origin, Owner, RunRequest},
+    scheduling::validate::{self, Validated},
 };
 
 /// Creates in flight at once (each on its own keep-alive connection).

@@ -22,7 +22,7 @@ use kube::{
 };
 use moka::future::Cache;
 
-use crate::{api::names, runkind::RunKind};
+use crate::{api::names, model::runkind::RunKind};
 
 /// How long a resolved kind → resource is kept (kinds rarely move).
 const RESOURCE_TTL: Duration = Duration::from_secs(300);
@@ -111,7 +111,7 @@ impl Authorizer {
         let answer = tokio::time::timeout(CALL_TIMEOUT, api.create(&PostParams::default(), &review))
             .await
             .map_err(|_| unchecked("the SubjectAccessReview timed out".into()))?
-            .map_err(|e| unchecked(format!("SubjectAccessReview: {}", crate::controller::error::said(&e))))?;
+            .map_err(|e| unchecked(format!("SubjectAccessReview: {}", crate::serve::kube_error::said(&e))))?;
         if answer.status.is_some_and(|s| s.allowed) {
             return Ok(());
         }

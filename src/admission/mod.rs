@@ -26,10 +26,10 @@ use kube::core::{
 use tokio::sync::Semaphore;
 
 use crate::{
-    metrics::Metrics,
-    server::{body, json_bounds, listen},
-    stored::SwfObject,
-    tls::Reloading,
+    model::stored::SwfObject,
+    serve::metrics::Metrics,
+    serve::tls::Reloading,
+    serve::{body, json_bounds, listen},
 };
 use authorize::Authorizer;
 use review::{Change, Rules, Verdict};

@@ -6,10 +6,10 @@
 //! such as `kubectl patch` of `enabled`. Updates that leave `spec` alone are never examined.
 
 use crate::{
-    crd::ScheduledWorkflowSpec,
-    runkind::RunKind,
-    stored::SwfObject,
-    validate::{self, V1Policy},
+    model::crd::ScheduledWorkflowSpec,
+    model::runkind::RunKind,
+    model::stored::SwfObject,
+    scheduling::validate::{self, V1Policy},
 };
 
 /// What the reconciler would apply to the object (the operator's own settings).

@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use crate::{crd::ScheduledWorkflowSpec, manifest};
+use crate::{model::crd::ScheduledWorkflowSpec, model::manifest};
 
 /// Keys whose string value names a service account (Kubernetes, Argo, Tekton).
 const ACCOUNT_KEYS: &[&str] = &["serviceAccountName", "serviceAccount", "taskServiceAccountName"];
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn the_run_kind_tables_places_are_keys_the_walk_knows() {
-        for kind in crate::runkind::KNOWN_KINDS {
+        for kind in crate::model::runkind::KNOWN_KINDS {
             let key = kind.service_account_path.last().unwrap();
             assert!(ACCOUNT_KEYS.contains(key), "{}: {key}", kind.kind);
         }

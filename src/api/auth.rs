@@ -36,7 +36,7 @@ impl Caller {
     /// (`identity::proxied_user`; a header it refuses is a 401).
     pub fn from_headers(
         headers: &axum::http::HeaderMap,
-        peer: Option<&crate::server::listen::Peer>,
+        peer: Option<&crate::serve::listen::Peer>,
         multi_user: Option<&MultiUser>,
     ) -> Result<Caller, ApiError> {
         let token = headers

@@ -10,7 +10,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::{convert, ordered::Ordered};
-use crate::stored::SwfObject;
+use crate::model::stored::SwfObject;
 
 /// The jobs one ListJobs request may page: a namespace's, or an experiment's in it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

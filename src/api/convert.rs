@@ -13,10 +13,11 @@ use super::{
         ResourceType, Trigger, job::Mode, trigger,
     },
 };
+use crate::model::keys::DISPLAY_NAME_ANNOTATION;
 use crate::{
-    crd::{self, DISPLAY_NAME_ANNOTATION, ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
-    cron,
-    stored::SwfObject,
+    model::crd::{self, ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
+    model::stored::SwfObject,
+    scheduling::cron,
 };
 
 /// A protobuf Timestamp: `nanos` is always in 0..1e9, also before 1970 (jiff counts a
@@ -103,7 +104,7 @@ pub fn job_to_swf(
         spec.trigger = trigger_from(t)?;
     }
     // Everything the operator would reject, rejected here with the same words (end < start, …).
-    crate::validate::validate(&spec, "UTC").map_err(|e| ApiError::invalid(e.to_string()))?;
+    crate::scheduling::validate::validate(&spec, "UTC").map_err(|e| ApiError::invalid(e.to_string()))?;
 
     let mut swf = ScheduledWorkflow::new("", spec);
     swf.metadata.name = None;
@@ -199,7 +200,7 @@ fn source_from(
             "Please don't specify a pipeline version or pipeline ID when you specify a workflow manifest or pipeline manifest.",
         ));
     }
-    let mut manifest = crate::manifest::parse(&pipeline.workflow_manifest)
+    let mut manifest = crate::model::manifest::parse(&pipeline.workflow_manifest)
         .map_err(|e| ApiError::invalid(format!("pipeline_spec.workflow_manifest {e}")))?;
     let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or("");
@@ -328,7 +329,7 @@ fn reference(kind: ResourceType, id: &str, relationship: Relationship) -> Resour
 
 /// KFP's status strings (`toApiJobStatus`).
 pub fn status_string(status: &ScheduledWorkflowStatus) -> &'static str {
-    match crate::status::summary_condition(status).map(|c| c.type_.as_str()) {
+    match crate::scheduling::status::summary_condition(status).map(|c| c.type_.as_str()) {
         Some("Enabled" | "Running" | "Succeeded" | "Ready" | "Done") => "ENABLED",
         Some("Disabled") => "DISABLED",
         _ => "STATUS_UNSPECIFIED",
@@ -367,7 +368,7 @@ pub fn row(obj: &SwfObject) -> Row {
 /// The Job KFP's clients see. A stored spec that cannot be read still lists, with `error`
 /// saying why.
 pub fn swf_to_job(obj: &SwfObject) -> Job {
-    let condition = crate::status::summary_condition(&obj.status);
+    let condition = crate::scheduling::status::summary_condition(&obj.status);
     let error = condition
         .filter(|c| c.type_ == "Error")
         .and_then(|c| c.message.clone())

@@ -27,7 +27,7 @@ use super::{
     service::JobApi,
     wire,
 };
-use crate::server::{body, json_bounds, listen::Peer};
+use crate::serve::{body, json_bounds, listen::Peer};
 
 pub struct Gate {
     api: Arc<JobApi>,

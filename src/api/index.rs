@@ -16,7 +16,7 @@ use kube::{
 use tracing::warn;
 
 use super::catalog::Catalog;
-use crate::stored::SwfObject;
+use crate::model::stored::SwfObject;
 
 #[derive(Clone)]
 pub struct Index {
@@ -36,7 +36,7 @@ impl Index {
             listed: tokio::sync::watch::Sender::new(false),
         };
         let stream = watcher::watcher(api, watcher::Config::default().any_semantic())
-            .backoff(crate::controller::backoff::WatchBackoff::default());
+            .backoff(crate::serve::watch_backoff::WatchBackoff::default());
         let this = index.clone();
         tokio::spawn(async move {
             futures::pin_mut!(stream);

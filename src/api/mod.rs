@@ -20,8 +20,8 @@ use anyhow::Context as _;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use crate::{
-    server::{json_bounds::JsonBounds, listen},
-    tls::Reloading,
+    serve::tls::Reloading,
+    serve::{json_bounds::JsonBounds, listen},
 };
 
 /// Bounds on what one caller may cost; docs/security.md lists them with their reasons.
@@ -54,7 +54,7 @@ impl Default for Limits {
         Limits {
             request_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
-            max_create_bytes: 2 * crate::manifest::MAX_MANIFEST_BYTES + (64 << 10),
+            max_create_bytes: 2 * crate::model::manifest::MAX_MANIFEST_BYTES + (64 << 10),
             max_small_body: 64 << 10,
             body_budget: 8 << 20,
             concurrent_requests: 64,

@@ -21,7 +21,7 @@ use super::{
     ordered::Ordered,
     proto::{Job, ListJobsRequest, ListJobsResponse, ResourceType},
 };
-use crate::{crd::ScheduledWorkflow, stored::SwfObject};
+use crate::{model::crd::ScheduledWorkflow, model::stored::SwfObject};
 
 /// How the API is set up.
 #[derive(Clone, Debug, Default)]

@@ -7,12 +7,12 @@ use kube::Client;
 
 use super::{
     backoff::Backoff,
+    election::leader::Leader,
     events::Events,
-    leader::Leader,
     runs::{RecentCreates, RunCaches},
     status_write::StatusWriter,
 };
-use crate::{metrics::Metrics, runkind::RunKind};
+use crate::{model::runkind::RunKind, serve::metrics::Metrics};
 
 /// Settings of one operator process.
 #[derive(Clone, Debug)]
@@ -25,7 +25,7 @@ pub struct Settings {
     /// How long a pass waits for a run cache's first list before giving up (and retrying).
     pub cache_wait: Duration,
     /// KFP's switches that stop v1 pipelines.
-    pub v1_policy: crate::validate::V1Policy,
+    pub v1_policy: crate::scheduling::validate::V1Policy,
 }
 
 impl Settings {

@@ -21,7 +21,7 @@ use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::metrics::Metrics;
+use crate::serve::metrics::Metrics;
 
 /// Events waiting to be sent; past this, new ones are dropped.
 const QUEUE: usize = 1024;

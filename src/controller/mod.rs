@@ -12,11 +12,9 @@
 
 pub mod backoff;
 pub mod context;
+pub mod election;
 pub mod error;
 pub mod events;
-pub mod leader;
-mod lease;
-mod members;
 pub mod reconcile;
 pub mod runs;
 #[cfg(test)]
@@ -44,13 +42,16 @@ pub use reconcile::{error_policy, reconcile};
 use tokio::task::AbortHandle;
 use tracing::info;
 
-use crate::{metrics::Metrics, server::Health, stored::SwfObject};
+use crate::{
+    model::stored::SwfObject,
+    serve::{Health, metrics::Metrics, watch_backoff::WatchBackoff},
+};
 
 /// The field manager of every write the operator makes (status, runs, events, the lease), as
 /// `managedFields` shows it.
 pub const FIELD_MANAGER: &str = "swf-operator";
 
-fn post_params() -> kube::api::PostParams {
+pub(crate) fn post_params() -> kube::api::PostParams {
     kube::api::PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
@@ -109,7 +110,7 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     pub health: Health,
     /// `None`: leader election off (one replica, or tests).
-    pub lease: Option<leader::LeaseConfig>,
+    pub lease: Option<election::leader::LeaseConfig>,
     /// Name of this replica in events and the lease.
     pub identity: String,
 }
@@ -138,7 +139,7 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
     let (relisted_tx, relisted_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut listed_once = false;
     let trigger = watcher(swfs, watcher::Config::default().any_semantic())
-        .backoff(backoff::WatchBackoff::default())
+        .backoff(WatchBackoff::default())
         .inspect(move |e| match e {
             Ok(watcher::Event::Init) => lists.cache_listed("scheduledworkflows"),
             Ok(watcher::Event::InitDone) if std::mem::replace(&mut listed_once, true) => {
@@ -172,7 +173,7 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
     info!(namespace = ?ctx.settings.namespace, "controller started");
     Controller::for_stream(trigger, reader)
         .with_config(ControllerConfig::default().concurrency(CONCURRENT_PASSES))
-        .trigger_backoff(backoff::WatchBackoff::default())
+        .trigger_backoff(WatchBackoff::default())
         .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(wake_rx))
         .reconcile_all_on(everyone)
         .graceful_shutdown_on(shutdown)
@@ -213,12 +214,12 @@ async fn context(
     }
     let (leader, election) = match &parts.lease {
         Some(config) => {
-            let (leader, election) = leader::start(client.clone(), config.clone(), metrics.clone());
+            let (leader, election) = election::leader::start(client.clone(), config.clone(), metrics.clone());
             (leader, Some(tasks.spawn(election.run(shutdown))))
         }
         None => {
             metrics.set_held(1); // everything, as one shard
-            (leader::Leader::always(), None)
+            (election::leader::Leader::always(), None)
         }
     };
     let events = events::Events::spawn(

@@ -26,11 +26,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::error::Error;
+use crate::model::keys::LABEL_OWNED;
 use crate::{
-    metrics::Metrics,
-    render::LABEL_OWNED,
-    runkind::RunKind,
-    stored::{RunObject, SwfObject},
+    model::runkind::RunKind,
+    model::stored::{RunObject, SwfObject},
+    serve::metrics::Metrics,
 };
 
 type Key = (String, String);
@@ -324,7 +324,7 @@ async fn watch_runs(cache: Arc<RunCache>, api: Api<RunObject>, wake: Wake, metri
     let config = watcher::Config::default()
         .labels(&format!("{LABEL_OWNED}=true"))
         .any_semantic();
-    let stream = watcher::watcher(api, config).backoff(super::backoff::WatchBackoff::default());
+    let stream = watcher::watcher(api, config).backoff(crate::serve::watch_backoff::WatchBackoff::default());
     futures::pin_mut!(stream);
     let mut relist: Option<Vec<RunObject>> = None;
     let label = format!("runs:{}", cache.kind);

@@ -24,8 +24,8 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::{
-    crd::{ScheduledWorkflow, ScheduledWorkflowStatus},
-    stored::SwfObject,
+    model::crd::{ScheduledWorkflow, ScheduledWorkflowStatus},
+    model::stored::SwfObject,
 };
 
 /// A remembered write older than this is dropped (the watch has certainly delivered it, or
@@ -211,7 +211,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
-    use crate::crd::{Condition, ScheduledWorkflow, TriggerStatus};
+    use crate::model::crd::{Condition, ScheduledWorkflow, TriggerStatus};
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -20,13 +20,15 @@ use kube::{
     discovery::ApiResource,
 };
 
+use crate::model::keys::{self};
+use crate::model::keys::{BACKFILL_ANNOTATION, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION};
 use crate::{
-    backfill::{self, BACKFILL_ANNOTATION},
     cli::{CheckArgs, NextArgs},
-    crd::{RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflow},
-    render,
-    runstate::{self, ObservedRun},
-    stored::{RunObject, SwfObject},
+    model::crd::ScheduledWorkflow,
+    model::stored::{RunObject, SwfObject},
+    scheduling::backfill::{self},
+    scheduling::render,
+    scheduling::runstate::{self, ObservedRun},
 };
 use view::{EventLine, Viewed};
 
@@ -304,11 +306,7 @@ impl Kube {
             .await
             .with_context(|| format!("run kind {kind} is not served by this cluster"))?;
         let api: Api<RunObject> = Api::namespaced_with(self.client.clone(), &self.ns, &resource);
-        let label = format!(
-            "{}={}",
-            render::LABEL_SWF_NAME,
-            render::swf_label_value(&obj.name_any())
-        );
+        let label = format!("{}={}", keys::LABEL_SWF_NAME, render::swf_label_value(&obj.name_any()));
         let uid = obj.metadata.uid.clone().unwrap_or_default();
         let runs = api.list(&ListParams::default().labels(&label)).await?.items;
         Ok(runs

@@ -4,15 +4,16 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
+use crate::model::keys::RUN_NOW_REQUEST_ANNOTATION;
 use crate::{
-    crd::{RUN_NOW_REQUEST_ANNOTATION, ScheduledWorkflowSpec},
-    render::Origin,
-    runstate::{self, ObservedRun, Outcome},
-    schedule::{self, Cadence, Schedule},
-    status::{self, summary_condition},
-    stored::SwfObject,
-    ticks::{Grid, Position},
-    validate::{self, Validated},
+    model::crd::ScheduledWorkflowSpec,
+    model::stored::SwfObject,
+    scheduling::render::Origin,
+    scheduling::runstate::{self, ObservedRun, Outcome},
+    scheduling::schedule::{self, Cadence, Schedule},
+    scheduling::status::{self, summary_condition},
+    scheduling::ticks::{Grid, Position},
+    scheduling::validate::{self, Validated},
 };
 
 /// A schedule as `kubectl swf` reads it: its spec validated as the operator would, and the
@@ -593,7 +594,7 @@ mod tests {
             status: Default::default(),
             outcome: Outcome::Active,
             tick: None,
-            origin: crate::render::Origin::Backfill("2026-01-01/2026-01-02".into()),
+            origin: crate::scheduling::render::Origin::Backfill("2026-01-01/2026-01-02".into()),
             deleting: false,
         };
         assert_eq!(Viewed::new(&busy, "UTC").not_running_because(&[backfilling]), None);

@@ -18,7 +18,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use swf_operator::crd::ScheduledWorkflow;
+use swf_operator::model::crd::ScheduledWorkflow;
 
 use crate::{
     common::{
@@ -34,7 +34,7 @@ const SECRET: &str = "swf-operator-webhook-tls";
 /// deploy/base/webhook.yaml's configuration, pointed at `https://127.0.0.1:{port}`.
 fn configuration(port: u16) -> ValidatingWebhookConfiguration {
     let text = std::fs::read_to_string(repo_root().join("deploy/base/webhook.yaml")).unwrap();
-    let mut config = swf_operator::manifest::parse_yaml_documents(&text)
+    let mut config = swf_operator::model::manifest::parse_yaml_documents(&text)
         .into_iter()
         .map(Result::unwrap)
         .find(|d| d["kind"] == "ValidatingWebhookConfiguration")

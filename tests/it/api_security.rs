@@ -232,7 +232,7 @@ async fn enable_and_delete_never_touch_a_recreated_object_of_the_same_name() {
     let admin = common::admin_token(&env).await;
     let (_, created) = create(&url, Some(&admin), job("again", Some(&env.namespace))).await;
     let id = created["id"].as_str().unwrap().to_string();
-    let swfs: kube::Api<swf_operator::crd::ScheduledWorkflow> =
+    let swfs: kube::Api<swf_operator::model::crd::ScheduledWorkflow> =
         kube::Api::namespaced(env.client.clone(), &env.namespace);
     let name = swfs.list(&Default::default()).await.unwrap().items[0]
         .metadata
@@ -551,19 +551,20 @@ async fn replicas_share_one_generated_certificate() {
     };
     let own = common::api_client(&env).await;
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let replicas = (0..2)
-        .map(|_| swf_operator::tls::from_secret_or_generate(own.clone(), "swf-system", "swf-operator-api-tls", &names));
+    let replicas = (0..2).map(|_| {
+        swf_operator::serve::tls::from_secret_or_generate(own.clone(), "swf-system", "swf-operator-api-tls", &names)
+    });
     let pems: Vec<_> = futures::future::join_all(replicas)
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect();
     assert_eq!(pems[0].cert, pems[1].cert, "both replicas serve the same certificate");
-    let again = swf_operator::tls::from_secret_or_generate(own, "swf-system", "swf-operator-api-tls", &names)
+    let again = swf_operator::serve::tls::from_secret_or_generate(own, "swf-system", "swf-operator-api-tls", &names)
         .await
         .unwrap();
     assert_eq!(again.ca, pems[0].ca, "a restart keeps it");
-    let tls = swf_operator::tls::Reloading::new(&pems[0].cert, &pems[0].key).unwrap();
+    let tls = swf_operator::serve::tls::Reloading::new(&pems[0].cert, &pems[0].key).unwrap();
     let settings = ApiSettings {
         default_namespace: Some(env.namespace.clone()),
         ..Default::default()
@@ -587,9 +588,12 @@ async fn replicas_share_one_generated_certificate() {
 }
 
 /// A self-signed serving certificate for `localhost`, and its CA.
-fn localhost_tls() -> (swf_operator::tls::Pem, std::sync::Arc<swf_operator::tls::Reloading>) {
-    let pem = swf_operator::tls::generate(&["localhost".into()]).unwrap();
-    let tls = swf_operator::tls::Reloading::new(&pem.cert, &pem.key).unwrap();
+fn localhost_tls() -> (
+    swf_operator::serve::tls::Pem,
+    std::sync::Arc<swf_operator::serve::tls::Reloading>,
+) {
+    let pem = swf_operator::serve::tls::generate(&["localhost".into()]).unwrap();
+    let tls = swf_operator::serve::tls::Reloading::new(&pem.cert, &pem.key).unwrap();
     (pem, tls)
 }
 
@@ -757,7 +761,7 @@ fn empty_references_grpc(bytes: usize) -> swf_operator::api::proto::CreateJobReq
 /// the most a manifest may hold, in 400 KB) that is refused only after decoding it, for its
 /// cron.
 fn densest_valid_job(namespace: &str) -> Vec<u8> {
-    let zeros = vec![0; swf_operator::manifest::MAX_NODES - 50];
+    let zeros = vec![0; swf_operator::model::manifest::MAX_NODES - 50];
     let manifest = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
         "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}],
                  "x": zeros}});
@@ -1058,7 +1062,7 @@ async fn the_multi_user_overlay_installs_its_policies() {
     let env = common::env("api-overlay").await;
     let overlay = common::repo_root().join("deploy/multi-user");
     let rendered = common::kubectl(env.plane, &["kustomize", overlay.to_str().unwrap()]);
-    let docs: Vec<Value> = swf_operator::manifest::parse_yaml_documents(&rendered)
+    let docs: Vec<Value> = swf_operator::model::manifest::parse_yaml_documents(&rendered)
         .into_iter()
         .map(Result::unwrap)
         .collect();
@@ -1427,7 +1431,7 @@ async fn no_account_can_mint_a_service_account_token() {
     let planted: Secret =
         serde_json::from_value(json!({"metadata": {"name": "planted"}, "type": "Opaque", "data": {}})).unwrap();
     secrets.create(&Default::default(), &planted).await.unwrap();
-    let err = swf_operator::tls::from_secret_or_generate(
+    let err = swf_operator::serve::tls::from_secret_or_generate(
         env.client.clone(),
         &env.namespace,
         "planted",
@@ -1559,7 +1563,7 @@ async fn a_create_as_large_as_the_limit_is_read() {
         "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {{image: busybox}}\n  note: {text}\n"
     );
     assert!(
-        manifest.len() <= swf_operator::manifest::MAX_MANIFEST_BYTES,
+        manifest.len() <= swf_operator::model::manifest::MAX_MANIFEST_BYTES,
         "{}",
         manifest.len()
     );

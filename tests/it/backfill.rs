@@ -9,12 +9,14 @@ use kube::{
     api::{DynamicObject, Patch, PatchParams},
 };
 use serde_json::{Value, json};
-use swf_operator::{backfill::BACKFILL_ANNOTATION, crd::BackfillStatus, render};
+use swf_operator::model::keys::BACKFILL_ANNOTATION;
+use swf_operator::{model::crd::BackfillStatus, scheduling::render};
 
 use crate::common::{
     self, TestEnv, eventually, job_resource, start_operator,
     swf::{WAIT, create, events_for, finish_job, job_swf, runs_of, swfs},
 };
+use swf_operator::model::keys::{self};
 
 const FROM: &str = "2026-01-01T00:00:00Z";
 const TO: &str = "2026-01-04T00:00:00Z";
@@ -42,7 +44,7 @@ fn is_finished(job: &DynamicObject) -> bool {
 }
 
 fn tick_of(job: &DynamicObject) -> Timestamp {
-    Timestamp::from_second(job.labels()[render::LABEL_EPOCH].parse().unwrap()).unwrap()
+    Timestamp::from_second(job.labels()[keys::LABEL_EPOCH].parse().unwrap()).unwrap()
 }
 
 /// Runs whose tick is in [from, to), by tick; panics on a tick with two runs.
@@ -59,7 +61,7 @@ fn by_tick(jobs: &[DynamicObject], from: Timestamp, to: Timestamp) -> BTreeMap<T
 /// than `max` ever run at once; returns the runs in the range.
 async fn finish_active(
     env: &TestEnv,
-    swf: &swf_operator::crd::ScheduledWorkflow,
+    swf: &swf_operator::model::crd::ScheduledWorkflow,
     max: usize,
 ) -> BTreeMap<Timestamp, DynamicObject> {
     let jobs = runs_of(env, swf, &job_resource()).await;
@@ -141,7 +143,7 @@ async fn a_three_day_backfill_of_an_hourly_schedule_creates_72_runs_once_each_ac
         .filter(|c| c.backfill.is_some())
         .count();
     assert_eq!(backfilled, 72, "72 creations in all (71 and the earlier request's one)");
-    let served = &runs[&ran].annotations()[swf_operator::backfill::BACKFILL_RUN_ANNOTATION];
+    let served = &runs[&ran].annotations()[swf_operator::model::keys::BACKFILL_RUN_ANNOTATION];
     assert_eq!(served, earlier, "still the earlier request's run");
     for (tick, job) in runs.iter().filter(|(t, _)| **t != ran) {
         assert_eq!(
@@ -153,7 +155,7 @@ async fn a_three_day_backfill_of_an_hourly_schedule_creates_72_runs_once_each_ac
         let want = tick.to_zoned(TimeZone::UTC).strftime("%Y%m%d%H%M%S").to_string();
         assert_eq!(args, &Value::String(want), "[[ScheduledTime]] of {}", job.name_any());
         assert_eq!(
-            job.annotations()[swf_operator::backfill::BACKFILL_RUN_ANNOTATION],
+            job.annotations()[swf_operator::model::keys::BACKFILL_RUN_ANNOTATION],
             format!("{FROM}/{TO}")
         );
     }

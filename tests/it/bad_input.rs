@@ -19,7 +19,7 @@ use crate::{
     corpus::{Expect, corpus, create_raw, strip_nulls},
 };
 
-fn bad_swf(name: &str, changes: Value) -> swf_operator::crd::ScheduledWorkflow {
+fn bad_swf(name: &str, changes: Value) -> swf_operator::model::crd::ScheduledWorkflow {
     let mut spec = json!({"maxConcurrency": 1, "trigger": {"periodicSchedule": {"intervalSecond": 1}}});
     merge(&mut spec, changes);
     let mut swf = serde_json::to_value(job_swf(name, json!({}))).unwrap();
@@ -43,7 +43,7 @@ async fn bad_input_gets_a_clear_error_and_stops_nothing_else() {
         .create(&PostParams::default(), &ns)
         .await
         .unwrap();
-    let good_api: Api<swf_operator::crd::ScheduledWorkflow> = Api::namespaced(env.client.clone(), &good_ns);
+    let good_api: Api<swf_operator::model::crd::ScheduledWorkflow> = Api::namespaced(env.client.clone(), &good_ns);
     let good = good_api
         .create(
             &PostParams::default(),
@@ -105,7 +105,7 @@ async fn bad_input_gets_a_clear_error_and_stops_nothing_else() {
     .await;
     let mut ticks: Vec<i64> = good_runs
         .iter()
-        .map(|r| r.labels()[swf_operator::render::LABEL_EPOCH].parse().unwrap())
+        .map(|r| r.labels()[swf_operator::model::keys::LABEL_EPOCH].parse().unwrap())
         .collect();
     ticks.sort();
     assert!(
@@ -113,7 +113,7 @@ async fn bad_input_gets_a_clear_error_and_stops_nothing_else() {
         "no good tick lost: {ticks:?}"
     );
     for r in &good_runs {
-        let tick: i64 = r.labels()[swf_operator::render::LABEL_EPOCH].parse().unwrap();
+        let tick: i64 = r.labels()[swf_operator::model::keys::LABEL_EPOCH].parse().unwrap();
         if tick > started.as_second() {
             let late = r.creation_timestamp().unwrap().0.as_second() - tick;
             assert!(late <= 5, "a good run {late}s late while bad input was around");
@@ -130,7 +130,7 @@ async fn bad_input_gets_a_clear_error_and_stops_nothing_else() {
     operator.kill(libc::SIGKILL);
 }
 
-async fn runs_of_ns(env: &TestEnv, ns: &str, swf: &swf_operator::crd::ScheduledWorkflow) -> Vec<DynamicObject> {
+async fn runs_of_ns(env: &TestEnv, ns: &str, swf: &swf_operator::model::crd::ScheduledWorkflow) -> Vec<DynamicObject> {
     let uid = swf.uid().unwrap();
     common::list_runs(&env.client, ns, &job_resource())
         .await
@@ -141,8 +141,8 @@ async fn runs_of_ns(env: &TestEnv, ns: &str, swf: &swf_operator::crd::ScheduledW
 
 /// The object, decoded as the operator decodes it (a spec the Rust types cannot hold is
 /// reported, not a failure of the read).
-async fn stored(env: &TestEnv, name: &str) -> swf_operator::stored::SwfObject {
-    Api::<swf_operator::stored::SwfObject>::namespaced(env.client.clone(), &env.namespace)
+async fn stored(env: &TestEnv, name: &str) -> swf_operator::model::stored::SwfObject {
+    Api::<swf_operator::model::stored::SwfObject>::namespaced(env.client.clone(), &env.namespace)
         .get(name)
         .await
         .unwrap()
@@ -162,7 +162,7 @@ async fn check_case(env: &TestEnv, name: &str, expect: &Expect) {
         Expect::Error(want) | Expect::RunRefused(want) => {
             let message = eventually(WAIT, &format!("{name}: an Error condition"), || async {
                 let status = stored(env, name).await.status;
-                let c = swf_operator::status::summary_condition(&status)?;
+                let c = swf_operator::scheduling::status::summary_condition(&status)?;
                 (c.type_ == "Error").then(|| c.message.clone().unwrap_or_default())
             })
             .await;

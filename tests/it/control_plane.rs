@@ -10,7 +10,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
-use swf_operator::crd::ScheduledWorkflow;
+use swf_operator::model::crd::ScheduledWorkflow;
 
 fn sample(name: &str) -> ScheduledWorkflow {
     serde_json::from_value(serde_json::json!({

@@ -51,7 +51,7 @@ pub fn corpus() -> Vec<(&'static str, Value, Expect)> {
         format!(
             "is {} bytes, more than the {} accepted",
             big.len(),
-            swf_operator::manifest::MAX_MANIFEST_BYTES
+            swf_operator::model::manifest::MAX_MANIFEST_BYTES
         )
         .into_boxed_str(),
     );
@@ -301,7 +301,7 @@ pub fn strip_nulls(v: &mut Value) {
 /// cannot hold (or nesting serde_json refuses) must reach the server.
 pub async fn create_raw(env: &TestEnv, name: &str, changes: Value) -> Result<(), kube::Error> {
     use kube::Resource;
-    let url = swf_operator::crd::ScheduledWorkflow::url_path(&(), Some(&env.namespace));
+    let url = swf_operator::model::crd::ScheduledWorkflow::url_path(&(), Some(&env.namespace));
     let obj = manifest(name, changes);
     let request = kube::core::Request::new(url)
         .create(&PostParams::default(), serde_json::to_vec(&obj).unwrap())

@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use kube::ResourceExt;
 use serde_json::json;
-use swf_operator::crd::ScheduledWorkflow;
+use swf_operator::model::crd::ScheduledWorkflow;
 
 use crate::common::{
     self, TestEnv,

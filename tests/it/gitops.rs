@@ -137,7 +137,7 @@ fn argocd_cm_embeds_the_health_check_unchanged() {
     let root = common::repo_root().join("deploy/gitops");
     let script = std::fs::read_to_string(root.join("health.lua")).unwrap();
     let cm: Value =
-        swf_operator::manifest::parse(&std::fs::read_to_string(root.join("argocd-cm.yaml")).unwrap()).unwrap();
+        swf_operator::model::manifest::parse(&std::fs::read_to_string(root.join("argocd-cm.yaml")).unwrap()).unwrap();
     let embedded = cm["data"]["resource.customizations.health.kubeflow.org_ScheduledWorkflow"]
         .as_str()
         .unwrap();

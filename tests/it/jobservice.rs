@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use swf_operator::{
     api::proto::{self, job_service_client::JobServiceClient},
-    crd::ScheduledWorkflow,
+    model::crd::ScheduledWorkflow,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -623,8 +623,12 @@ async fn serves_tls_and_reloads_the_certificate_when_its_files_change() {
     let (cert, key) = self_signed();
     std::fs::write(&cert_path, &cert).unwrap();
     std::fs::write(&key_path, &key).unwrap();
-    let tls = swf_operator::tls::Reloading::from_files(cert_path.clone(), key_path.clone(), Duration::from_millis(200))
-        .unwrap();
+    let tls = swf_operator::serve::tls::Reloading::from_files(
+        cert_path.clone(),
+        key_path.clone(),
+        Duration::from_millis(200),
+    )
+    .unwrap();
     let settings = swf_operator::api::service::ApiSettings {
         default_namespace: Some(env.namespace.clone()),
         ..Default::default()

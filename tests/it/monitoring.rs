@@ -30,7 +30,7 @@ fn promtool(args: &[&str]) -> String {
 
 fn yaml(path: &str) -> Value {
     let text = std::fs::read_to_string(common::repo_root().join(path)).unwrap();
-    swf_operator::manifest::parse(&text).unwrap()
+    swf_operator::model::manifest::parse(&text).unwrap()
 }
 
 #[test]
@@ -83,7 +83,7 @@ async fn a_real_prometheus_scrapes_the_operator_and_evaluates_the_rules() {
     let operator = Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
     let port = common::plane::free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let server = tokio::spawn(swf_operator::server::serve(
+    let server = tokio::spawn(swf_operator::serve::serve(
         addr,
         operator.metrics.clone(),
         operator.health.clone(),
@@ -135,9 +135,9 @@ async fn a_real_prometheus_scrapes_the_operator_and_evaluates_the_rules() {
     }
     // A rule naming a metric that does not exist evaluates to nothing, "ok" and silent: every
     // metric a rule reads must be one the operator exports. A labelled family with no sample
-    // yet is not in the exposition, so the families are the registrations in src/metrics.rs,
+    // yet is not in the exposition, so the families are the registrations in src/serve/metrics.rs,
     // and those seen in the exposition must be among them.
-    let source = std::fs::read_to_string(common::repo_root().join("src/metrics.rs")).unwrap();
+    let source = std::fs::read_to_string(common::repo_root().join("src/serve/metrics.rs")).unwrap();
     let exported = registered_families(&source);
     let seen = exported_families(&operator.metrics.render());
     assert!(
@@ -169,7 +169,7 @@ fn exported_families(text: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// The families `src/metrics.rs` registers (`registry.register("name", ...)`, prefix `swf_`).
+/// The families `src/serve/metrics.rs` registers (`registry.register("name", ...)`, prefix `swf_`).
 fn registered_families(source: &str) -> std::collections::BTreeSet<String> {
     source
         .split("registry.register")

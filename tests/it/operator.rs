@@ -2,7 +2,7 @@
 //! run-now, restarts, invalid specs and cascading deletes. Schedules are seconds long;
 //! every wait is a generous poll, never a sleep that assumes a fast machine.
 use crate::common;
-use swf_operator::status::summary_condition;
+use swf_operator::scheduling::status::summary_condition;
 
 use std::time::Duration;
 
@@ -20,7 +20,8 @@ use kube::{
     api::{DynamicObject, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use swf_operator::render;
+use swf_operator::model::keys::{self};
+use swf_operator::scheduling::render;
 
 #[tokio::test]
 async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {
@@ -42,15 +43,15 @@ async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {
     let runs = wait_runs(&env, &swf, &workflow_resource(), 2).await;
     let first = &runs[0];
     let labels = first.labels();
-    let epoch: i64 = labels[render::LABEL_EPOCH].parse().unwrap();
+    let epoch: i64 = labels[keys::LABEL_EPOCH].parse().unwrap();
     assert_eq!(epoch % 2, 0, "on the */2 grid");
     assert_eq!(
         first.name_any(),
         render::run_name("every2s", Timestamp::from_second(epoch).unwrap())
     );
-    assert_eq!(labels[render::LABEL_SWF_NAME], "every2s");
-    assert_eq!(labels[render::LABEL_OWNED], "true");
-    assert!(labels.contains_key(render::LABEL_RUN_ID));
+    assert_eq!(labels[keys::LABEL_SWF_NAME], "every2s");
+    assert_eq!(labels[keys::LABEL_OWNED], "true");
+    assert!(labels.contains_key(keys::LABEL_RUN_ID));
     let owner = &first.owner_references()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.controller),
@@ -59,7 +60,7 @@ async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {
     // On time: not before its tick, and at most 5 s after it (generous for a loaded 2-core
     // machine; creationTimestamp has 1 s resolution). Both runs found a free slot.
     for run in &runs[..2] {
-        let tick: i64 = run.labels()[render::LABEL_EPOCH].parse().unwrap();
+        let tick: i64 = run.labels()[keys::LABEL_EPOCH].parse().unwrap();
         let late = run.creation_timestamp().unwrap().0.as_second() - tick;
         assert!(
             (0..=5).contains(&late),
@@ -360,7 +361,7 @@ async fn restarts_and_two_racing_operators_create_no_duplicates() {
     let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
     let orphan_name = render::run_name("racy", first_tick);
     let mut orphan: DynamicObject = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": orphan_name, "labels": {render::LABEL_SWF_NAME: "racy", render::LABEL_EPOCH: first_tick.as_second().to_string(), render::LABEL_INDEX: "1"}},
+        "metadata": {"name": orphan_name, "labels": {keys::LABEL_SWF_NAME: "racy", keys::LABEL_EPOCH: first_tick.as_second().to_string(), keys::LABEL_INDEX: "1"}},
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}})).unwrap();
     orphan.metadata.owner_references = Some(vec![swf.controller_owner_ref(&()).unwrap()]);
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -389,7 +390,7 @@ async fn restarts_and_two_racing_operators_create_no_duplicates() {
     c.abort();
     let _ = c.await;
     let mut runs = runs_of(&env, &swf, &job_resource()).await;
-    runs.sort_by_key(|r| r.labels()[render::LABEL_EPOCH].parse::<i64>().unwrap());
+    runs.sort_by_key(|r| r.labels()[keys::LABEL_EPOCH].parse::<i64>().unwrap());
     let e = epochs(&runs);
     // Counted by every run there ever was (the API server's audit log and a list), not by what
     // survived: with a deterministic name a second create fails while the first run exists.
@@ -410,7 +411,7 @@ async fn restarts_and_two_racing_operators_create_no_duplicates() {
     // Indexes are 1..n in tick order, whatever operator created each run, and status agrees.
     let indexes: Vec<i64> = runs
         .iter()
-        .map(|r| r.labels()[render::LABEL_INDEX].parse().unwrap())
+        .map(|r| r.labels()[keys::LABEL_INDEX].parse().unwrap())
         .collect();
     assert_eq!(indexes, (1..=runs.len() as i64).collect::<Vec<_>>());
     assert_eq!(status.trigger.last_workflow_index, Some(runs.len() as i64));
@@ -522,7 +523,7 @@ async fn a_foreign_object_with_the_run_name_is_not_adopted() {
     let name = render::run_name("clash", first_tick);
     let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
     let foreign: DynamicObject = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "labels": {render::LABEL_SWF_NAME: "clash"}},
+        "metadata": {"name": name, "labels": {keys::LABEL_SWF_NAME: "clash"}},
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}))
     .unwrap();
     jobs.create(&PostParams::default(), &foreign).await.unwrap();
@@ -810,11 +811,11 @@ async fn ready_only_once_every_watched_cache_has_listed() {
     // The operator's RBAC has no list/watch on ConfigMaps: that cache never lists.
     let blocked = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
         s.watch_kinds
-            .push(swf_operator::runkind::RunKind::parse("v1", "ConfigMap"))
+            .push(swf_operator::model::runkind::RunKind::parse("v1", "ConfigMap"))
     });
     let ok = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
-    let app = |health: swf_operator::server::Health| swf_operator::server::router(Default::default(), health);
-    let status = |health: swf_operator::server::Health| async move {
+    let app = |health: swf_operator::serve::Health| swf_operator::serve::router(Default::default(), health);
+    let status = |health: swf_operator::serve::Health| async move {
         use tower::ServiceExt;
         let request = http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap();
         app(health).oneshot(request).await.unwrap().status().as_u16()

@@ -169,14 +169,14 @@ async fn kubectl_swf_shows_schedules_runs_and_next_fire_times() {
     ok(&env, &["backfill", "yearly", "-n", ns, "--cancel"]);
     let annotations = swfs(&env).get("yearly").await.unwrap().annotations().clone();
     assert!(
-        !annotations.contains_key(swf_operator::backfill::BACKFILL_ANNOTATION),
+        !annotations.contains_key(swf_operator::model::keys::BACKFILL_ANNOTATION),
         "{annotations:?}"
     );
     let out = ok(&env, &["resume", "yearly", "-n", ns]);
     assert!(out.contains("resume requested"), "{out}");
     let annotations = swfs(&env).get("yearly").await.unwrap().annotations().clone();
     assert!(
-        annotations.contains_key(swf_operator::crd::RESUME_ANNOTATION),
+        annotations.contains_key(swf_operator::model::keys::RESUME_ANNOTATION),
         "{annotations:?}"
     );
 

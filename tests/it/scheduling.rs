@@ -2,7 +2,7 @@
 //! (switching from KFP's controller runs nothing twice), no freeze on a failing create,
 //! `Replace` with a backlog, runs being deleted, and idle schedules that cost nothing.
 use std::time::Duration;
-use swf_operator::status::summary_condition;
+use swf_operator::scheduling::status::summary_condition;
 
 use jiff::{SignedDuration, Timestamp};
 use kube::{
@@ -10,13 +10,14 @@ use kube::{
     api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-use swf_operator::{crd::ScheduledWorkflow, render};
+use swf_operator::{model::crd::ScheduledWorkflow, scheduling::render};
 
 use crate::common::{
     self, creations, eventually, job_resource, start_operator,
     swf::{WAIT, argo_swf, condition, create, epochs, events_for, finish_workflow, job_swf, runs_of, swfs, wait_runs},
     workflow_resource,
 };
+use swf_operator::model::keys::{self};
 
 /// KFP's run name (`NextResourceName`): `<swf>-<index>-<fnv32a("<swf>-<index>") in decimal>`.
 fn kfp_run_name(swf: &str, index: i64) -> String {
@@ -40,9 +41,9 @@ fn kfp_workflow(swf: &ScheduledWorkflow, index: i64, tick: Timestamp, phase: Opt
     let mut obj: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
         "metadata": {"name": kfp_run_name(&name, index), "labels": {
-            render::LABEL_SWF_NAME: name, render::LABEL_EPOCH: tick.as_second().to_string(),
-            render::LABEL_INDEX: index.to_string(), render::LABEL_OWNED: "true",
-            render::LABEL_RUN_ID: format!("kfp-uuid-{index}")}},
+            keys::LABEL_SWF_NAME: name, keys::LABEL_EPOCH: tick.as_second().to_string(),
+            keys::LABEL_INDEX: index.to_string(), keys::LABEL_OWNED: "true",
+            keys::LABEL_RUN_ID: format!("kfp-uuid-{index}")}},
         "spec": {"entrypoint": "main", "templates": [{"name": "main"}]}}))
     .unwrap();
     obj.metadata.owner_references = Some(vec![swf.controller_owner_ref(&()).unwrap()]);
@@ -133,8 +134,8 @@ async fn switching_from_kfps_controller_runs_no_tick_twice_and_loses_none() {
     let mut after_switch: Vec<i64> = runs_of(&env, &swf, &workflow_resource())
         .await
         .iter()
-        .filter(|r| r.labels()[render::LABEL_EPOCH].parse::<i64>().unwrap() > tick(current_k).as_second())
-        .map(|r| r.labels()[render::LABEL_INDEX].parse().unwrap())
+        .filter(|r| r.labels()[keys::LABEL_EPOCH].parse::<i64>().unwrap() > tick(current_k).as_second())
+        .map(|r| r.labels()[keys::LABEL_INDEX].parse().unwrap())
         .collect();
     after_switch.sort();
     let expected: Vec<i64> = (current_k + 1..).take(after_switch.len()).collect();

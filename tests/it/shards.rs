@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::json;
-use swf_operator::shards::shard_of;
+use swf_operator::controller::election::shards::shard_of;
 
 use crate::{
     common::creations::{created_at, tally},

@@ -416,10 +416,10 @@ async fn ui_actions_are_clicked_confirmed_and_guarded() {
             .iter()
             .filter(|r| {
                 r.annotations()
-                    .contains_key(swf_operator::backfill::BACKFILL_RUN_ANNOTATION)
+                    .contains_key(swf_operator::model::keys::BACKFILL_RUN_ANNOTATION)
             })
             .map(|r| {
-                let epoch: i64 = r.labels()[swf_operator::render::LABEL_EPOCH].parse().unwrap();
+                let epoch: i64 = r.labels()[swf_operator::model::keys::LABEL_EPOCH].parse().unwrap();
                 jiff::Timestamp::from_second(epoch).unwrap().to_string()
             })
             .collect();
@@ -509,7 +509,7 @@ async fn ui_actions_are_clicked_confirmed_and_guarded() {
     browser.wait_loaded(&format!("{flaky_page}?done=resume"));
     let annotations = swfs(&env).get("flaky").await.unwrap().annotations().clone();
     assert!(
-        annotations.contains_key(swf_operator::crd::RESUME_ANNOTATION),
+        annotations.contains_key(swf_operator::model::keys::RESUME_ANNOTATION),
         "{annotations:?}"
     );
 }

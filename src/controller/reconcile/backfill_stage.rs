@@ -7,17 +7,16 @@ use jiff::Timestamp;
 use tracing::warn;
 
 use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome};
+use crate::model::keys::BACKFILL_ANNOTATION;
 use crate::{
-    backfill::{self, BACKFILL_ANNOTATION},
-    controller::{
-        error::{Error, status_code},
-        events::Kind,
-    },
-    crd::BackfillStatus,
-    render::{self, Origin, RunRequest},
-    runstate::{self, ObservedRun},
-    schedule::{Claim, TriggerState},
-    status::Problem,
+    controller::{error::Error, events::Kind},
+    model::crd::BackfillStatus,
+    scheduling::backfill,
+    scheduling::render::{self, Origin, RunRequest},
+    scheduling::runstate::{self, ObservedRun},
+    scheduling::schedule::{Claim, TriggerState},
+    scheduling::status::Problem,
+    serve::kube_error::status_code,
 };
 
 /// What the backfill stage did.

@@ -15,9 +15,9 @@ use crate::{
         events::Kind,
         runs::{Readiness, RunCache},
     },
-    crd::{ScheduledWorkflowSpec, ScheduledWorkflowStatus},
-    status::{self, Problem},
-    validate::{self, Validated},
+    model::crd::{ScheduledWorkflowSpec, ScheduledWorkflowStatus},
+    scheduling::status::{self, Problem},
+    scheduling::validate::{self, Validated},
 };
 
 /// A spec that passed every check, with the cache of its run kind.

@@ -6,13 +6,11 @@ use tracing::info;
 
 use super::Pass;
 use crate::{
-    controller::{
-        error::{Error, is_lasting},
-        events::Kind,
-    },
-    render::{self, Origin, RunRequest},
-    runstate::{self, ObservedRun},
-    stored::RunObject,
+    controller::{error::Error, events::Kind},
+    model::stored::RunObject,
+    scheduling::render::{self, Origin, RunRequest},
+    scheduling::runstate::{self, ObservedRun},
+    serve::kube_error::is_lasting,
 };
 
 /// How one create went.

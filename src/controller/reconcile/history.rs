@@ -7,16 +7,16 @@
 use kube::{Api, api::DeleteParams};
 
 use super::Pass;
+use crate::model::keys::RUN_NOW_REQUEST_ANNOTATION;
 use crate::{
-    backfill,
     controller::error::Error,
-    crd::RUN_NOW_REQUEST_ANNOTATION,
-    failure_policy,
-    render::Origin,
-    runstate::{self, ObservedRun},
-    schedule::Claim,
-    status,
-    stored::RunObject,
+    model::stored::RunObject,
+    scheduling::backfill,
+    scheduling::failure_policy,
+    scheduling::render::Origin,
+    scheduling::runstate::{self, ObservedRun},
+    scheduling::schedule::Claim,
+    scheduling::status,
 };
 
 impl Pass<'_> {

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use kube::runtime::controller::Action;
 
 use super::backfill_stage::Backfilled;
-use crate::schedule::Plan;
+use crate::scheduling::schedule::Plan;
 
 /// How long a pass waits before looking again when there is more to do at once (a tick was
 /// skipped, or a slot is free for a due tick).

@@ -4,7 +4,8 @@
 use tracing::warn;
 
 use super::Pass;
-use crate::{controller::events::Kind, crd::RESUME_ANNOTATION, failure_policy, runstate::ObservedRun};
+use crate::model::keys::RESUME_ANNOTATION;
+use crate::{controller::events::Kind, scheduling::failure_policy, scheduling::runstate::ObservedRun};
 
 impl Pass<'_> {
     pub(super) fn failure_policy(&self, runs: &[ObservedRun]) -> failure_policy::Decision {

@@ -5,14 +5,14 @@
 use tracing::warn;
 
 use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome};
+use crate::model::keys::RUN_NOW_REQUEST_ANNOTATION;
 use crate::{
-    backfill,
     controller::{error::Error, events::Kind},
-    crd::RUN_NOW_REQUEST_ANNOTATION,
-    render::{self, Origin, RunRequest},
-    runstate::{self, ObservedRun},
-    schedule::{self, Plan, PlanInput, Taken, TriggerState},
-    status::{self, Problem},
+    scheduling::backfill,
+    scheduling::render::{self, Origin, RunRequest},
+    scheduling::runstate::{self, ObservedRun},
+    scheduling::schedule::{self, Plan, PlanInput, Taken, TriggerState},
+    scheduling::status::{self, Problem},
 };
 
 /// What applying the schedule's plan did.
@@ -214,7 +214,7 @@ impl Pass<'_> {
             } => {
                 let code = error
                     .api_source()
-                    .and_then(crate::controller::error::status_code)
+                    .and_then(crate::serve::kube_error::status_code)
                     .unwrap_or(0);
                 if lasting && attempts >= MAX_TICK_ATTEMPTS && (later_due || !req.origin.is_tick()) {
                     let what = what_is_skipped(req);

@@ -5,15 +5,13 @@ use jiff::Timestamp;
 
 use super::{Pass, Target, backfill_stage::Backfilled, schedule_stage::Applied};
 use crate::{
-    controller::{
-        context::Context,
-        error::{Error, status_code},
-    },
-    crd::ScheduledWorkflowStatus,
-    failure_policy,
-    runstate::{self, ObservedRun},
-    schedule::{self, Cadence, Plan, TriggerState},
-    status,
+    controller::{context::Context, error::Error},
+    model::crd::ScheduledWorkflowStatus,
+    scheduling::failure_policy,
+    scheduling::runstate::{self, ObservedRun},
+    scheduling::schedule::{self, Cadence, Plan, TriggerState},
+    scheduling::status,
+    serve::kube_error::status_code,
 };
 
 /// Writes `new` if it differs from the target's status, or if `confirm`: then the write

@@ -12,10 +12,8 @@ use super::{
     status_json::suspended,
     time::{millis, rel},
 };
-use crate::{
-    backfill::BACKFILL_ANNOTATION,
-    crd::{RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION},
-};
+use crate::model::keys::BACKFILL_ANNOTATION;
+use crate::model::keys::{RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION};
 
 impl Sim {
     pub(super) fn act(&mut self) {

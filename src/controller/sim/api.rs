@@ -122,7 +122,7 @@ fn serve(w: &mut World, method: &Method, path: &str, sent: &Value) -> (u16, Valu
 
 fn create(w: &mut World, sent: &Value) -> (u16, Value) {
     let name = sent["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let tick = sent["metadata"]["labels"][crate::render::LABEL_EPOCH]
+    let tick = sent["metadata"]["labels"][crate::model::keys::LABEL_EPOCH]
         .as_str()
         .and_then(|s| s.parse().ok())
         .and_then(|s| jiff::Timestamp::from_second(s).ok());

@@ -35,7 +35,7 @@ use super::{
 };
 use crate::{
     controller::reconcile::{Next, reconcile_once, retry_after},
-    stored::SwfObject,
+    model::stored::SwfObject,
 };
 
 /// Passes at one instant before the seed is stopped as a livelock.

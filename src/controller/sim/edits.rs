@@ -11,7 +11,7 @@ use super::{
     dice::Dice,
     time::{secs, whole},
 };
-use crate::crd::{
+use crate::model::crd::{
     ConcurrencyPolicy, CronSchedule, FailurePolicy, PeriodicSchedule, RunTemplate, ScheduledWorkflowSpec, Trigger,
 };
 

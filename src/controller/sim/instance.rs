@@ -28,15 +28,15 @@ use crate::{
     controller::{
         Clock, Context, Settings,
         backoff::Backoff,
+        election::leader::Leader,
         events::{Events, Pending},
-        leader::Leader,
         runs::{RunCache, RunCaches},
         status_write::StatusWriter,
         worth_a_pass,
     },
-    metrics::Metrics,
-    runkind::RunKind,
-    stored::{RunObject, SwfObject},
+    model::runkind::RunKind,
+    model::stored::{RunObject, SwfObject},
+    serve::metrics::Metrics,
 };
 
 struct Queued {
@@ -279,7 +279,7 @@ impl Instance {
 }
 
 /// An object's resourceVersion as the simulation's number (0 when absent).
-pub fn rv_of(obj: &crate::stored::SwfObject) -> u64 {
+pub fn rv_of(obj: &crate::model::stored::SwfObject) -> u64 {
     obj.metadata
         .resource_version
         .as_deref()

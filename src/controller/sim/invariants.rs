@@ -18,11 +18,8 @@ use super::{
     slots, ticks,
     world::World,
 };
-use crate::{
-    controller::reconcile::Next,
-    crd::{RESUME_ANNOTATION, ScheduledWorkflowSpec},
-    stored::SwfObject,
-};
+use crate::model::keys::RESUME_ANNOTATION;
+use crate::{controller::reconcile::Next, model::crd::ScheduledWorkflowSpec, model::stored::SwfObject};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rule {

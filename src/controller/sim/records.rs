@@ -5,7 +5,8 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::{backfill::BACKFILL_RUN_ANNOTATION, crd::ScheduledWorkflowSpec, render::SERVED_RUN_NOW_ANNOTATION};
+use crate::model::crd::ScheduledWorkflowSpec;
+use crate::model::keys::{BACKFILL_RUN_ANNOTATION, SERVED_RUN_NOW_ANNOTATION};
 
 /// A place in the one order of everything that happens in a seed.
 pub type Seq = u64;
@@ -178,5 +179,5 @@ pub struct PassLog {
     pub incarnation: Incarnation,
     pub requests: Vec<Request>,
     /// The object as a `GET` read it afresh (after a status write conflicted), and when.
-    pub reread: Option<(Seq, crate::stored::SwfObject)>,
+    pub reread: Option<(Seq, crate::model::stored::SwfObject)>,
 }

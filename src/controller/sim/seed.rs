@@ -4,7 +4,7 @@
 //! can be, how often runs fail.
 
 use super::{dice::Dice, edits, world::Faults};
-use crate::crd::ConcurrencyPolicy;
+use crate::model::crd::ConcurrencyPolicy;
 
 /// What a seed is like: drawn first from its dice.
 pub struct Config {

@@ -25,7 +25,7 @@ use super::{
     time::tick,
     world::World,
 };
-use crate::backfill::BACKFILL_ANNOTATION;
+use crate::model::keys::BACKFILL_ANNOTATION;
 
 /// Per spec generation of a periodic schedule: its interval, and the ticks of its scheduled
 /// and its backfill runs.

@@ -17,10 +17,10 @@ use super::{
     },
     time::{SimClock, millis, whole},
 };
+use crate::model::keys::LABEL_EPOCH;
 use crate::{
-    crd::ScheduledWorkflowSpec,
-    render::LABEL_EPOCH,
-    stored::{RunObject, SwfObject},
+    model::crd::ScheduledWorkflowSpec,
+    model::stored::{RunObject, SwfObject},
 };
 
 pub const NS: &str = "ns";
@@ -192,7 +192,10 @@ impl World {
         };
         let (status, status_error) = match serde_json::from_value(s.status.clone()) {
             Ok(status) => (status, None),
-            Err(e) => (Default::default(), Some(crate::stored::DecodeError(e.to_string()))),
+            Err(e) => (
+                Default::default(),
+                Some(crate::model::stored::DecodeError(e.to_string())),
+            ),
         };
         SwfObject {
             metadata,

@@ -171,7 +171,7 @@ async fn a_pass_from_a_stale_view_deletes_nothing() {
     assert_eq!(first["metadata"], json!({"resourceVersion": "5"}));
     let mut fresh = stored(json!({"successfulRunsHistoryLimit": 0}), "6");
     fresh["metadata"]["annotations"] =
-        json!({crate::backfill::BACKFILL_ANNOTATION: "2026-01-01T00:04:00Z/2026-01-01T00:05:00Z"});
+        json!({crate::model::keys::BACKFILL_ANNOTATION: "2026-01-01T00:04:00Z/2026-01-01T00:05:00Z"});
     fresh["status"] = json!({"trigger": {"lastTriggeredTime": "2026-01-01T00:05:00Z", "lastWorkflowIndex": 5}});
     h.answer("GET", "/scheduledworkflows/nightly", 200, fresh).await;
     let second = h.answer_with("PATCH", "/nightly/status", 200, patched).await;
@@ -296,7 +296,7 @@ async fn a_replica_that_is_not_the_leader_does_nothing() {
     let mut h = harness(vec![]);
     let ctx = Arc::get_mut(&mut h.ctx).unwrap();
     ctx.client = Client::new(service, NS);
-    ctx.leader = crate::controller::leader::tests_support::not_leader();
+    ctx.leader = crate::controller::election::leader::tests_support::not_leader();
     let action = reconcile(Arc::new(swf(json!({}))), h.ctx.clone()).await.unwrap();
     assert_eq!(action, Action::await_change());
     assert!(

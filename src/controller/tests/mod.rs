@@ -25,18 +25,19 @@ use tower_test::mock::{self, Handle};
 use super::{
     Clock, Context, Settings,
     backoff::Backoff,
+    election::leader::Leader,
     events::{Events, Pending},
-    leader::Leader,
     reconcile::{MAX_TICK_ATTEMPTS, error_policy, reconcile},
     runs::{RunCache, RunCaches},
     status_write::StatusWriter,
 };
+use crate::model::keys::{LABEL_EPOCH, LABEL_INDEX};
 use crate::{
-    crd::ScheduledWorkflow,
-    metrics::Metrics,
-    render::{LABEL_EPOCH, LABEL_INDEX, run_name},
-    runkind::RunKind,
-    stored::{RunObject, SwfObject},
+    model::crd::ScheduledWorkflow,
+    model::runkind::RunKind,
+    model::stored::{RunObject, SwfObject},
+    scheduling::render::run_name,
+    serve::metrics::Metrics,
 };
 
 const NS: &str = "ns";

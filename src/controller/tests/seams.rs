@@ -9,7 +9,8 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::{backfill::BACKFILL_RUN_ANNOTATION, stored::SwfObject};
+use crate::model::keys::BACKFILL_RUN_ANNOTATION;
+use crate::model::stored::SwfObject;
 
 fn minute(m: u32) -> String {
     format!("2026-01-01T00:{m:02}:00Z")
@@ -139,7 +140,7 @@ async fn a_backfill_leaves_the_schedules_own_backlog_to_it() {
     let mut h = harness(vec![active]);
     let mut obj = recorded(swf(json!({})), &minute(1), 1);
     let range = "2026-01-01T00:02:00Z/2026-01-01T00:06:00Z";
-    obj.metadata.annotations = Some([(crate::backfill::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
+    obj.metadata.annotations = Some([(crate::model::keys::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
     let pass = start(&h, obj);
     let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
     assert_eq!(ended.unwrap(), Action::requeue(Duration::from_secs(300)));
@@ -241,7 +242,7 @@ async fn a_backfill_runs_on_the_schedules_own_grid() {
         "startTime": "2026-01-01T00:00:30Z"}}});
     let mut obj = recorded(swf(spec), &minute(4), 4); // on the :00 grid: the interval changed
     let range = "2026-01-01T00:01:00Z/2026-01-01T00:03:00Z";
-    obj.metadata.annotations = Some([(crate::backfill::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
+    obj.metadata.annotations = Some([(crate::model::keys::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
     let pass = start(&h, obj);
     let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
     ended.unwrap();
@@ -282,7 +283,7 @@ async fn after_a_run_kind_change_the_floor_holds_though_old_runs_are_not_counted
         &kube::api::GroupVersionKind::gvk("example.com", "v1", "Thing"),
         "things",
     );
-    let kind = crate::runkind::RunKind::parse("example.com/v1", "Thing");
+    let kind = crate::model::runkind::RunKind::parse("example.com/v1", "Thing");
     h.ctx
         .runs
         .insert(crate::controller::runs::RunCache::preloaded(kind, things, vec![]));
@@ -353,7 +354,13 @@ async fn run_now_waits_for_a_free_slot() {
     let active = run(&run_name("nightly", at(&minute(5))), &minute(5), 5, UID, false);
     let mut h = harness(vec![active]);
     let mut obj = recorded(swf(json!({})), &minute(5), 5);
-    obj.metadata.annotations = Some([(crate::crd::RUN_NOW_REQUEST_ANNOTATION.to_string(), "1".to_string())].into());
+    obj.metadata.annotations = Some(
+        [(
+            crate::model::keys::RUN_NOW_REQUEST_ANNOTATION.to_string(),
+            "1".to_string(),
+        )]
+        .into(),
+    );
     let pass = start(&h, obj);
     let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
     ended.unwrap();
@@ -369,12 +376,19 @@ async fn run_now_waits_for_a_free_slot() {
 /// served (deleting it before would let the same request run again), and pruned after.
 #[tokio::test]
 async fn a_run_now_run_is_pruned_only_once_its_request_is_recorded() {
-    use crate::render::{SERVED_RUN_NOW_ANNOTATION, run_now_name};
+    use crate::model::keys::SERVED_RUN_NOW_ANNOTATION;
+    use crate::scheduling::render::run_now_name;
     let name = run_now_name("nightly", "1");
     let mut done = run(&name, &minute(5), 6, UID, true);
     done["metadata"]["annotations"] = json!({ SERVED_RUN_NOW_ANNOTATION: "1" });
     let requested = |mut obj: SwfObject| {
-        obj.metadata.annotations = Some([(crate::crd::RUN_NOW_REQUEST_ANNOTATION.to_string(), "1".to_string())].into());
+        obj.metadata.annotations = Some(
+            [(
+                crate::model::keys::RUN_NOW_REQUEST_ANNOTATION.to_string(),
+                "1".to_string(),
+            )]
+            .into(),
+        );
         obj
     };
     let spec = json!({"successfulRunsHistoryLimit": 0});

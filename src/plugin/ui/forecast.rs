@@ -173,7 +173,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::stored::SwfObject;
+    use crate::model::stored::SwfObject;
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

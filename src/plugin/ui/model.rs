@@ -6,10 +6,10 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::{
+    model::stored::SwfObject,
     plugin::view::Viewed,
-    runstate::{self, ObservedRun, Outcome},
-    stored::SwfObject,
-    validate::Validated,
+    scheduling::runstate::{self, ObservedRun, Outcome},
+    scheduling::validate::Validated,
 };
 
 /// One schedule and its runs (those owned by it).
@@ -66,7 +66,7 @@ impl<'a> Entry<'a> {
         }
         let condition = self.viewed.condition();
         if condition.starts_with("Error") {
-            let message = crate::status::summary_condition(&self.viewed.obj.status)
+            let message = crate::scheduling::status::summary_condition(&self.viewed.obj.status)
                 .and_then(|c| c.message.clone())
                 .unwrap_or_default();
             return Some(format!("{condition}: {message}"));
@@ -79,11 +79,11 @@ impl<'a> Entry<'a> {
         let conditions = &self.viewed.obj.status.conditions;
         let stalled = conditions
             .iter()
-            .find(|c| c.type_ == crate::status::STALLED && c.status == "True");
+            .find(|c| c.type_ == crate::scheduling::status::STALLED && c.status == "True");
         if let Some(c) = stalled {
             return format!("Stalled ({})", c.reason.as_deref().unwrap_or_default());
         }
-        match conditions.iter().find(|c| c.type_ == crate::status::READY) {
+        match conditions.iter().find(|c| c.type_ == crate::scheduling::status::READY) {
             Some(c) if c.status == "True" => "Ready".into(),
             Some(c) => format!("Not ready ({})", c.reason.as_deref().unwrap_or_default()),
             None => "-".into(),
@@ -102,8 +102,8 @@ impl<'a> Entry<'a> {
             .as_ref()
             .and_then(|s| s.suspended_at.as_ref())
             .map(|t| t.0);
-        let disabled = crate::status::summary_condition(&self.viewed.obj.status)
-            .filter(|c| c.type_ == crate::status::DISABLED.0)
+        let disabled = crate::scheduling::status::summary_condition(&self.viewed.obj.status)
+            .filter(|c| c.type_ == crate::scheduling::status::DISABLED.0)
             .and_then(|c| c.last_transition_time.as_ref())
             .map(|t| t.0);
         let label = if why == "disabled" { "disabled" } else { "suspended" };

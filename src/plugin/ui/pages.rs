@@ -8,7 +8,7 @@ use super::{
     model::{Entry, outcome_word, run_span},
     preview::{Fate, Preview},
 };
-use crate::{plugin::view::EventLine, runstate::Outcome};
+use crate::{plugin::view::EventLine, scheduling::runstate::Outcome};
 
 /// The overview's sort and filter (query string).
 #[derive(Debug, Default, Deserialize)]
@@ -669,7 +669,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::stored::SwfObject;
+    use crate::model::stored::SwfObject;
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

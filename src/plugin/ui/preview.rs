@@ -5,11 +5,11 @@
 use jiff::Timestamp;
 
 use crate::{
-    backfill,
     plugin::view::Viewed,
-    runstate::{self, ObservedRun},
-    schedule::{Cadence, Claim},
-    status,
+    scheduling::backfill,
+    scheduling::runstate::{self, ObservedRun},
+    scheduling::schedule::{Cadence, Claim},
+    scheduling::status,
 };
 
 /// What becomes of one tick of the range.
@@ -96,7 +96,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::stored::SwfObject;
+    use crate::model::stored::SwfObject;
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

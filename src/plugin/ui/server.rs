@@ -22,9 +22,8 @@ use super::{
     preview,
     store::Store,
 };
-use crate::{
-    backfill::BACKFILL_ANNOTATION, crd::RESUME_ANNOTATION, crd::RUN_NOW_REQUEST_ANNOTATION, stored::SwfObject,
-};
+use crate::model::keys::{BACKFILL_ANNOTATION, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION};
+use crate::model::stored::SwfObject;
 
 /// The largest request body accepted (the forms are a few hundred bytes).
 pub const MAX_BODY: usize = 8 * 1024;

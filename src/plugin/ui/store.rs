@@ -15,13 +15,13 @@ use kube::{
 };
 use tokio::sync::watch;
 
+use crate::model::keys::LABEL_OWNED;
 use crate::{
+    model::runkind::RunKind,
+    model::stored::{RunObject, SwfObject},
     plugin::view::Viewed,
-    render::LABEL_OWNED,
-    runkind::RunKind,
-    runstate::{self, ObservedRun},
-    stored::{RunObject, SwfObject},
-    validate::Validated,
+    scheduling::runstate::{self, ObservedRun},
+    scheduling::validate::Validated,
 };
 
 struct RunStore {

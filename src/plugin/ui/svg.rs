@@ -8,7 +8,7 @@ use super::{
     html::{esc, schedule_path},
     model::{Entry, outcome_word, run_span},
 };
-use crate::{plugin::view::local, runstate::Outcome, schedule};
+use crate::{plugin::view::local, scheduling::runstate::Outcome, scheduling::schedule};
 
 const LABEL_W: f64 = 220.0;
 const PLOT_W: f64 = 960.0;
@@ -231,7 +231,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::stored::SwfObject;
+    use crate::model::stored::SwfObject;
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -15,9 +15,11 @@ use std::collections::BTreeMap;
 
 use kube::{Api, ResourceExt, api::DynamicObject};
 use serde_json::Value;
-use swf_operator::{backfill::BACKFILL_RUN_ANNOTATION, crd::ScheduledWorkflow, render};
+use swf_operator::model::crd::ScheduledWorkflow;
+use swf_operator::model::keys::BACKFILL_RUN_ANNOTATION;
 
 use super::{TestEnv, job_resource, workflow_resource};
+use swf_operator::model::keys::{self};
 
 /// One run that existed.
 #[derive(Clone, Debug)]
@@ -63,11 +65,9 @@ impl Run {
         Some(Run {
             name: text(&meta["name"])?,
             uid: text(&meta["uid"])?,
-            tick: meta["labels"][render::LABEL_EPOCH]
-                .as_str()
-                .and_then(|t| t.parse().ok()),
+            tick: meta["labels"][keys::LABEL_EPOCH].as_str().and_then(|t| t.parse().ok()),
             owner,
-            run_now: meta["annotations"][render::SERVED_RUN_NOW_ANNOTATION].is_string(),
+            run_now: meta["annotations"][keys::SERVED_RUN_NOW_ANNOTATION].is_string(),
             backfill: text(&meta["annotations"][BACKFILL_RUN_ANNOTATION]),
             created: meta["creationTimestamp"]
                 .as_str()

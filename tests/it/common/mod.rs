@@ -759,8 +759,8 @@ pub fn start_operator_with(
 /// A running operator, with its health and metrics.
 pub struct Operator {
     pub task: tokio::task::JoinHandle<()>,
-    pub health: swf_operator::server::Health,
-    pub metrics: std::sync::Arc<swf_operator::metrics::Metrics>,
+    pub health: swf_operator::serve::Health,
+    pub metrics: std::sync::Arc<swf_operator::serve::metrics::Metrics>,
 }
 
 impl Operator {
@@ -815,7 +815,7 @@ impl Operator {
     ) -> Operator {
         use swf_operator::{
             controller::{self, Parts, Settings},
-            runkind::RunKind,
+            model::runkind::RunKind,
         };
         let mut settings = Settings::new(
             Some(namespace.to_string()),
@@ -827,8 +827,8 @@ impl Operator {
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
-        let health = swf_operator::server::Health::default();
-        let metrics = std::sync::Arc::new(swf_operator::metrics::Metrics::default());
+        let health = swf_operator::serve::Health::default();
+        let metrics = std::sync::Arc::new(swf_operator::serve::metrics::Metrics::default());
         let parts = Parts {
             client,
             settings,
@@ -891,7 +891,7 @@ pub async fn api_token(env: &TestEnv) -> String {
 pub async fn start_job_api_with(
     env: &TestEnv,
     settings: swf_operator::api::service::ApiSettings,
-    tls: Option<std::sync::Arc<swf_operator::tls::Reloading>>,
+    tls: Option<std::sync::Arc<swf_operator::serve::tls::Reloading>>,
 ) -> (String, String) {
     start_job_api_tuned(env, settings, tls, Default::default()).await
 }
@@ -900,7 +900,7 @@ pub async fn start_job_api_with(
 pub async fn start_job_api_tuned(
     env: &TestEnv,
     settings: swf_operator::api::service::ApiSettings,
-    tls: Option<std::sync::Arc<swf_operator::tls::Reloading>>,
+    tls: Option<std::sync::Arc<swf_operator::serve::tls::Reloading>>,
     limits: swf_operator::api::Limits,
 ) -> (String, String) {
     use swf_operator::api;

@@ -9,9 +9,10 @@ use kube::{
     api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use swf_operator::{crd::ScheduledWorkflow, render};
+use swf_operator::model::crd::ScheduledWorkflow;
 
 use super::{TestEnv, eventually, job_resource, list_runs, workflow_resource};
+use swf_operator::model::keys::{self};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -50,7 +51,7 @@ pub async fn create(env: &TestEnv, swf: ScheduledWorkflow) -> ScheduledWorkflow 
 pub fn epochs(runs: &[DynamicObject]) -> Vec<i64> {
     let mut e: Vec<i64> = runs
         .iter()
-        .map(|r| r.labels()[render::LABEL_EPOCH].parse().unwrap())
+        .map(|r| r.labels()[keys::LABEL_EPOCH].parse().unwrap())
         .collect();
     e.sort();
     e
@@ -103,7 +104,7 @@ pub async fn finish_job(client: &Client, ns: &str, name: &str) {
 pub async fn condition(env: &TestEnv, name: &str) -> Option<(String, String)> {
     let swf = swfs(env).get(name).await.ok()?;
     let status = swf.status?;
-    let c = swf_operator::status::summary_condition(&status)?;
+    let c = swf_operator::scheduling::status::summary_condition(&status)?;
     Some((c.type_.clone(), c.message.clone().unwrap_or_default()))
 }
 

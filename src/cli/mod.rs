@@ -1,5 +1,8 @@
 //! Command line: `run`, `api`, `crd`, `check`, `migrate-check`, `next`.
 
+pub mod check;
+pub mod migrate_check;
+
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
@@ -7,13 +10,13 @@ use clap::{Args, Parser, Subcommand};
 use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
-    controller::{self, Settings, leader::LeaseConfig},
-    crd::ScheduledWorkflow,
-    cron,
-    metrics::Metrics,
-    runkind::{self, RunKind},
-    schedule::{Cadence, Schedule},
-    ticks::Grid,
+    controller::{self, Settings, election::leader::LeaseConfig},
+    model::crd::ScheduledWorkflow,
+    model::runkind::{self, RunKind},
+    scheduling::cron,
+    scheduling::schedule::{Cadence, Schedule},
+    scheduling::ticks::Grid,
+    serve::metrics::Metrics,
 };
 
 #[derive(Parser, Debug)]
@@ -273,8 +276,8 @@ impl ApiArgs {
 
     /// The serving certificate: from files (reloaded), from a shared Secret, or none when
     /// plain HTTP was asked for.
-    async fn tls(&self, own: &kube::Client) -> anyhow::Result<Option<Arc<crate::tls::Reloading>>> {
-        use crate::tls;
+    async fn tls(&self, own: &kube::Client) -> anyhow::Result<Option<Arc<crate::serve::tls::Reloading>>> {
+        use crate::serve::tls;
         if let (Some(cert), Some(key)) = (&self.api_tls_cert, &self.api_tls_key) {
             return Ok(Some(tls::Reloading::from_files(
                 cert.clone(),
@@ -318,8 +321,11 @@ impl ApiArgs {
 
 /// The secure metrics port's certificate: the files given (reloaded), else a self-signed one
 /// made now (scrapers verify the token's rights, not this certificate; as controller-runtime).
-fn metrics_certificate(cert: Option<PathBuf>, key: Option<PathBuf>) -> anyhow::Result<Arc<crate::tls::Reloading>> {
-    use crate::tls;
+fn metrics_certificate(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> anyhow::Result<Arc<crate::serve::tls::Reloading>> {
+    use crate::serve::tls;
     match (cert, key) {
         (Some(cert), Some(key)) => tls::Reloading::from_files(cert, key, Duration::from_secs(30)),
         _ => {
@@ -330,7 +336,7 @@ fn metrics_certificate(cert: Option<PathBuf>, key: Option<PathBuf>) -> anyhow::R
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let nanos = crate::go_duration::parse(s)?;
+    let nanos = crate::scheduling::go_duration::parse(s)?;
     if nanos <= 0 {
         return Err("must be positive".into());
     }
@@ -373,7 +379,7 @@ fn run_api(args: ApiArgs) -> anyhow::Result<()> {
 
 impl CheckArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let report = crate::check::check_files(&self.files, &self.default_time_zone, self.count, Timestamp::now());
+        let report = crate::cli::check::check_files(&self.files, &self.default_time_zone, self.count, Timestamp::now());
         print!("{}", report.output);
         if report.errors > 0 {
             anyhow::bail!("{} invalid ScheduledWorkflow(s)", report.errors);
@@ -384,7 +390,7 @@ impl CheckArgs {
 
 impl MigrateCheckArgs {
     fn run(self) -> anyhow::Result<()> {
-        let v1 = crate::validate::V1Policy::new(self.block_v1_pipelines, &self.v1_allowed_namespaces);
+        let v1 = crate::scheduling::validate::V1Policy::new(self.block_v1_pipelines, &self.v1_allowed_namespaces);
         let assessments = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -392,9 +398,15 @@ impl MigrateCheckArgs {
                 let client = kube::Client::try_default()
                     .await
                     .context("no Kubernetes configuration found")?;
-                crate::migrate::check_cluster(client, self.namespace.as_deref(), &self.default_time_zone, &v1).await
+                crate::cli::migrate_check::check_cluster(
+                    client,
+                    self.namespace.as_deref(),
+                    &self.default_time_zone,
+                    &v1,
+                )
+                .await
             })?;
-        let (text, attention) = crate::migrate::report(&assessments);
+        let (text, attention) = crate::cli::migrate_check::report(&assessments);
         print!("{text}");
         if attention {
             std::process::exit(1);
@@ -490,7 +502,7 @@ async fn shutdown_signal() {
 
 fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     init_tracing_as(args.log_format);
-    crate::validate::zone_by_name(&args.default_time_zone).with_context(|| {
+    crate::scheduling::validate::zone_by_name(&args.default_time_zone).with_context(|| {
         format!(
             "--default-time-zone {:?} is not an IANA time zone (or Local)",
             args.default_time_zone
@@ -504,7 +516,8 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     let identity = identity();
     let lease = args.election.lease(&identity)?;
     let mut settings = Settings::new(args.namespace.clone(), &args.default_time_zone, watch_kinds);
-    settings.v1_policy = crate::validate::V1Policy::new(args.block_v1_pipelines, &args.v1_allowed_namespaces);
+    settings.v1_policy =
+        crate::scheduling::validate::V1Policy::new(args.block_v1_pipelines, &args.v1_allowed_namespaces);
     let rules = crate::admission::review::Rules {
         default_time_zone: args.default_time_zone.clone(),
         v1_policy: settings.v1_policy.clone(),
@@ -515,7 +528,7 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             .await
             .context("no Kubernetes configuration found")?;
         let metrics = Arc::new(Metrics::default());
-        let health = crate::server::Health::default();
+        let health = crate::serve::Health::default();
         let admission = args.admission.start(client.clone(), rules, metrics.clone()).await?;
         let admission = async move {
             match admission {
@@ -524,7 +537,7 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             }
         };
         let secure = args.metrics_secure_addr;
-        let server = tokio::spawn(crate::server::serve_plain(
+        let server = tokio::spawn(crate::serve::serve_plain(
             args.metrics_addr,
             metrics.clone(),
             health.clone(),
@@ -533,8 +546,8 @@ fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         let secure_metrics = match secure {
             Some(addr) => {
                 let cert = metrics_certificate(args.metrics_tls_cert.clone(), args.metrics_tls_key.clone())?;
-                let auth = crate::server::metrics_auth::MetricsAuth::new(client.clone());
-                tokio::spawn(crate::server::serve_secure(addr, cert, auth, metrics.clone()))
+                let auth = crate::serve::metrics_auth::MetricsAuth::new(client.clone());
+                tokio::spawn(crate::serve::serve_secure(addr, cert, auth, metrics.clone()))
             }
             None => tokio::spawn(futures::future::pending()),
         };

@@ -41,8 +41,8 @@ use tracing::{info, warn};
 
 use super::{lease::Slot, members::Members};
 use crate::{
-    metrics::Metrics,
-    shards::{self, LeaseState, Step},
+    controller::election::shards::{self, LeaseState, Step},
+    serve::metrics::Metrics,
 };
 
 /// Where the leases are and how they are held.

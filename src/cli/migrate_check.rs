@@ -10,15 +10,15 @@ use kube::{
 
 use jiff::Timestamp;
 
+use crate::model::keys::LABEL_OWNED;
 use crate::{
-    crd::ScheduledWorkflowSpec,
-    render::LABEL_OWNED,
-    runkind::RunKind,
-    runstate::{self, ObservedRun},
-    schedule::{self, Schedule},
-    status,
-    stored::{RunObject, SwfObject},
-    validate::{self, RunSource, V1Policy},
+    model::crd::ScheduledWorkflowSpec,
+    model::runkind::RunKind,
+    model::stored::{RunObject, SwfObject},
+    scheduling::runstate::{self, ObservedRun},
+    scheduling::schedule::{self, Schedule},
+    scheduling::status,
+    scheduling::validate::{self, RunSource, V1Policy},
 };
 
 /// What the operator will do with one schedule.
@@ -64,7 +64,7 @@ pub fn assess(obj: &SwfObject, runs: &[ObservedRun], default_tz: &str, v1: &V1Po
     };
     a.notes.push(format!(
         "{}; {zone}",
-        crate::schedule::describe(&spec.trigger, &v.time_zone)
+        crate::scheduling::schedule::describe(&spec.trigger, &v.time_zone)
     ));
     if let RunSource::Template(_) = v.source {
         a.notes.push(format!("runs {} (runTemplate)", v.source.kind()));

@@ -19,9 +19,9 @@ use std::collections::BTreeSet;
 use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
-    crd::ConcurrencyPolicy,
-    cron::{CalendarSchedule, CronExpr},
-    ticks::Position,
+    model::crd::ConcurrencyPolicy,
+    scheduling::cron::{CalendarSchedule, CronExpr},
+    scheduling::ticks::Position,
 };
 
 /// When ticks happen.
@@ -332,7 +332,7 @@ pub fn upcoming(schedule: &Schedule, position: Position, after: Timestamp, count
 }
 
 /// The schedule in words, for `kubectl get` (e.g. `cron 0 0 * * * * (UTC)`).
-pub fn describe(trigger: &crate::crd::Trigger, tz: &str) -> String {
+pub fn describe(trigger: &crate::model::crd::Trigger, tz: &str) -> String {
     if let Some(c) = &trigger.cron_schedule {
         format!("{} ({tz})", c.cron)
     } else if let Some(p) = &trigger.periodic_schedule {
@@ -345,7 +345,7 @@ pub fn describe(trigger: &crate::crd::Trigger, tz: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cron;
+    use crate::scheduling::cron;
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -15,8 +15,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
-    crd::SuspensionStatus,
-    runstate::{self, ObservedRun},
+    model::crd::SuspensionStatus,
+    scheduling::runstate::{self, ObservedRun},
 };
 
 /// Why the summary condition says `Disabled` while the spec says `enabled: true`.
@@ -162,7 +162,7 @@ pub fn message(status: &SuspensionStatus, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{crd::WorkflowStatus, runstate::Outcome};
+    use crate::{model::crd::WorkflowStatus, scheduling::runstate::Outcome};
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

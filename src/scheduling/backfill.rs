@@ -21,15 +21,11 @@ use jiff::{SignedDuration, Timestamp, civil, tz::TimeZone};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
-    crd::BackfillStatus,
-    schedule::{Cadence, Claim, Schedule},
-    ticks::{EARLIEST, Grid},
+    model::crd::BackfillStatus,
+    scheduling::schedule::{Cadence, Claim, Schedule},
+    scheduling::ticks::{EARLIEST, Grid},
 };
 
-/// Asks for a backfill (a range, `<from>/<to>`).
-pub const BACKFILL_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/backfill";
-/// On a backfill's runs: the request they serve (so they are told from scheduled ticks).
-pub const BACKFILL_RUN_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/backfillRequest";
 /// A backfill of more ticks than this is refused: split the range.
 pub const MAX_TICKS: usize = 10_000;
 
@@ -349,7 +345,7 @@ mod tests {
 
     fn cron(expr: &str, tz: &str) -> Schedule {
         let tz = TimeZone::get(tz).unwrap();
-        Schedule::cron(crate::cron::parse(expr).unwrap(), None, None, tz)
+        Schedule::cron(crate::scheduling::cron::parse(expr).unwrap(), None, None, tz)
     }
 
     fn every(seconds: i64) -> Schedule {

@@ -4,10 +4,12 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
-    crd::{BackfillStatus, Condition, ScheduledWorkflowStatus, SuspensionStatus, TriggerStatus, WorkflowHistory},
-    failure_policy::SUSPENDED_REASON,
-    runstate::RunsSummary,
-    schedule::TriggerState,
+    model::crd::{
+        BackfillStatus, Condition, ScheduledWorkflowStatus, SuspensionStatus, TriggerStatus, WorkflowHistory,
+    },
+    scheduling::failure_policy::SUSPENDED_REASON,
+    scheduling::runstate::RunsSummary,
+    scheduling::schedule::TriggerState,
 };
 
 /// KFP's condition types and messages (`getStatusAndMessage`).

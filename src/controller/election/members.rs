@@ -14,8 +14,11 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{leader::LeaseConfig, lease::Slot};
-use crate::shards::{self, LeaseState};
+use super::{
+    leader::LeaseConfig,
+    lease::Slot,
+    shards::{self, LeaseState},
+};
 
 /// A membership Lease quiet for this many lease durations belongs to a replica that is gone.
 const LEFTOVER_AFTER: u32 = 10;

@@ -224,7 +224,7 @@ mod tests {
 
     /// An anchor referenced over and over: ~25 KB of text, billions of nodes expanded.
     fn alias_bomb() -> String {
-        include_str!("../tests/fixtures/bad-input/alias-bomb.yaml").to_string()
+        include_str!("../../tests/fixtures/bad-input/alias-bomb.yaml").to_string()
     }
 
     #[test]

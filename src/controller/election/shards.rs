@@ -1,5 +1,5 @@
 //! Shards, pure: which shard a schedule is in, which live replica should own each shard, and
-//! what a replica does with one shard's Lease. No client, no clock: `controller/leader.rs`
+//! what a replica does with one shard's Lease. No client, no clock: `controller/election/leader.rs`
 //! reads the Leases and acts on what this module decides (docs/shards.md).
 //!
 //! - A schedule's shard is XXH64 of `namespace/name` modulo the number of shards. XXH64 is a

@@ -14,7 +14,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::schedule::{Cadence, Schedule};
+use crate::scheduling::schedule::{Cadence, Schedule};
 
 /// No tick before the Unix epoch runs: a run's `workflowEpoch` label is its tick in Unix
 /// seconds, and a label value cannot start with `-`.
@@ -166,7 +166,7 @@ mod tests {
     use jiff::tz::TimeZone;
 
     use super::*;
-    use crate::cron;
+    use crate::scheduling::cron;
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

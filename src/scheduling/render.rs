@@ -8,20 +8,14 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 
-use crate::{
-    crd::{Parameter, RunTemplate},
-    macros::MacroContext,
-    validate::{RunSource, Validated},
+use crate::model::keys::{
+    LABEL_EPOCH, LABEL_INDEX, LABEL_OWNED, LABEL_RUN_ID, LABEL_SWF_NAME, SERVED_RUN_NOW_ANNOTATION,
 };
-
-pub const LABEL_SWF_NAME: &str = "scheduledworkflows.kubeflow.org/scheduledWorkflowName";
-pub const LABEL_EPOCH: &str = "scheduledworkflows.kubeflow.org/workflowEpoch";
-pub const LABEL_INDEX: &str = "scheduledworkflows.kubeflow.org/workflowIndex";
-pub const LABEL_OWNED: &str = "scheduledworkflows.kubeflow.org/isOwnedByScheduledWorkflow";
-pub const LABEL_RUN_ID: &str = "pipeline/runid";
-/// On a run: the `run-now` request value it served (the request itself is the schedule's
-/// `crd::RUN_NOW_REQUEST_ANNOTATION`).
-pub const SERVED_RUN_NOW_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/runNowRequest";
+use crate::{
+    model::crd::{Parameter, RunTemplate},
+    scheduling::kfp_macros::MacroContext,
+    scheduling::validate::{RunSource, Validated},
+};
 
 const MAX_NAME: usize = 63;
 
@@ -144,7 +138,7 @@ impl Origin {
         let get = |key: &str| annotations.and_then(|a| a.get(key)).cloned();
         match (
             get(SERVED_RUN_NOW_ANNOTATION),
-            get(crate::backfill::BACKFILL_RUN_ANNOTATION),
+            get(crate::model::keys::BACKFILL_RUN_ANNOTATION),
         ) {
             (Some(value), _) => Origin::RunNow(value),
             (None, Some(range)) => Origin::Backfill(range),
@@ -157,7 +151,7 @@ impl Origin {
         match self {
             Origin::Scheduled => None,
             Origin::RunNow(value) => Some((SERVED_RUN_NOW_ANNOTATION, value)),
-            Origin::Backfill(range) => Some((crate::backfill::BACKFILL_RUN_ANNOTATION, range)),
+            Origin::Backfill(range) => Some((crate::model::keys::BACKFILL_RUN_ANNOTATION, range)),
         }
     }
 
@@ -374,7 +368,7 @@ fn override_parameters(spec: &mut Value, parameters: &[Parameter], macros: &Macr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::validate;
+    use crate::scheduling::validate::validate;
 
     fn owner() -> Owner {
         Owner {
@@ -384,7 +378,7 @@ mod tests {
         }
     }
 
-    fn spec(v: Value) -> crate::crd::ScheduledWorkflowSpec {
+    fn spec(v: Value) -> crate::model::crd::ScheduledWorkflowSpec {
         serde_json::from_value(v).unwrap()
     }
 
@@ -463,8 +457,8 @@ mod tests {
     #[test]
     fn kfp_v2_runs_get_their_macros_in_the_runtime_config() {
         let fixture: Value =
-            serde_json::from_str(include_str!("../tests/fixtures/kfp-v2/scheduledworkflow.json")).unwrap();
-        let s: crate::crd::ScheduledWorkflowSpec = serde_json::from_value(fixture["spec"].clone()).unwrap();
+            serde_json::from_str(include_str!("../../tests/fixtures/kfp-v2/scheduledworkflow.json")).unwrap();
+        let s: crate::model::crd::ScheduledWorkflowSpec = serde_json::from_value(fixture["spec"].clone()).unwrap();
         let v = validate(&s, "UTC").unwrap();
         let obj = render(
             &owner(),

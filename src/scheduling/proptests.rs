@@ -7,11 +7,11 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::{
-    cron,
-    macros::MacroContext,
-    render::{self, Owner, RunRequest},
-    schedule::{self, PlanInput, TriggerState},
-    validate,
+    scheduling::cron,
+    scheduling::kfp_macros::MacroContext,
+    scheduling::render::{self, Owner, RunRequest},
+    scheduling::schedule::{self, PlanInput, TriggerState},
+    scheduling::validate,
 };
 
 /// Any instant jiff can hold.
@@ -112,7 +112,7 @@ proptest! {
 
     #[test]
     fn validate_plan_and_render_never_panic(spec in spec_value(), created in instant(), now in instant(), active in 0..20usize) {
-        let Ok(spec) = serde_json::from_value::<crate::crd::ScheduledWorkflowSpec>(spec) else { return Ok(()) };
+        let Ok(spec) = serde_json::from_value::<crate::model::crd::ScheduledWorkflowSpec>(spec) else { return Ok(()) };
         let Ok(v) = validate::validate(&spec, "UTC") else { return Ok(()) };
         let plan = schedule::plan(&PlanInput {
             schedule: &v.schedule,
@@ -142,8 +142,8 @@ proptest! {
 
     #[test]
     fn manifests_never_panic(text in ".{0,200}") {
-        let _ = crate::manifest::parse(&text);
-        let _ = crate::manifest::parse_yaml_documents(&text);
+        let _ = crate::model::manifest::parse(&text);
+        let _ = crate::model::manifest::parse_yaml_documents(&text);
     }
 }
 
@@ -206,8 +206,8 @@ proptest! {
         let (created, from, to) = (t(created), t(from), t(from + len));
         let position = state.position(&s, created);
         prop_assume!(from > position.floor);
-        let range = crate::backfill::Range { from, to };
-        let Ok(backfilled) = crate::backfill::ticks(position.grid(&s), range) else { return Ok(()) };
+        let range = crate::scheduling::backfill::Range { from, to };
+        let Ok(backfilled) = crate::scheduling::backfill::ticks(position.grid(&s), range) else { return Ok(()) };
         let mut planned = Vec::new();
         let mut state = state;
         let before_to = to.checked_sub(jiff::SignedDuration::from_nanos(1)).unwrap_or(to);

@@ -4,11 +4,12 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::model::keys::{ARGO_COMPLETED_LABEL, LABEL_EPOCH, LABEL_INDEX};
 use crate::{
-    crd::{WorkflowHistory, WorkflowStatus},
-    render::{LABEL_EPOCH, LABEL_INDEX, Origin},
-    runkind::{Completion, RunKind},
-    stored::{ARGO_COMPLETED_LABEL, RunCondition, RunObject},
+    model::crd::{WorkflowHistory, WorkflowStatus},
+    model::runkind::{Completion, RunKind},
+    model::stored::{RunCondition, RunObject},
+    scheduling::render::Origin,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

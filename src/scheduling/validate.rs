@@ -6,10 +6,11 @@
 use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
-    crd::{ConcurrencyPolicy, CronSchedule, Parameter, PeriodicSchedule, RunTemplate, ScheduledWorkflowSpec},
-    cron, manifest,
-    runkind::{self, RunKind},
-    schedule::{Cadence, Schedule},
+    model::crd::{ConcurrencyPolicy, CronSchedule, Parameter, PeriodicSchedule, RunTemplate, ScheduledWorkflowSpec},
+    model::manifest,
+    model::runkind::{self, RunKind},
+    scheduling::cron,
+    scheduling::schedule::{Cadence, Schedule},
 };
 
 /// KFP's bounds (`util/scheduled_workflow.go`: `maxConcurrency()`, `maxHistory()`).
@@ -337,7 +338,7 @@ fn source(spec: &ScheduledWorkflowSpec, found: &mut Findings) -> Option<RunSourc
     source
 }
 
-fn workflow_source(w: &crate::crd::WorkflowResource, found: &mut Findings) -> Option<RunSource> {
+fn workflow_source(w: &crate::model::crd::WorkflowResource, found: &mut Findings) -> Option<RunSource> {
     const FIELD: &str = "spec.workflow.spec";
     let Some(value) = &w.spec else {
         found.error(

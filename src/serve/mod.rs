@@ -5,8 +5,12 @@
 
 pub mod body;
 pub mod json_bounds;
+pub mod kube_error;
 pub mod listen;
+pub mod metrics;
 pub mod metrics_auth;
+pub mod tls;
+pub mod watch_backoff;
 
 use anyhow::Context as _;
 use std::sync::{Arc, Mutex};
@@ -15,7 +19,7 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use futures::FutureExt;
 use kube::runtime::reflector::Store;
 
-use crate::{controller::Context, metrics::Metrics, stored::SwfObject};
+use crate::{controller::Context, model::stored::SwfObject, serve::metrics::Metrics};
 
 type Check = Box<dyn Fn() -> bool + Send + Sync>;
 
@@ -116,7 +120,7 @@ pub async fn serve_plain(
 /// Serves `/metrics` over HTTPS on `addr` to callers `auth` lets through.
 pub async fn serve_secure(
     addr: std::net::SocketAddr,
-    cert: Arc<crate::tls::Reloading>,
+    cert: Arc<crate::serve::tls::Reloading>,
     auth: Arc<metrics_auth::MetricsAuth>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {

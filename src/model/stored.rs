@@ -20,10 +20,8 @@ use kube::{
 use serde::{Deserialize, Deserializer, de::IgnoredAny};
 use serde_json::value::RawValue;
 
-use crate::crd::{ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus};
-
-/// Prefix of the annotations the operator reads; others are not kept in its caches.
-pub const OWN_ANNOTATION_PREFIX: &str = "scheduledworkflows.kubeflow.org/";
+use crate::model::crd::{ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus};
+use crate::model::keys::{ARGO_COMPLETED_LABEL, LABEL_RUN_ID, OWN_ANNOTATION_PREFIX};
 
 /// The metadata fields the operator reads. Everything else (notably `managedFields`) is
 /// skipped unparsed.
@@ -196,11 +194,8 @@ impl Resource for SwfObject {
 
 /// Labels of a run the operator reads (ours, KFP's and Argo's completion label).
 fn run_label_kept(key: &str) -> bool {
-    key.starts_with(OWN_ANNOTATION_PREFIX) || key == "pipeline/runid" || key == ARGO_COMPLETED_LABEL
+    key.starts_with(OWN_ANNOTATION_PREFIX) || key == LABEL_RUN_ID || key == ARGO_COMPLETED_LABEL
 }
-
-/// Argo sets this label when a workflow has finished.
-pub const ARGO_COMPLETED_LABEL: &str = "workflows.argoproj.io/completed";
 
 /// The longest message kept per run (Argo messages can be long; status lists them).
 const MAX_MESSAGE: usize = 1024;

@@ -315,7 +315,7 @@ pub fn parse(spec: &str) -> Result<CronExpr, CronError> {
     }
     if spec.starts_with('@') {
         if let Some(duration) = spec.strip_prefix("@every ") {
-            let nanos = crate::go_duration::parse(duration)
+            let nanos = crate::scheduling::go_duration::parse(duration)
                 .map_err(|e| CronError(format!("Failed to parse duration {spec}: {e}")))?;
             // robfig's Every(): at least one second, truncated to whole seconds.
             let seconds = (nanos / 1_000_000_000).max(1) as i64;
@@ -445,7 +445,7 @@ mod tests {
     /// the planner (`schedule::plan`, which is what runs in the operator) for every spec.
     #[test]
     fn matches_robfig_v1_golden_data() {
-        use crate::schedule::{PlanInput, Schedule, TriggerState, plan};
+        use crate::scheduling::schedule::{PlanInput, Schedule, TriggerState, plan};
         let golden = golden();
         let ok = golden.iter().filter(|(_, v)| v.is_ok()).count();
         let rejected = golden.iter().filter(|(_, v)| v.is_err()).count();
@@ -468,7 +468,7 @@ mod tests {
                             policy: Default::default(),
                             created: start,
                             state: state.clone(),
-                            taken: &crate::schedule::NOTHING_TAKEN,
+                            taken: &crate::scheduling::schedule::NOTHING_TAKEN,
                             active: 0,
                             now: Timestamp::from_second(expected).unwrap(),
                         });

@@ -11,14 +11,6 @@ use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-/// On a schedule: each new value asks for one immediate run (the run that serves it carries
-/// `render::SERVED_RUN_NOW_ANNOTATION`).
-pub const RUN_NOW_REQUEST_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/run-now";
-/// On a suspended schedule (spec.failurePolicy): each new value resumes it.
-pub const RESUME_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/resume";
-/// Annotation holding the display name of a job created through the JobService API.
-pub const DISPLAY_NAME_ANNOTATION: &str = "scheduledworkflows.kubeflow.org/displayName";
-
 /// A schedule that creates runs (Argo Workflows, or any object given as `runTemplate`).
 // kube's `printcolumn(...)` repeats `type_`/`json_path` per column by design.
 #[allow(clippy::duplicated_attributes)]

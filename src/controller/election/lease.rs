@@ -15,7 +15,7 @@ use k8s_openapi::{
 use kube::Api;
 
 use super::leader::LeaseConfig;
-use crate::shards::LeaseState;
+use super::shards::LeaseState;
 
 /// What we last saw of the lease and when (our clock).
 struct Observed {
@@ -89,11 +89,11 @@ impl Slot {
                     },
                     spec: Some(fresh_spec(None, config, now)),
                 };
-                api.create(&super::post_params(), &lease).await
+                api.create(&crate::controller::post_params(), &lease).await
             }
             Some(mut lease) => {
                 lease.spec = Some(fresh_spec(lease.spec.as_ref(), config, now));
-                api.replace(&self.name, &super::post_params(), &lease).await
+                api.replace(&self.name, &crate::controller::post_params(), &lease).await
             }
         };
         match written {
@@ -114,7 +114,9 @@ impl Slot {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        api.replace(&self.name, &super::post_params(), &lease).await.map(|_| ())
+        api.replace(&self.name, &crate::controller::post_params(), &lease)
+            .await
+            .map(|_| ())
     }
 
     /// As `give_up`, reading the lease first (on shutdown, when no recent read is at hand).

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 
 use crate::{
-    crd::ScheduledWorkflowSpec,
-    manifest::ManifestError,
-    schedule::{self, TriggerState},
-    validate,
+    model::crd::ScheduledWorkflowSpec,
+    model::manifest::ManifestError,
+    scheduling::schedule::{self, TriggerState},
+    scheduling::validate,
 };
 
 pub struct Report {
@@ -19,7 +19,7 @@ pub struct Report {
 /// Fields a ScheduledWorkflow spec may have (from the CRD's schema); anything else would be
 /// pruned by the API server.
 fn spec_fields() -> Vec<String> {
-    let crd = crate::crd::ScheduledWorkflow::crd_manifest();
+    let crd = crate::model::crd::ScheduledWorkflow::crd_manifest();
     crd.pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties")
         .and_then(serde_json::Value::as_object)
         .map(|m| m.keys().cloned().collect())
@@ -40,7 +40,10 @@ pub fn check_files(files: &[PathBuf], default_tz: &str, count: usize, now: Times
                 continue;
             }
         };
-        for (i, doc) in crate::manifest::parse_yaml_documents(&text).into_iter().enumerate() {
+        for (i, doc) in crate::model::manifest::parse_yaml_documents(&text)
+            .into_iter()
+            .enumerate()
+        {
             let value = match doc {
                 Ok(v) => v,
                 Err(ManifestError::Syntax(e)) => {

@@ -1,0 +1,11 @@
+//! The resource model: what the API server stores and what the operator reads from it. No I/O.
+//!
+//! - `crd`: the `ScheduledWorkflow` custom resource; `stored`: objects decoded so one bad
+//!   object is reported, not a failed LIST; `runkind`: the kinds a tick can create;
+//!   `manifest`: untrusted manifest text parsed with bounds; `keys`: every label, annotation
+//!   and phase name the operator reads or writes.
+pub mod crd;
+pub mod keys;
+pub mod manifest;
+pub mod runkind;
+pub mod stored;
