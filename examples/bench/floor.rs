@@ -14,8 +14,10 @@ use jiff::Timestamp;
 use kube::{Api, api::PostParams};
 use swf_operator::{
     model::crd::ScheduledWorkflow,
-    scheduling::render::{self, Origin, Owner, RunRequest},
-    scheduling::validate::{self, Validated},
+    scheduling::{
+        render::{self, Origin, Owner, RunRequest},
+        validate::{self, Validated},
+    },
 };
 
 /// Creates in flight at once (each on its own keep-alive connection).

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{Webhook, authorize::Authorizer, review::Rules, webhook_config};
-use crate::{serve::metrics::Metrics, serve::tls};
+use crate::serve::{metrics::Metrics, tls};
 
 #[derive(Args, Debug, Clone)]
 pub struct AdmissionArgs {

@@ -22,7 +22,7 @@ use kube::{
 };
 use moka::future::Cache;
 
-use crate::{api::names, model::runkind::RunKind};
+use crate::model::{names, runkind::RunKind};
 
 /// How long a resolved kind → resource is kept (kinds rarely move).
 const RESOURCE_TTL: Duration = Duration::from_secs(300);

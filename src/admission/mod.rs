@@ -10,6 +10,7 @@ pub mod webhook_config;
 
 use std::{sync::Arc, time::Duration};
 
+use authorize::Authorizer;
 use axum::{
     Json, Router,
     body::{Body, Bytes},
@@ -23,16 +24,13 @@ use kube::core::{
     DynamicObject, Status,
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
 };
+use review::{Change, Rules, Verdict};
 use tokio::sync::Semaphore;
 
 use crate::{
     model::stored::SwfObject,
-    serve::metrics::Metrics,
-    serve::tls::Reloading,
-    serve::{body, json_bounds, listen},
+    serve::{body, json_bounds, listen, metrics::Metrics, tls::Reloading},
 };
-use authorize::Authorizer;
-use review::{Change, Rules, Verdict};
 
 /// The API server sends the object and the old object, each at most etcd's 1.5 MiB.
 const MAX_BODY_BYTES: usize = 4 << 20;
@@ -240,8 +238,9 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::{Value, json};
+
+    use super::*;
 
     fn webhook() -> Arc<Webhook> {
         Arc::new(Webhook {

@@ -6,9 +6,7 @@
 //! such as `kubectl patch` of `enabled`. Updates that leave `spec` alone are never examined.
 
 use crate::{
-    model::crd::ScheduledWorkflowSpec,
-    model::runkind::RunKind,
-    model::stored::SwfObject,
+    model::{crd::ScheduledWorkflowSpec, runkind::RunKind, stored::SwfObject},
     scheduling::validate::{self, V1Policy},
 };
 
@@ -126,8 +124,9 @@ fn run_kinds(obj: &SwfObject) -> Vec<RunKind> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::{Value, json};
+
+    use super::*;
 
     fn object(spec: Value) -> SwfObject {
         serde_json::from_value(json!({"metadata": {"name": "s", "namespace": "ns"}, "spec": spec})).unwrap()

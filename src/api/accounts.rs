@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use crate::{model::crd::ScheduledWorkflowSpec, model::manifest};
+use crate::model::{crd::ScheduledWorkflowSpec, manifest};
 
 /// Keys whose string value names a service account (Kubernetes, Argo, Tekton).
 const ACCOUNT_KEYS: &[&str] = &["serviceAccountName", "serviceAccount", "taskServiceAccountName"];
@@ -52,7 +52,7 @@ impl Accounts {
     }
 
     fn name(&mut self, name: &str, path: String) {
-        if super::names::is_dns1123_subdomain(name) {
+        if crate::model::names::is_dns1123_subdomain(name) {
             self.named.push((name.to_string(), path));
         } else if !name.is_empty() {
             self.unchecked.push(path);
@@ -82,8 +82,9 @@ pub fn of(spec: &ScheduledWorkflowSpec) -> Accounts {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn spec(v: Value) -> ScheduledWorkflowSpec {
         serde_json::from_value(v).unwrap()

@@ -13,10 +13,12 @@ use super::{
         ResourceType, Trigger, job::Mode, trigger,
     },
 };
-use crate::model::keys::DISPLAY_NAME_ANNOTATION;
 use crate::{
-    model::crd::{self, ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
-    model::stored::SwfObject,
+    model::{
+        crd::{self, ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
+        keys::DISPLAY_NAME_ANNOTATION,
+        stored::SwfObject,
+    },
     scheduling::cron,
 };
 
@@ -146,7 +148,7 @@ fn apply_references(
         }
         match kind {
             ResourceType::Namespace => {
-                if let Some(problem) = super::names::namespace_problem("resource_references", &key.id) {
+                if let Some(problem) = crate::model::names::namespace_problem("resource_references", &key.id) {
                     return Err(ApiError::invalid(problem));
                 }
                 namespace = Some(key.id);

@@ -10,19 +10,16 @@ pub mod http;
 pub mod identity;
 pub mod index;
 pub mod list;
-pub mod names;
 pub mod ordered;
 pub mod proto;
 pub mod service;
 pub mod wire;
 
-use anyhow::Context as _;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use crate::{
-    serve::tls::Reloading,
-    serve::{json_bounds::JsonBounds, listen},
-};
+use anyhow::Context as _;
+
+use crate::serve::{json_bounds::JsonBounds, listen, tls::Reloading};
 
 /// Bounds on what one caller may cost; docs/security.md lists them with their reasons.
 #[derive(Clone, Debug)]

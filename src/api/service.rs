@@ -21,7 +21,7 @@ use super::{
     ordered::Ordered,
     proto::{Job, ListJobsRequest, ListJobsResponse, ResourceType},
 };
-use crate::{model::crd::ScheduledWorkflow, model::stored::SwfObject};
+use crate::model::{crd::ScheduledWorkflow, stored::SwfObject};
 
 /// How the API is set up.
 #[derive(Clone, Debug, Default)]
@@ -217,7 +217,7 @@ impl JobApi {
             ResourceType::UnknownResourceType if key.id.is_empty() => Ok((default()?, None)),
             // Checked before it is reviewed or cached: a namespace name is a DNS label.
             ResourceType::Namespace if !key.id.is_empty() => {
-                match super::names::namespace_problem("resource_reference_key.id", &key.id) {
+                match crate::model::names::namespace_problem("resource_reference_key.id", &key.id) {
                     Some(problem) => Err(ApiError::invalid(problem)),
                     None => Ok((key.id, None)),
                 }

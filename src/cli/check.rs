@@ -2,14 +2,39 @@
 
 use std::path::PathBuf;
 
+use clap::Args;
 use jiff::Timestamp;
 
 use crate::{
-    model::crd::ScheduledWorkflowSpec,
-    model::manifest::ManifestError,
-    scheduling::schedule::{self, TriggerState},
-    scheduling::validate,
+    model::{crd::ScheduledWorkflowSpec, manifest::ManifestError},
+    scheduling::{
+        schedule::{self, TriggerState},
+        validate,
+    },
 };
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// YAML files (several documents each allowed); non-ScheduledWorkflow documents are skipped.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
+    default_time_zone: String,
+    /// How many fire times to print per schedule.
+    #[arg(long, default_value_t = 3)]
+    count: usize,
+}
+
+impl CheckArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let report = check_files(&self.files, &self.default_time_zone, self.count, Timestamp::now());
+        print!("{}", report.output);
+        if report.errors > 0 {
+            anyhow::bail!("{} invalid ScheduledWorkflow(s)", report.errors);
+        }
+        Ok(())
+    }
+}
 
 pub struct Report {
     pub output: String,

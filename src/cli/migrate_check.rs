@@ -3,23 +3,62 @@
 
 use std::collections::HashMap;
 
+use anyhow::Context as _;
+use clap::Args;
+use jiff::Timestamp;
 use kube::{
     Api, Client,
     api::{ApiResource, GroupVersionKind, ListParams},
 };
 
-use jiff::Timestamp;
-
-use crate::model::keys::LABEL_OWNED;
 use crate::{
-    model::crd::ScheduledWorkflowSpec,
-    model::runkind::RunKind,
-    model::stored::{RunObject, SwfObject},
-    scheduling::runstate::{self, ObservedRun},
-    scheduling::schedule::{self, Schedule},
-    scheduling::status,
-    scheduling::validate::{self, RunSource, V1Policy},
+    model::{
+        crd::ScheduledWorkflowSpec,
+        keys::LABEL_OWNED,
+        runkind::RunKind,
+        stored::{RunObject, SwfObject},
+    },
+    scheduling::{
+        runstate::{self, ObservedRun},
+        schedule::{self, Schedule},
+        status,
+        validate::{self, RunSource, V1Policy},
+    },
 };
+
+#[derive(Args, Debug)]
+pub struct MigrateCheckArgs {
+    /// Only this namespace (default: all).
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
+    #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
+    default_time_zone: String,
+    #[arg(long, env = "BLOCK_V1_PIPELINES", default_value_t = false, action = clap::ArgAction::Set)]
+    block_v1_pipelines: bool,
+    #[arg(long, env = "V1_ALLOWED_NAMESPACES", default_value = "")]
+    v1_allowed_namespaces: String,
+}
+
+impl MigrateCheckArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let v1 = crate::scheduling::validate::V1Policy::new(self.block_v1_pipelines, &self.v1_allowed_namespaces);
+        let assessments = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(async {
+                let client = kube::Client::try_default()
+                    .await
+                    .context("no Kubernetes configuration found")?;
+                check_cluster(client, self.namespace.as_deref(), &self.default_time_zone, &v1).await
+            })?;
+        let (text, attention) = report(&assessments);
+        print!("{text}");
+        if attention {
+            std::process::exit(1);
+        }
+        Ok(())
+    }
+}
 
 /// What the operator will do with one schedule.
 #[derive(Debug, Default, PartialEq)]
@@ -205,8 +244,9 @@ pub fn report(assessments: &[Assessment]) -> (String, bool) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn obj(spec: serde_json::Value, status: serde_json::Value) -> SwfObject {
         serde_json::from_value(json!({"metadata": {"name": "s", "namespace": "kubeflow", "uid": "u"},

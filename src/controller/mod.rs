@@ -168,7 +168,13 @@ pub async fn run(parts: Parts, shutdown: impl std::future::Future<Output = ()> +
         gained,
         tokio_stream::wrappers::UnboundedReceiverStream::new(relisted_rx),
     );
-    parts.health.watch(reader.clone(), ctx.clone());
+    // Ready when the ScheduledWorkflow cache has listed once and so has the cache of every run
+    // kind started so far.
+    let (swfs, caches) = (reader.clone(), ctx.clone());
+    parts.health.add(move || {
+        let swfs_listed = swfs.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok());
+        swfs_listed && caches.runs.all_ready()
+    });
     tasks.spawn(keep_gauges(reader.clone(), ctx.clone()));
     info!(namespace = ?ctx.settings.namespace, "controller started");
     Controller::for_stream(trigger, reader)

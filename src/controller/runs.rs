@@ -26,10 +26,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::error::Error;
-use crate::model::keys::LABEL_OWNED;
 use crate::{
-    model::runkind::RunKind,
-    model::stored::{RunObject, SwfObject},
+    model::{
+        keys::LABEL_OWNED,
+        runkind::RunKind,
+        stored::{RunObject, SwfObject},
+    },
     serve::metrics::Metrics,
 };
 
@@ -363,8 +365,9 @@ async fn watch_runs(cache: Arc<RunCache>, api: Api<RunObject>, wake: Wake, metri
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn run(name: &str, owner: &str, phase: &str) -> RunObject {
         serde_json::from_value(json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": "1",

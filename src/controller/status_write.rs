@@ -16,16 +16,15 @@ use std::{
 };
 
 use jiff::{SignedDuration, Timestamp};
-
 use kube::{
     Api,
     api::{Patch, PatchParams},
 };
 use serde_json::{Value, json};
 
-use crate::{
-    model::crd::{ScheduledWorkflow, ScheduledWorkflowStatus},
-    model::stored::SwfObject,
+use crate::model::{
+    crd::{ScheduledWorkflow, ScheduledWorkflowStatus},
+    stored::SwfObject,
 };
 
 /// A remembered write older than this is dropped (the watch has certainly delivered it, or

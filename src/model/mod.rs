@@ -2,10 +2,11 @@
 //!
 //! - `crd`: the `ScheduledWorkflow` custom resource; `stored`: objects decoded so one bad
 //!   object is reported, not a failed LIST; `runkind`: the kinds a tick can create;
-//!   `manifest`: untrusted manifest text parsed with bounds; `keys`: every label, annotation
-//!   and phase name the operator reads or writes.
+//!   `manifest`: untrusted manifest text parsed with bounds; `names`: Kubernetes' naming
+//!   rules; `keys`: every label and annotation key the operator reads or writes.
 pub mod crd;
 pub mod keys;
 pub mod manifest;
+pub mod names;
 pub mod runkind;
 pub mod stored;

@@ -20,8 +20,10 @@ use kube::{
 use serde::{Deserialize, Deserializer, de::IgnoredAny};
 use serde_json::value::RawValue;
 
-use crate::model::crd::{ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus};
-use crate::model::keys::{ARGO_COMPLETED_LABEL, LABEL_RUN_ID, OWN_ANNOTATION_PREFIX};
+use crate::model::{
+    crd::{ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
+    keys::{ARGO_COMPLETED_LABEL, LABEL_RUN_ID, OWN_ANNOTATION_PREFIX},
+};
 
 /// The metadata fields the operator reads. Everything else (notably `managedFields`) is
 /// skipped unparsed.

@@ -19,18 +19,21 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
     discovery::ApiResource,
 };
-
-use crate::model::keys::{self};
-use crate::model::keys::{BACKFILL_ANNOTATION, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION};
-use crate::{
-    cli::{CheckArgs, NextArgs},
-    model::crd::ScheduledWorkflow,
-    model::stored::{RunObject, SwfObject},
-    scheduling::backfill::{self},
-    scheduling::render,
-    scheduling::runstate::{self, ObservedRun},
-};
 use view::{EventLine, Viewed};
+
+use crate::{
+    cli::{check::CheckArgs, next::NextArgs},
+    model::{
+        crd::ScheduledWorkflow,
+        keys::{self, BACKFILL_ANNOTATION, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION},
+        stored::{RunObject, SwfObject},
+    },
+    scheduling::{
+        backfill::{self},
+        render,
+        runstate::{self, ObservedRun},
+    },
+};
 
 #[derive(Parser, Debug)]
 #[command(

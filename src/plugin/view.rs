@@ -4,16 +4,16 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
-use crate::model::keys::RUN_NOW_REQUEST_ANNOTATION;
 use crate::{
-    model::crd::ScheduledWorkflowSpec,
-    model::stored::SwfObject,
-    scheduling::render::Origin,
-    scheduling::runstate::{self, ObservedRun, Outcome},
-    scheduling::schedule::{self, Cadence, Schedule},
-    scheduling::status::{self, summary_condition},
-    scheduling::ticks::{Grid, Position},
-    scheduling::validate::{self, Validated},
+    model::{crd::ScheduledWorkflowSpec, keys::RUN_NOW_REQUEST_ANNOTATION, stored::SwfObject},
+    scheduling::{
+        render::Origin,
+        runstate::{self, ObservedRun, Outcome},
+        schedule::{self, Cadence, Schedule},
+        status::{self, summary_condition},
+        ticks::{Grid, Position},
+        validate::{self, Validated},
+    },
 };
 
 /// A schedule as `kubectl swf` reads it: its spec validated as the operator would, and the
@@ -459,8 +459,9 @@ pub fn runs_table(runs: &[ObservedRun], zone: &TimeZone, now: Timestamp, wide: b
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()

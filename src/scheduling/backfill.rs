@@ -22,8 +22,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
     model::crd::BackfillStatus,
-    scheduling::schedule::{Cadence, Claim, Schedule},
-    scheduling::ticks::{EARLIEST, Grid},
+    scheduling::{
+        schedule::{Cadence, Claim, Schedule},
+        ticks::{EARLIEST, Grid},
+    },
 };
 
 /// A backfill of more ticks than this is refused: split the range.

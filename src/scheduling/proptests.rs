@@ -6,12 +6,12 @@ use jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::{
-    scheduling::cron,
-    scheduling::kfp_macros::MacroContext,
-    scheduling::render::{self, Owner, RunRequest},
-    scheduling::schedule::{self, PlanInput, TriggerState},
-    scheduling::validate,
+use crate::scheduling::{
+    cron,
+    kfp_macros::MacroContext,
+    render::{self, Owner, RunRequest},
+    schedule::{self, PlanInput, TriggerState},
+    validate,
 };
 
 /// Any instant jiff can hold.

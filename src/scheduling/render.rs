@@ -8,13 +8,15 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 
-use crate::model::keys::{
-    LABEL_EPOCH, LABEL_INDEX, LABEL_OWNED, LABEL_RUN_ID, LABEL_SWF_NAME, SERVED_RUN_NOW_ANNOTATION,
-};
 use crate::{
-    model::crd::{Parameter, RunTemplate},
-    scheduling::kfp_macros::MacroContext,
-    scheduling::validate::{RunSource, Validated},
+    model::{
+        crd::{Parameter, RunTemplate},
+        keys::{LABEL_EPOCH, LABEL_INDEX, LABEL_OWNED, LABEL_RUN_ID, LABEL_SWF_NAME, SERVED_RUN_NOW_ANNOTATION},
+    },
+    scheduling::{
+        kfp_macros::MacroContext,
+        validate::{RunSource, Validated},
+    },
 };
 
 const MAX_NAME: usize = 63;

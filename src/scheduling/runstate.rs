@@ -4,11 +4,13 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::model::keys::{ARGO_COMPLETED_LABEL, LABEL_EPOCH, LABEL_INDEX};
 use crate::{
-    model::crd::{WorkflowHistory, WorkflowStatus},
-    model::runkind::{Completion, RunKind},
-    model::stored::{RunCondition, RunObject},
+    model::{
+        crd::{WorkflowHistory, WorkflowStatus},
+        keys::{ARGO_COMPLETED_LABEL, LABEL_EPOCH, LABEL_INDEX},
+        runkind::{Completion, RunKind},
+        stored::{RunCondition, RunObject},
+    },
     scheduling::render::Origin,
 };
 
@@ -248,8 +250,9 @@ pub fn beyond_history_limits(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn run(api: &str, kind: &str, name: &str, index: i64, status: serde_json::Value) -> (RunKind, RunObject) {
         let obj = json!({"metadata": {"name": name, "namespace": "ns", "uid": name,

@@ -20,8 +20,10 @@ use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
     model::crd::ConcurrencyPolicy,
-    scheduling::cron::{CalendarSchedule, CronExpr},
-    scheduling::ticks::Position,
+    scheduling::{
+        cron::{CalendarSchedule, CronExpr},
+        ticks::Position,
+    },
 };
 
 /// When ticks happen.

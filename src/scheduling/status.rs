@@ -7,9 +7,7 @@ use crate::{
     model::crd::{
         BackfillStatus, Condition, ScheduledWorkflowStatus, SuspensionStatus, TriggerStatus, WorkflowHistory,
     },
-    scheduling::failure_policy::SUSPENDED_REASON,
-    scheduling::runstate::RunsSummary,
-    scheduling::schedule::TriggerState,
+    scheduling::{failure_policy::SUSPENDED_REASON, runstate::RunsSummary, schedule::TriggerState},
 };
 
 /// KFP's condition types and messages (`getStatusAndMessage`).

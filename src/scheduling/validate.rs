@@ -6,11 +6,15 @@
 use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
-    model::crd::{ConcurrencyPolicy, CronSchedule, Parameter, PeriodicSchedule, RunTemplate, ScheduledWorkflowSpec},
-    model::manifest,
-    model::runkind::{self, RunKind},
-    scheduling::cron,
-    scheduling::schedule::{Cadence, Schedule},
+    model::{
+        crd::{ConcurrencyPolicy, CronSchedule, Parameter, PeriodicSchedule, RunTemplate, ScheduledWorkflowSpec},
+        manifest,
+        runkind::{self, RunKind},
+    },
+    scheduling::{
+        cron,
+        schedule::{Cadence, Schedule},
+    },
 };
 
 /// KFP's bounds (`util/scheduled_workflow.go`: `maxConcurrency()`, `maxHistory()`).

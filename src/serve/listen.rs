@@ -275,8 +275,9 @@ impl<IO: AsyncWrite> AsyncWrite for Idle<IO> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_stream_times_out_and_traffic_keeps_it_open() {

@@ -12,14 +12,12 @@ pub mod metrics_auth;
 pub mod tls;
 pub mod watch_backoff;
 
-use anyhow::Context as _;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context as _;
 use axum::{Router, extract::State, http::StatusCode, routing::get};
-use futures::FutureExt;
-use kube::runtime::reflector::Store;
 
-use crate::{controller::Context, model::stored::SwfObject, serve::metrics::Metrics};
+use crate::serve::metrics::Metrics;
 
 type Check = Box<dyn Fn() -> bool + Send + Sync>;
 
@@ -35,15 +33,6 @@ impl Health {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Box::new(check));
-    }
-
-    /// Ready when the ScheduledWorkflow cache has listed once and so has the cache of every
-    /// run kind started so far.
-    pub fn watch(&self, reader: Store<SwfObject>, ctx: Arc<Context>) {
-        self.add(move || {
-            let swfs_listed = reader.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok());
-            swfs_listed && ctx.runs.all_ready()
-        });
     }
 
     pub fn ready(&self) -> bool {

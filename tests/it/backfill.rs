@@ -9,14 +9,20 @@ use kube::{
     api::{DynamicObject, Patch, PatchParams},
 };
 use serde_json::{Value, json};
-use swf_operator::model::keys::BACKFILL_ANNOTATION;
-use swf_operator::{model::crd::BackfillStatus, scheduling::render};
+use swf_operator::{
+    model::{
+        crd::BackfillStatus,
+        keys::{
+            BACKFILL_ANNOTATION, {self},
+        },
+    },
+    scheduling::render,
+};
 
 use crate::common::{
     self, TestEnv, eventually, job_resource, start_operator,
     swf::{WAIT, create, events_for, finish_job, job_swf, runs_of, swfs},
 };
-use swf_operator::model::keys::{self};
 
 const FROM: &str = "2026-01-01T00:00:00Z";
 const TO: &str = "2026-01-04T00:00:00Z";

@@ -1,7 +1,5 @@
 //! Smoke test of the test plumbing itself, on the real control plane: CRD install, create,
 //! watch, status subresource, RBAC.
-use crate::common;
-
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -11,6 +9,8 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use swf_operator::model::crd::ScheduledWorkflow;
+
+use crate::common;
 
 fn sample(name: &str) -> ScheduledWorkflow {
     serde_json::from_value(serde_json::json!({

@@ -9,11 +9,13 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use serde_json::json;
-use swf_operator::model::keys::RESUME_ANNOTATION;
 use swf_operator::{
     api::convert::status_string,
-    scheduling::failure_policy::SUSPENDED_REASON,
-    scheduling::status::{READY, STALLED, summary_condition},
+    model::keys::RESUME_ANNOTATION,
+    scheduling::{
+        failure_policy::SUSPENDED_REASON,
+        status::{READY, STALLED, summary_condition},
+    },
 };
 
 use crate::common::{

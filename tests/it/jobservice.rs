@@ -1,6 +1,4 @@
 //! KFP's v1beta1 JobService, through real HTTP and gRPC clients, on the real control plane.
-use crate::common;
-
 use std::{collections::HashSet, time::Duration};
 
 use common::{TestEnv, eventually, list_runs};
@@ -11,6 +9,8 @@ use swf_operator::{
     api::proto::{self, job_service_client::JobServiceClient},
     model::crd::ScheduledWorkflow,
 };
+
+use crate::common;
 
 const WAIT: Duration = Duration::from_secs(60);
 

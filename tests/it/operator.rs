@@ -1,9 +1,6 @@
 //! The operator on a real kube-apiserver: scheduling, concurrency, catch-up, enable/disable,
 //! run-now, restarts, invalid specs and cascading deletes. Schedules are seconds long;
 //! every wait is a generous poll, never a sleep that assumes a fast machine.
-use crate::common;
-use swf_operator::scheduling::status::summary_condition;
-
 use std::time::Duration;
 
 use common::{
@@ -20,8 +17,12 @@ use kube::{
     api::{DynamicObject, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use swf_operator::model::keys::{self};
-use swf_operator::scheduling::render;
+use swf_operator::{
+    model::keys::{self},
+    scheduling::{render, status::summary_condition},
+};
+
+use crate::common;
 
 #[tokio::test]
 async fn cron_fires_on_time_and_max_concurrency_holds_under_least_privilege() {

@@ -2,7 +2,6 @@
 //! (switching from KFP's controller runs nothing twice), no freeze on a failing create,
 //! `Replace` with a backlog, runs being deleted, and idle schedules that cost nothing.
 use std::time::Duration;
-use swf_operator::scheduling::status::summary_condition;
 
 use jiff::{SignedDuration, Timestamp};
 use kube::{
@@ -10,14 +9,19 @@ use kube::{
     api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-use swf_operator::{model::crd::ScheduledWorkflow, scheduling::render};
+use swf_operator::{
+    model::{
+        crd::ScheduledWorkflow,
+        keys::{self},
+    },
+    scheduling::{render, status::summary_condition},
+};
 
 use crate::common::{
     self, creations, eventually, job_resource, start_operator,
     swf::{WAIT, argo_swf, condition, create, epochs, events_for, finish_workflow, job_swf, runs_of, swfs, wait_runs},
     workflow_resource,
 };
-use swf_operator::model::keys::{self};
 
 /// KFP's run name (`NextResourceName`): `<swf>-<index>-<fnv32a("<swf>-<index>") in decimal>`.
 fn kfp_run_name(swf: &str, index: i64) -> String {

@@ -8,9 +8,10 @@ use serde_json::json;
 use swf_operator::controller::election::shards::shard_of;
 
 use crate::{
-    common::creations::{created_at, tally},
     common::{
-        self, OperatorProcess, TestEnv, eventually,
+        self, OperatorProcess, TestEnv,
+        creations::{created_at, tally},
+        eventually,
         swf::{create, job_swf},
     },
     faults::{finish_jobs_forever, keep_nothing, lease_holder, uids_per_tick},

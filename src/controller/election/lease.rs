@@ -14,8 +14,7 @@ use k8s_openapi::{
 };
 use kube::Api;
 
-use super::leader::LeaseConfig;
-use super::shards::LeaseState;
+use super::{leader::LeaseConfig, shards::LeaseState};
 
 /// What we last saw of the lease and when (our clock).
 struct Observed {

@@ -7,15 +7,16 @@ use jiff::Timestamp;
 use tracing::warn;
 
 use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome};
-use crate::model::keys::BACKFILL_ANNOTATION;
 use crate::{
     controller::{error::Error, events::Kind},
-    model::crd::BackfillStatus,
-    scheduling::backfill,
-    scheduling::render::{self, Origin, RunRequest},
-    scheduling::runstate::{self, ObservedRun},
-    scheduling::schedule::{Claim, TriggerState},
-    scheduling::status::Problem,
+    model::{crd::BackfillStatus, keys::BACKFILL_ANNOTATION},
+    scheduling::{
+        backfill,
+        render::{self, Origin, RunRequest},
+        runstate::{self, ObservedRun},
+        schedule::{Claim, TriggerState},
+        status::Problem,
+    },
     serve::kube_error::status_code,
 };
 

@@ -16,8 +16,10 @@ use crate::{
         runs::{Readiness, RunCache},
     },
     model::crd::{ScheduledWorkflowSpec, ScheduledWorkflowStatus},
-    scheduling::status::{self, Problem},
-    scheduling::validate::{self, Validated},
+    scheduling::{
+        status::{self, Problem},
+        validate::{self, Validated},
+    },
 };
 
 /// A spec that passed every check, with the cache of its run kind.

@@ -8,8 +8,10 @@ use super::Pass;
 use crate::{
     controller::{error::Error, events::Kind},
     model::stored::RunObject,
-    scheduling::render::{self, Origin, RunRequest},
-    scheduling::runstate::{self, ObservedRun},
+    scheduling::{
+        render::{self, Origin, RunRequest},
+        runstate::{self, ObservedRun},
+    },
     serve::kube_error::is_lasting,
 };
 

@@ -7,16 +7,16 @@
 use kube::{Api, api::DeleteParams};
 
 use super::Pass;
-use crate::model::keys::RUN_NOW_REQUEST_ANNOTATION;
 use crate::{
     controller::error::Error,
-    model::stored::RunObject,
-    scheduling::backfill,
-    scheduling::failure_policy,
-    scheduling::render::Origin,
-    scheduling::runstate::{self, ObservedRun},
-    scheduling::schedule::Claim,
-    scheduling::status,
+    model::{keys::RUN_NOW_REQUEST_ANNOTATION, stored::RunObject},
+    scheduling::{
+        backfill, failure_policy,
+        render::Origin,
+        runstate::{self, ObservedRun},
+        schedule::Claim,
+        status,
+    },
 };
 
 impl Pass<'_> {

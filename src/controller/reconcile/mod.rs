@@ -26,11 +26,12 @@ pub use self::next::Next;
 use self::{check::Checked, write::write_status};
 use super::{context::Context, error::Error, events::Kind};
 use crate::{
-    model::crd::ScheduledWorkflowStatus,
-    model::stored::SwfObject,
-    scheduling::render::Owner,
-    scheduling::runstate::{self, ObservedRun},
-    scheduling::status,
+    model::{crd::ScheduledWorkflowStatus, stored::SwfObject},
+    scheduling::{
+        render::Owner,
+        runstate::{self, ObservedRun},
+        status,
+    },
 };
 
 /// A tick whose create keeps failing for a lasting reason is given up after this many tries,

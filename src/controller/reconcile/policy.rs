@@ -4,8 +4,11 @@
 use tracing::warn;
 
 use super::Pass;
-use crate::model::keys::RESUME_ANNOTATION;
-use crate::{controller::events::Kind, scheduling::failure_policy, scheduling::runstate::ObservedRun};
+use crate::{
+    controller::events::Kind,
+    model::keys::RESUME_ANNOTATION,
+    scheduling::{failure_policy, runstate::ObservedRun},
+};
 
 impl Pass<'_> {
     pub(super) fn failure_policy(&self, runs: &[ObservedRun]) -> failure_policy::Decision {

@@ -5,14 +5,16 @@
 use tracing::warn;
 
 use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome};
-use crate::model::keys::RUN_NOW_REQUEST_ANNOTATION;
 use crate::{
     controller::{error::Error, events::Kind},
-    scheduling::backfill,
-    scheduling::render::{self, Origin, RunRequest},
-    scheduling::runstate::{self, ObservedRun},
-    scheduling::schedule::{self, Plan, PlanInput, Taken, TriggerState},
-    scheduling::status::{self, Problem},
+    model::keys::RUN_NOW_REQUEST_ANNOTATION,
+    scheduling::{
+        backfill,
+        render::{self, Origin, RunRequest},
+        runstate::{self, ObservedRun},
+        schedule::{self, Plan, PlanInput, Taken, TriggerState},
+        status::{self, Problem},
+    },
 };
 
 /// What applying the schedule's plan did.

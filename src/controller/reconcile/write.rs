@@ -7,10 +7,12 @@ use super::{Pass, Target, backfill_stage::Backfilled, schedule_stage::Applied};
 use crate::{
     controller::{context::Context, error::Error},
     model::crd::ScheduledWorkflowStatus,
-    scheduling::failure_policy,
-    scheduling::runstate::{self, ObservedRun},
-    scheduling::schedule::{self, Cadence, Plan, TriggerState},
-    scheduling::status,
+    scheduling::{
+        failure_policy,
+        runstate::{self, ObservedRun},
+        schedule::{self, Cadence, Plan, TriggerState},
+        status,
+    },
     serve::kube_error::status_code,
 };
 

@@ -12,8 +12,7 @@ use super::{
     status_json::suspended,
     time::{millis, rel},
 };
-use crate::model::keys::BACKFILL_ANNOTATION;
-use crate::model::keys::{RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION};
+use crate::model::keys::{BACKFILL_ANNOTATION, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION};
 
 impl Sim {
     pub(super) fn act(&mut self) {

@@ -34,8 +34,10 @@ use crate::{
         status_write::StatusWriter,
         worth_a_pass,
     },
-    model::runkind::RunKind,
-    model::stored::{RunObject, SwfObject},
+    model::{
+        runkind::RunKind,
+        stored::{RunObject, SwfObject},
+    },
     serve::metrics::Metrics,
 };
 

@@ -18,8 +18,10 @@ use super::{
     slots, ticks,
     world::World,
 };
-use crate::model::keys::RESUME_ANNOTATION;
-use crate::{controller::reconcile::Next, model::crd::ScheduledWorkflowSpec, model::stored::SwfObject};
+use crate::{
+    controller::reconcile::Next,
+    model::{crd::ScheduledWorkflowSpec, keys::RESUME_ANNOTATION, stored::SwfObject},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rule {

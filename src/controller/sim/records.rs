@@ -5,8 +5,10 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::model::crd::ScheduledWorkflowSpec;
-use crate::model::keys::{BACKFILL_RUN_ANNOTATION, SERVED_RUN_NOW_ANNOTATION};
+use crate::model::{
+    crd::ScheduledWorkflowSpec,
+    keys::{BACKFILL_RUN_ANNOTATION, SERVED_RUN_NOW_ANNOTATION},
+};
 
 /// A place in the one order of everything that happens in a seed.
 pub type Seq = u64;

@@ -17,10 +17,10 @@ use super::{
     },
     time::{SimClock, millis, whole},
 };
-use crate::model::keys::LABEL_EPOCH;
-use crate::{
-    model::crd::ScheduledWorkflowSpec,
-    model::stored::{RunObject, SwfObject},
+use crate::model::{
+    crd::ScheduledWorkflowSpec,
+    keys::LABEL_EPOCH,
+    stored::{RunObject, SwfObject},
 };
 
 pub const NS: &str = "ns";

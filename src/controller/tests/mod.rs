@@ -31,11 +31,13 @@ use super::{
     runs::{RunCache, RunCaches},
     status_write::StatusWriter,
 };
-use crate::model::keys::{LABEL_EPOCH, LABEL_INDEX};
 use crate::{
-    model::crd::ScheduledWorkflow,
-    model::runkind::RunKind,
-    model::stored::{RunObject, SwfObject},
+    model::{
+        crd::ScheduledWorkflow,
+        keys::{LABEL_EPOCH, LABEL_INDEX},
+        runkind::RunKind,
+        stored::{RunObject, SwfObject},
+    },
     scheduling::render::run_name,
     serve::metrics::Metrics,
 };

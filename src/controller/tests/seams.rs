@@ -9,8 +9,7 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::model::keys::BACKFILL_RUN_ANNOTATION;
-use crate::model::stored::SwfObject;
+use crate::model::{keys::BACKFILL_RUN_ANNOTATION, stored::SwfObject};
 
 fn minute(m: u32) -> String {
     format!("2026-01-01T00:{m:02}:00Z")
@@ -376,8 +375,7 @@ async fn run_now_waits_for_a_free_slot() {
 /// served (deleting it before would let the same request run again), and pruned after.
 #[tokio::test]
 async fn a_run_now_run_is_pruned_only_once_its_request_is_recorded() {
-    use crate::model::keys::SERVED_RUN_NOW_ANNOTATION;
-    use crate::scheduling::render::run_now_name;
+    use crate::{model::keys::SERVED_RUN_NOW_ANNOTATION, scheduling::render::run_now_name};
     let name = run_now_name("nightly", "1");
     let mut done = run(&name, &minute(5), 6, UID, true);
     done["metadata"]["annotations"] = json!({ SERVED_RUN_NOW_ANNOTATION: "1" });

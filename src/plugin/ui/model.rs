@@ -8,8 +8,10 @@ use jiff::Timestamp;
 use crate::{
     model::stored::SwfObject,
     plugin::view::Viewed,
-    scheduling::runstate::{self, ObservedRun, Outcome},
-    scheduling::validate::Validated,
+    scheduling::{
+        runstate::{self, ObservedRun, Outcome},
+        validate::Validated,
+    },
 };
 
 /// One schedule and its runs (those owned by it).

@@ -6,10 +6,12 @@ use jiff::Timestamp;
 
 use crate::{
     plugin::view::Viewed,
-    scheduling::backfill,
-    scheduling::runstate::{self, ObservedRun},
-    scheduling::schedule::{Cadence, Claim},
-    scheduling::status,
+    scheduling::{
+        backfill,
+        runstate::{self, ObservedRun},
+        schedule::{Cadence, Claim},
+        status,
+    },
 };
 
 /// What becomes of one tick of the range.

@@ -22,8 +22,10 @@ use super::{
     preview,
     store::Store,
 };
-use crate::model::keys::{BACKFILL_ANNOTATION, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION};
-use crate::model::stored::SwfObject;
+use crate::model::{
+    keys::{BACKFILL_ANNOTATION, RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION},
+    stored::SwfObject,
+};
 
 /// The largest request body accepted (the forms are a few hundred bytes).
 pub const MAX_BODY: usize = 8 * 1024;

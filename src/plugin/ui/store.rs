@@ -15,13 +15,17 @@ use kube::{
 };
 use tokio::sync::watch;
 
-use crate::model::keys::LABEL_OWNED;
 use crate::{
-    model::runkind::RunKind,
-    model::stored::{RunObject, SwfObject},
+    model::{
+        keys::LABEL_OWNED,
+        runkind::RunKind,
+        stored::{RunObject, SwfObject},
+    },
     plugin::view::Viewed,
-    scheduling::runstate::{self, ObservedRun},
-    scheduling::validate::Validated,
+    scheduling::{
+        runstate::{self, ObservedRun},
+        validate::Validated,
+    },
 };
 
 struct RunStore {

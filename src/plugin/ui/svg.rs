@@ -8,7 +8,10 @@ use super::{
     html::{esc, schedule_path},
     model::{Entry, outcome_word, run_span},
 };
-use crate::{plugin::view::local, scheduling::runstate::Outcome, scheduling::schedule};
+use crate::{
+    plugin::view::local,
+    scheduling::{runstate::Outcome, schedule},
+};
 
 const LABEL_W: f64 = 220.0;
 const PLOT_W: f64 = 960.0;

@@ -15,11 +15,14 @@ use std::collections::BTreeMap;
 
 use kube::{Api, ResourceExt, api::DynamicObject};
 use serde_json::Value;
-use swf_operator::model::crd::ScheduledWorkflow;
-use swf_operator::model::keys::BACKFILL_RUN_ANNOTATION;
+use swf_operator::model::{
+    crd::ScheduledWorkflow,
+    keys::{
+        BACKFILL_RUN_ANNOTATION, {self},
+    },
+};
 
 use super::{TestEnv, job_resource, workflow_resource};
-use swf_operator::model::keys::{self};
 
 /// One run that existed.
 #[derive(Clone, Debug)]

@@ -9,10 +9,12 @@ use kube::{
     api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use swf_operator::model::crd::ScheduledWorkflow;
+use swf_operator::model::{
+    crd::ScheduledWorkflow,
+    keys::{self},
+};
 
 use super::{TestEnv, eventually, job_resource, list_runs, workflow_resource};
-use swf_operator::model::keys::{self};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
