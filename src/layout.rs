@@ -66,7 +66,10 @@ fn the_architecture_doc_names_every_module_and_no_module_that_is_gone() {
     let tops: BTreeSet<&str> = files.iter().map(|f| f.split('/').next().unwrap_or_default()).collect();
     let ours = |p: &&String| tops.contains(p.split('/').next().unwrap_or_default());
     let gone: Vec<_> = named.iter().filter(ours).filter(|p| !files.contains(*p)).collect();
-    assert!(gone.is_empty(), "docs/architecture.md names modules that do not exist: {gone:?}");
+    assert!(
+        gone.is_empty(),
+        "docs/architecture.md names modules that do not exist: {gone:?}"
+    );
 }
 
 /// The top-level modules a source text reaches through `crate::` (in `use` trees and paths).
@@ -76,7 +79,11 @@ fn crate_imports(text: &str) -> BTreeSet<String> {
         .map(|line| line.split("//").next().unwrap_or(""))
         .collect::<Vec<_>>()
         .join("\n");
-    let ident = |s: &str| -> String { s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect() };
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
     let mut out = BTreeSet::new();
     for (_, rest) in code.match_indices("crate::").map(|(i, m)| (i, &code[i + m.len()..])) {
         let Some(group) = rest.strip_prefix('{') else {
@@ -106,7 +113,12 @@ fn crate_imports(text: &str) -> BTreeSet<String> {
 fn top_level_graph() -> BTreeMap<String, BTreeSet<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in module_files() {
-        let top = file.split('/').next().unwrap_or_default().trim_end_matches(".rs").to_string();
+        let top = file
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".rs")
+            .to_string();
         let text = std::fs::read_to_string(src_dir().join(&file)).unwrap();
         let edges = graph.entry(top.clone()).or_default();
         edges.extend(crate_imports(&text).into_iter().filter(|m| *m != top));
@@ -145,18 +157,31 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 #[test]
 fn the_top_level_modules_import_one_another_without_a_cycle() {
     let graph = top_level_graph();
-    assert!(graph["scheduling"].iter().all(|m| m == "model"), "scheduling is pure: {:?}", graph["scheduling"]);
-    assert!(graph["model"].is_empty(), "model imports nothing of ours: {:?}", graph["model"]);
+    assert!(
+        graph["scheduling"].iter().all(|m| m == "model"),
+        "scheduling is pure: {:?}",
+        graph["scheduling"]
+    );
+    assert!(
+        graph["model"].is_empty(),
+        "model imports nothing of ours: {:?}",
+        graph["model"]
+    );
     assert_eq!(find_cycle(&graph), None, "{graph:#?}");
 }
 
 #[test]
 fn the_checks_read_what_they_should() {
-    let imports = crate_imports("use crate::{model::{crd, keys}, serve::Health};\nlet x = crate::api::f(); // crate::cli");
+    let imports =
+        crate_imports("use crate::{model::{crd, keys}, serve::Health};\nlet x = crate::api::f(); // crate::cli");
     assert_eq!(imports, ["api", "model", "serve"].map(String::from).into());
     let named = named_paths("`a/{b, c}.rs` and `d.rs`, not `e.rs is` or `f`");
     assert_eq!(named, ["a/b.rs", "a/c.rs", "d.rs"].map(String::from).into());
-    let cyclic: BTreeMap<String, BTreeSet<String>> =
-        [("a", "b"), ("b", "c"), ("c", "a")].map(|(k, v)| (k.into(), [v.to_string()].into())).into();
-    assert_eq!(find_cycle(&cyclic), Some(["a", "b", "c", "a"].map(String::from).to_vec()));
+    let cyclic: BTreeMap<String, BTreeSet<String>> = [("a", "b"), ("b", "c"), ("c", "a")]
+        .map(|(k, v)| (k.into(), [v.to_string()].into()))
+        .into();
+    assert_eq!(
+        find_cycle(&cyclic),
+        Some(["a", "b", "c", "a"].map(String::from).to_vec())
+    );
 }

@@ -5,8 +5,11 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Durat
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{Webhook, authorize::Authorizer, review::Rules, webhook_config};
-use crate::serve::{metrics::Metrics, tls};
+use super::{Webhook, authorize::Authorizer, webhook_config};
+use crate::{
+    scheduling::spec_check::Rules,
+    serve::{metrics::Metrics, tls},
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct AdmissionArgs {

@@ -24,11 +24,12 @@ use kube::core::{
     DynamicObject, Status,
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
 };
-use review::{Change, Rules, Verdict};
+use review::{Change, Verdict};
 use tokio::sync::Semaphore;
 
 use crate::{
     model::stored::SwfObject,
+    scheduling::spec_check::Rules,
     serve::{body, json_bounds, listen, metrics::Metrics, tls::Reloading},
 };
 

@@ -7,15 +7,8 @@
 
 use crate::{
     model::{crd::ScheduledWorkflowSpec, runkind::RunKind, stored::SwfObject},
-    scheduling::validate::{self, V1Policy},
+    scheduling::spec_check::{Rules, SpecProblem, check_object},
 };
-
-/// What the reconciler would apply to the object (the operator's own settings).
-#[derive(Clone, Debug, Default)]
-pub struct Rules {
-    pub default_time_zone: String,
-    pub v1_policy: V1Policy,
-}
 
 /// The request as the webhook sees it.
 pub enum Change<'a> {
@@ -71,16 +64,10 @@ pub const ENABLED_UNSET_WARNING: &str = "spec.enabled: not set, so this schedule
 
 /// Every problem the reconciler would report for the object, and its warnings.
 fn problems(obj: &SwfObject, namespace: &str, rules: &Rules) -> (Vec<String>, Vec<String>) {
-    let spec = match &obj.spec {
-        Ok(spec) => spec,
-        Err(e) => return (vec![e.to_string()], vec![]),
-    };
-    let (errors, mut warnings) = match validate::validate(spec, &rules.default_time_zone) {
-        Err(invalid) => (invalid.0, vec![]),
-        Ok(v) => match rules.v1_policy.check(namespace, &v.source) {
-            Err(message) => (vec![format!("spec.workflow: {message}")], v.warnings),
-            Ok(()) => (vec![], v.warnings),
-        },
+    let (errors, mut warnings) = match check_object(obj, namespace, rules) {
+        Ok((_, v)) => (vec![], v.warnings),
+        Err(problem @ SpecProblem::Undecodable(_)) => return (problem.each(), vec![]),
+        Err(problem) => (problem.each(), vec![]),
     };
     if obj.enabled_unset {
         warnings.push(ENABLED_UNSET_WARNING.to_string());
@@ -127,6 +114,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::scheduling::validate::V1Policy;
 
     fn object(spec: Value) -> SwfObject {
         serde_json::from_value(json!({"metadata": {"name": "s", "namespace": "ns"}, "spec": spec})).unwrap()

@@ -15,11 +15,14 @@ use super::{
 };
 use crate::{
     model::{
-        crd::{self, ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus},
+        crd::{self, ScheduledWorkflow, ScheduledWorkflowSpec, ScheduledWorkflowStatus, Summary},
         keys::DISPLAY_NAME_ANNOTATION,
         stored::SwfObject,
     },
-    scheduling::cron,
+    scheduling::{
+        cron,
+        spec_check::{Rules, check_spec},
+    },
 };
 
 /// A protobuf Timestamp: `nanos` is always in 0..1e9, also before 1970 (jiff counts a
@@ -42,6 +45,8 @@ pub struct CreateOptions {
     /// Sets `sidecar.istio.io/inject: "false"` on every template that does not say otherwise
     /// (KFP's default).
     pub istio_sidecar_off: bool,
+    /// What the operator checks every schedule against: a job it would not run is refused.
+    pub rules: Rules,
 }
 
 impl Default for CreateOptions {
@@ -49,6 +54,7 @@ impl Default for CreateOptions {
         CreateOptions {
             default_service_account: None,
             istio_sidecar_off: true,
+            rules: Rules::in_zone("UTC"),
         }
     }
 }
@@ -106,7 +112,7 @@ pub fn job_to_swf(
         spec.trigger = trigger_from(t)?;
     }
     // Everything the operator would reject, rejected here with the same words (end < start, …).
-    crate::scheduling::validate::validate(&spec, "UTC").map_err(|e| ApiError::invalid(e.to_string()))?;
+    check_spec(&spec, &namespace, &opts.rules).map_err(|e| ApiError::invalid(e.to_string()))?;
 
     let mut swf = ScheduledWorkflow::new("", spec);
     swf.metadata.name = None;
@@ -331,10 +337,10 @@ fn reference(kind: ResourceType, id: &str, relationship: Relationship) -> Resour
 
 /// KFP's status strings (`toApiJobStatus`).
 pub fn status_string(status: &ScheduledWorkflowStatus) -> &'static str {
-    match crate::scheduling::status::summary_condition(status).map(|c| c.type_.as_str()) {
-        Some("Enabled" | "Running" | "Succeeded" | "Ready" | "Done") => "ENABLED",
-        Some("Disabled") => "DISABLED",
-        _ => "STATUS_UNSPECIFIED",
+    match crate::scheduling::status::summary_of(status) {
+        Some(Summary::Enabled | Summary::Running | Summary::Succeeded) => "ENABLED",
+        Some(Summary::Disabled) => "DISABLED",
+        Some(Summary::Error) | None => "STATUS_UNSPECIFIED",
     }
 }
 
@@ -372,7 +378,7 @@ pub fn row(obj: &SwfObject) -> Row {
 pub fn swf_to_job(obj: &SwfObject) -> Job {
     let condition = crate::scheduling::status::summary_condition(&obj.status);
     let error = condition
-        .filter(|c| c.type_ == "Error")
+        .filter(|c| Summary::of(c) == Some(Summary::Error))
         .and_then(|c| c.message.clone())
         .unwrap_or_default();
     let mut job = Job {
@@ -606,6 +612,7 @@ mod tests {
                 &CreateOptions {
                     default_service_account: Some("team-runner".into()),
                     istio_sidecar_off: false,
+                    ..Default::default()
                 },
             )
         };
@@ -680,5 +687,20 @@ mod tests {
         let mut v = base();
         v["colour"] = "blue".into();
         assert!(serde_json::from_value::<Job>(v).is_err());
+    }
+
+    #[test]
+    fn a_job_the_operator_would_refuse_is_refused_at_create_in_its_words() {
+        let blocking = |allowed: &str| CreateOptions {
+            rules: Rules {
+                v1_policy: crate::scheduling::validate::V1Policy::new(true, allowed),
+                ..Rules::default()
+            },
+            ..Default::default()
+        };
+        let err = job_to_swf(&job(base()), None, &blocking("")).unwrap_err();
+        let words = "spec.workflow: namespace team-a is not allowed to run v1 pipelines";
+        assert!(err.message.contains(words), "{err:?}");
+        assert!(job_to_swf(&job(base()), None, &blocking("team-a")).is_ok());
     }
 }

@@ -5,6 +5,8 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use clap::Args;
 
+use crate::scheduling::spec_check::Rules;
+
 /// The KFP v1beta1 JobService API (served when an address is given).
 #[derive(Args, Debug, Clone)]
 pub struct ApiArgs {
@@ -80,7 +82,7 @@ impl ApiArgs {
         self.api_addr.is_some() || self.grpc_addr.is_some()
     }
 
-    fn settings(&self) -> crate::api::service::ApiSettings {
+    fn settings(&self, rules: Rules) -> crate::api::service::ApiSettings {
         crate::api::service::ApiSettings {
             default_namespace: self.api_default_namespace.clone(),
             scope: self.api_namespace.clone(),
@@ -94,6 +96,7 @@ impl ApiArgs {
             create: crate::api::convert::CreateOptions {
                 default_service_account: self.api_default_service_account.clone(),
                 istio_sidecar_off: self.api_istio_sidecar_off,
+                rules,
             },
             allow_anonymous: self.api_insecure_anonymous,
             multi_user: self.api_multi_user.then(|| crate::api::identity::MultiUser {
@@ -139,19 +142,29 @@ impl ApiArgs {
         Ok(None)
     }
 
-    pub(super) async fn serve(self, own: kube::Client) -> anyhow::Result<()> {
+    pub(super) async fn serve(self, own: kube::Client, rules: Rules) -> anyhow::Result<()> {
         let base = kube::Config::infer()
             .await
             .context("no Kubernetes configuration found")?;
         let tls = self.tls(&own).await?;
-        let api = Arc::new(crate::api::service::JobApi::new(base, own, self.settings()));
+        let api = Arc::new(crate::api::service::JobApi::new(base, own, self.settings(rules)));
         crate::api::serve(api, self.api_addr, self.grpc_addr, tls).await
     }
 }
 
-pub(super) fn run_api(args: ApiArgs) -> anyhow::Result<()> {
+/// `swf-operator api`: the JobService's flags, and what it checks a job's schedule against.
+#[derive(Args, Debug)]
+pub struct ApiCommandArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    rules: super::RulesArgs,
+}
+
+pub(super) fn run_api(ApiCommandArgs { api: args, rules }: ApiCommandArgs) -> anyhow::Result<()> {
     super::init_tracing(super::LogFormat::Text);
     anyhow::ensure!(args.enabled(), "give --api-addr and/or --grpc-addr");
+    let rules = rules.rules()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -159,6 +172,6 @@ pub(super) fn run_api(args: ApiArgs) -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("no Kubernetes configuration found")?;
-            args.serve(client).await
+            args.serve(client, rules).await
         })
 }

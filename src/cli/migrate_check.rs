@@ -31,17 +31,13 @@ pub struct MigrateCheckArgs {
     /// Only this namespace (default: all).
     #[arg(long, short = 'n')]
     namespace: Option<String>,
-    #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
-    default_time_zone: String,
-    #[arg(long, env = "BLOCK_V1_PIPELINES", default_value_t = false, action = clap::ArgAction::Set)]
-    block_v1_pipelines: bool,
-    #[arg(long, env = "V1_ALLOWED_NAMESPACES", default_value = "")]
-    v1_allowed_namespaces: String,
+    #[command(flatten)]
+    rules: super::RulesArgs,
 }
 
 impl MigrateCheckArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        let v1 = crate::scheduling::validate::V1Policy::new(self.block_v1_pipelines, &self.v1_allowed_namespaces);
+        let rules = self.rules.rules()?;
         let assessments = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -49,7 +45,13 @@ impl MigrateCheckArgs {
                 let client = kube::Client::try_default()
                     .await
                     .context("no Kubernetes configuration found")?;
-                check_cluster(client, self.namespace.as_deref(), &self.default_time_zone, &v1).await
+                check_cluster(
+                    client,
+                    self.namespace.as_deref(),
+                    &rules.default_time_zone,
+                    &rules.v1_policy,
+                )
+                .await
             })?;
         let (text, attention) = report(&assessments);
         print!("{text}");

@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{LogFormat, api::ApiArgs};
+use super::{LogFormat, RulesArgs, api::ApiArgs};
 use crate::{
     controller::{self, Settings, election::leader::LeaseConfig},
     model::runkind::{self, RunKind},
@@ -18,9 +18,8 @@ pub struct RunArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     namespace: Option<String>,
-    /// Time zone for schedules without `spec.timeZone` (KFP's CRON_SCHEDULE_TIMEZONE).
-    #[arg(long, env = "CRON_SCHEDULE_TIMEZONE", default_value = "UTC")]
-    default_time_zone: String,
+    #[command(flatten)]
+    rules: RulesArgs,
     /// Log lines as text or as one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -44,12 +43,6 @@ pub struct RunArgs {
     watch_kinds: Vec<String>,
     #[command(flatten)]
     election: ElectionArgs,
-    /// KFP's switch: refuse to run v1 (Argo-only) pipelines (true/false).
-    #[arg(long, env = "BLOCK_V1_PIPELINES", default_value_t = false, action = clap::ArgAction::Set)]
-    block_v1_pipelines: bool,
-    /// With --block-v1-pipelines: comma-separated namespaces still allowed to run v1 pipelines.
-    #[arg(long, env = "V1_ALLOWED_NAMESPACES", default_value = "")]
-    v1_allowed_namespaces: String,
     #[command(flatten)]
     api: ApiArgs,
     #[command(flatten)]
@@ -159,12 +152,7 @@ async fn shutdown_signal() {
 
 pub(super) fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     super::init_tracing(args.log_format);
-    crate::scheduling::validate::zone_by_name(&args.default_time_zone).with_context(|| {
-        format!(
-            "--default-time-zone {:?} is not an IANA time zone (or Local)",
-            args.default_time_zone
-        )
-    })?;
+    let rules = args.rules.rules()?;
     let watch_kinds = args
         .watch_kinds
         .iter()
@@ -172,13 +160,8 @@ pub(super) fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let identity = identity();
     let lease = args.election.lease(&identity)?;
-    let mut settings = Settings::new(args.namespace.clone(), &args.default_time_zone, watch_kinds);
-    settings.v1_policy =
-        crate::scheduling::validate::V1Policy::new(args.block_v1_pipelines, &args.v1_allowed_namespaces);
-    let rules = crate::admission::review::Rules {
-        default_time_zone: args.default_time_zone.clone(),
-        v1_policy: settings.v1_policy.clone(),
-    };
+    let mut settings = Settings::new(args.namespace.clone(), &rules.default_time_zone, watch_kinds);
+    settings.rules = rules.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let client = kube::Client::try_default()
@@ -186,7 +169,10 @@ pub(super) fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             .context("no Kubernetes configuration found")?;
         let metrics = Arc::new(Metrics::default());
         let health = crate::serve::Health::default();
-        let admission = args.admission.start(client.clone(), rules, metrics.clone()).await?;
+        let admission = args
+            .admission
+            .start(client.clone(), rules.clone(), metrics.clone())
+            .await?;
         let admission = async move {
             match admission {
                 Some(webhook) => webhook.await,
@@ -215,7 +201,7 @@ pub(super) fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         let api_client = client.clone();
         let api_server = async move {
             if api.enabled() {
-                api.serve(api_client).await
+                api.serve(api_client, rules).await
             } else {
                 futures::future::pending().await
             }

@@ -12,30 +12,28 @@ use super::{
     runs::{RecentCreates, RunCaches},
     status_write::StatusWriter,
 };
-use crate::{model::runkind::RunKind, serve::metrics::Metrics};
+use crate::{model::runkind::RunKind, scheduling::spec_check::Rules, serve::metrics::Metrics};
 
 /// Settings of one operator process.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Only this namespace, or all when `None`.
     pub namespace: Option<String>,
-    pub default_time_zone: String,
+    /// What every schedule is checked against (default time zone, v1 pipelines).
+    pub rules: Rules,
     /// Run kinds whose caches start with the process (others start when first used).
     pub watch_kinds: Vec<RunKind>,
     /// How long a pass waits for a run cache's first list before giving up (and retrying).
     pub cache_wait: Duration,
-    /// KFP's switches that stop v1 pipelines.
-    pub v1_policy: crate::scheduling::validate::V1Policy,
 }
 
 impl Settings {
     pub fn new(namespace: Option<String>, default_time_zone: &str, watch_kinds: Vec<RunKind>) -> Self {
         Settings {
             namespace,
-            default_time_zone: default_time_zone.to_string(),
+            rules: Rules::in_zone(default_time_zone),
             watch_kinds,
             cache_wait: Duration::from_secs(10),
-            v1_policy: Default::default(),
         }
     }
 }

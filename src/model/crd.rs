@@ -252,6 +252,98 @@ pub struct ScheduledWorkflowStatus {
     pub suspension: Option<SuspensionStatus>,
 }
 
+/// KFP's summary condition (`getStatusAndMessage`): every status carries exactly one, last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Summary {
+    Enabled,
+    Disabled,
+    /// A one-off schedule whose run has not finished.
+    Running,
+    /// A one-off schedule whose run has finished.
+    Succeeded,
+    /// The spec cannot run, or a run cannot be created: the reason says which.
+    Error,
+}
+
+impl Summary {
+    pub const ALL: [Summary; 5] = [
+        Self::Enabled,
+        Self::Disabled,
+        Self::Running,
+        Self::Succeeded,
+        Self::Error,
+    ];
+
+    /// The condition's type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "Enabled",
+            Self::Disabled => "Disabled",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Error => "Error",
+        }
+    }
+
+    /// KFP's message (an `Error` carries its problem's own).
+    pub fn kfp_message(self) -> &'static str {
+        match self {
+            Self::Enabled => "The schedule is enabled.",
+            Self::Disabled => "The schedule is disabled.",
+            Self::Running => "The one-off schedule is running.",
+            Self::Succeeded => "The one-off schedule has succeeded.",
+            Self::Error => "",
+        }
+    }
+
+    /// The summary a condition is, if it is one.
+    pub fn of(condition: &Condition) -> Option<Summary> {
+        Self::ALL.into_iter().find(|s| s.as_str() == condition.type_)
+    }
+}
+
+/// Where a backfill stands (`status.backfill.phase`). Stored as its text, so an object with a
+/// phase this version does not know still decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackfillPhase {
+    Running,
+    Finished,
+    /// The annotation was removed.
+    Cancelled,
+    Failed,
+    Invalid,
+}
+
+impl BackfillPhase {
+    pub const ALL: [BackfillPhase; 5] = [
+        Self::Running,
+        Self::Finished,
+        Self::Cancelled,
+        Self::Failed,
+        Self::Invalid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Finished => "Finished",
+            Self::Cancelled => "Cancelled",
+            Self::Failed => "Failed",
+            Self::Invalid => "Invalid",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BackfillPhase> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+impl From<BackfillPhase> for String {
+    fn from(phase: BackfillPhase) -> String {
+        phase.as_str().to_string()
+    }
+}
+
 /// Progress of a backfill (docs/backfill.md).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -277,6 +369,13 @@ pub struct BackfillStatus {
     /// The next tick to run (waiting for a slot, or for its time to come).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_tick: Option<Time>,
+}
+
+impl BackfillStatus {
+    /// The phase, if it is one this version knows.
+    pub fn phase(&self) -> Option<BackfillPhase> {
+        BackfillPhase::parse(&self.phase)
+    }
 }
 
 /// spec.failurePolicy's state (docs/failure-policy.md).

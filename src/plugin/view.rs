@@ -5,7 +5,11 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 use crate::{
-    model::{crd::ScheduledWorkflowSpec, keys::RUN_NOW_REQUEST_ANNOTATION, stored::SwfObject},
+    model::{
+        crd::{ScheduledWorkflowSpec, Summary},
+        keys::RUN_NOW_REQUEST_ANNOTATION,
+        stored::SwfObject,
+    },
     scheduling::{
         render::Origin,
         runstate::{self, ObservedRun, Outcome},
@@ -178,7 +182,9 @@ impl<'a> Viewed<'a> {
     /// KFP's summary condition type, with the reason when it is an error.
     pub fn condition(&self) -> String {
         match summary_condition(&self.obj.status) {
-            Some(c) if c.type_ == status::ERROR => format!("Error: {}", c.reason.as_deref().unwrap_or_default()),
+            Some(c) if Summary::of(c) == Some(Summary::Error) => {
+                format!("Error: {}", c.reason.as_deref().unwrap_or_default())
+            }
             Some(c) => c.type_.clone(),
             None => "-".into(),
         }
@@ -192,7 +198,7 @@ impl<'a> Viewed<'a> {
             return Some(format!("the spec cannot run: {e}"));
         }
         let c = summary_condition(&self.obj.status);
-        if let Some(c) = c.filter(|c| c.type_ == status::ERROR || c.type_ == status::DISABLED.0) {
+        if let Some(c) = c.filter(|c| matches!(Summary::of(c), Some(Summary::Error | Summary::Disabled))) {
             let why = c.message.clone().unwrap_or_default();
             return Some(format!(
                 "{} ({}): {why}",

@@ -21,7 +21,7 @@ use jiff::{SignedDuration, Timestamp, civil, tz::TimeZone};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
-    model::crd::BackfillStatus,
+    model::crd::{BackfillPhase, BackfillStatus},
     scheduling::{
         schedule::{Cadence, Claim, Schedule},
         ticks::{EARLIEST, Grid},
@@ -152,12 +152,6 @@ pub fn plan(input: &Input) -> Plan {
     plan
 }
 
-pub const RUNNING: &str = "Running";
-pub const FINISHED: &str = "Finished";
-pub const CANCELLED: &str = "Cancelled";
-pub const FAILED: &str = "Failed";
-pub const INVALID: &str = "Invalid";
-
 /// A backfill request as one pass sees it: the annotation, read against what status recorded.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
@@ -181,7 +175,12 @@ impl Request {
             value: value.to_string(),
             range: parse_range(value, tz),
             through: same.and_then(|c| c.through.as_ref()).map(|t| t.0),
-            settled: same.is_some_and(|c| [FINISHED, FAILED, INVALID].contains(&c.phase.as_str())),
+            settled: same.is_some_and(|c| {
+                matches!(
+                    c.phase(),
+                    Some(BackfillPhase::Finished | BackfillPhase::Failed | BackfillPhase::Invalid)
+                )
+            }),
         })
     }
 
@@ -237,8 +236,8 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
     let Some(request) = request else {
         // Removing the annotation cancels what has not started; the record stays.
         let cancelled = current.cloned().map(|mut c| {
-            if c.phase == RUNNING {
-                c.phase = CANCELLED.into();
+            if c.phase() == Some(BackfillPhase::Running) {
+                c.phase = BackfillPhase::Cancelled.into();
                 c.message = Some("the backfill annotation was removed; runs already created were kept".into());
                 c.next_tick = None;
             }
@@ -275,7 +274,7 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
 fn invalid(request: &Request, message: String) -> BackfillStatus {
     BackfillStatus {
         range: request.value.clone(),
-        phase: INVALID.into(),
+        phase: BackfillPhase::Invalid.into(),
         message: Some(message),
         through: request.through.map(Time),
         ..Default::default()
@@ -305,7 +304,12 @@ pub fn progress(
     let finished = after.next.is_none();
     BackfillStatus {
         range: request.value.clone(),
-        phase: if finished { FINISHED } else { RUNNING }.into(),
+        phase: if finished {
+            BackfillPhase::Finished
+        } else {
+            BackfillPhase::Running
+        }
+        .into(),
         message: after.next.and_then(|t| waiting_for(t, claim, now)),
         total: i64::try_from(ticks.len()).unwrap_or(i64::MAX),
         done: i64::try_from(after.done).unwrap_or(i64::MAX),
@@ -330,7 +334,7 @@ fn waiting_for(t: Timestamp, claim: &Claim, now: Timestamp) -> Option<String> {
 /// status.backfill when a create failed for a lasting reason after its retries.
 pub fn failed(previous: BackfillStatus, message: String) -> BackfillStatus {
     BackfillStatus {
-        phase: FAILED.into(),
+        phase: BackfillPhase::Failed.into(),
         message: Some(message),
         next_tick: None,
         ..previous
@@ -511,7 +515,7 @@ mod tests {
         let through = Some(Time(at("2026-01-01T01:00:00Z")));
         let running = BackfillStatus {
             range: range.into(),
-            phase: RUNNING.into(),
+            phase: BackfillPhase::Running.into(),
             through: through.clone(),
             ..Default::default()
         };
@@ -529,7 +533,7 @@ mod tests {
         let Step::Report(Some(status)) = step(request, Some(&running), &situation) else {
             panic!("a one-off has no ticks to backfill: reported, not worked");
         };
-        assert_eq!(status.phase, INVALID);
+        assert_eq!(status.phase(), Some(BackfillPhase::Invalid));
         assert_eq!(status.through, through);
     }
 }

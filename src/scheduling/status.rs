@@ -5,32 +5,26 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
     model::crd::{
-        BackfillStatus, Condition, ScheduledWorkflowStatus, SuspensionStatus, TriggerStatus, WorkflowHistory,
+        BackfillStatus, Condition, ScheduledWorkflowStatus, Summary, SuspensionStatus, TriggerStatus, WorkflowHistory,
     },
     scheduling::{failure_policy::SUSPENDED_REASON, runstate::RunsSummary, schedule::TriggerState},
 };
 
-/// KFP's condition types and messages (`getStatusAndMessage`).
-pub const ENABLED: (&str, &str) = ("Enabled", "The schedule is enabled.");
-pub const DISABLED: (&str, &str) = ("Disabled", "The schedule is disabled.");
 /// The message of a schedule disabled because `spec.enabled` was left out.
 pub const ENABLED_UNSET_MESSAGE: &str = "The schedule is disabled: spec.enabled is not set, and it is false by default (as in KFP). Set spec.enabled: true to run it.";
-pub const RUNNING: (&str, &str) = ("Running", "The one-off schedule is running.");
-pub const SUCCEEDED: (&str, &str) = ("Succeeded", "The one-off schedule has succeeded.");
-pub const ERROR: &str = "Error";
 /// kstatus' conditions (`kubectl wait --for=condition=Ready`, Flux, Argo CD).
 pub const READY: &str = "Ready";
 pub const STALLED: &str = "Stalled";
-const SUMMARY_TYPES: [&str; 5] = [ENABLED.0, DISABLED.0, RUNNING.0, SUCCEEDED.0, ERROR];
 
 /// KFP's summary condition. KFP's API server reads the last condition (`ConditionSummary`), so
 /// it is kept last; it is found by type, so Ready and Stalled are never read as it.
 pub fn summary_condition(status: &ScheduledWorkflowStatus) -> Option<&Condition> {
-    status
-        .conditions
-        .iter()
-        .rev()
-        .find(|c| SUMMARY_TYPES.contains(&c.type_.as_str()))
+    status.conditions.iter().rev().find(|c| Summary::of(c).is_some())
+}
+
+/// Which summary the status carries.
+pub fn summary_of(status: &ScheduledWorkflowStatus) -> Option<Summary> {
+    summary_condition(status).and_then(Summary::of)
 }
 
 fn time(t: Option<Timestamp>) -> Option<Time> {
@@ -74,7 +68,7 @@ pub fn trigger_state(
 
 /// Status recorded a pause (disabled or suspended) that has not been lifted yet.
 pub fn was_paused(current: &ScheduledWorkflowStatus) -> bool {
-    current.trigger.paused_at.is_some() || summary_condition(current).is_some_and(|c| c.type_ == DISABLED.0)
+    current.trigger.paused_at.is_some() || summary_of(current) == Some(Summary::Disabled)
 }
 
 /// `pausedAt` after a pass: kept from when the pause began, gone once the schedule runs again.
@@ -84,17 +78,17 @@ fn paused_at(current: &ScheduledWorkflowStatus, paused: bool, now: Timestamp) ->
 
 fn condition(
     current: &ScheduledWorkflowStatus,
-    type_: &str,
+    summary: Summary,
     reason: &str,
     message: String,
     now: Timestamp,
 ) -> Condition {
     let since = match summary_condition(current) {
-        Some(c) if c.type_ == type_ => c.last_transition_time.clone(),
+        Some(c) if Summary::of(c) == Some(summary) => c.last_transition_time.clone(),
         _ => Some(Time(now)),
     };
     Condition {
-        type_: type_.into(),
+        type_: summary.as_str().into(),
         status: "True".into(),
         reason: Some(reason.into()),
         message: Some(message),
@@ -111,7 +105,7 @@ fn with_kstatus(
     now: Timestamp,
 ) -> Vec<Condition> {
     // A spec that cannot run, and a schedule suspended by its failure policy, wait for a person.
-    let failed = summary.type_ == ERROR || summary.reason.as_deref() == Some(SUSPENDED_REASON);
+    let failed = Summary::of(&summary) == Some(Summary::Error) || summary.reason.as_deref() == Some(SUSPENDED_REASON);
     let mut conditions = vec![kstatus(current, READY, !failed, &summary, generation, now)];
     if failed {
         conditions.push(kstatus(current, STALLED, true, &summary, generation, now));
@@ -167,7 +161,7 @@ pub fn invalid(
     now: Timestamp,
 ) -> ScheduledWorkflowStatus {
     let mut status = current.clone();
-    let summary = condition(current, ERROR, &problem.reason, problem.message.clone(), now);
+    let summary = condition(current, Summary::Error, &problem.reason, problem.message.clone(), now);
     status.conditions = with_kstatus(current, summary, generation, now);
     status.trigger.next_triggered_time = None;
     if disabled {
@@ -210,31 +204,29 @@ pub struct Observed {
 /// KFP's summary condition type, reason and message (`getStatusAndMessage`). A schedule
 /// suspended by its failure policy is `Disabled` (KFP's readers see a schedule that does not
 /// run) with its own reason.
-fn summary(o: &Observed, active: i64) -> (&'static str, &'static str, String) {
+fn summary(o: &Observed, active: i64) -> (Summary, &'static str, String) {
     if let Some(message) = &o.suspended_message {
-        return (DISABLED.0, SUSPENDED_REASON, message.clone());
+        return (Summary::Disabled, SUSPENDED_REASON, message.clone());
     }
-    let (type_, message) = if o.one_off {
+    let summary = if o.one_off {
         if o.state.last_index > 0 && active == 0 {
-            SUCCEEDED
+            Summary::Succeeded
         } else {
-            RUNNING
+            Summary::Running
         }
-    } else if !o.enabled && o.enabled_unset {
-        (DISABLED.0, ENABLED_UNSET_MESSAGE)
-    } else if !o.enabled {
-        DISABLED
+    } else if o.enabled {
+        Summary::Enabled
     } else {
-        ENABLED
+        Summary::Disabled
     };
-    if o.ended && !o.one_off && o.enabled {
-        return (
-            type_,
-            type_,
-            "The schedule is enabled; it has no tick left before its endTime.".into(),
-        );
-    }
-    (type_, type_, message.to_string())
+    let message = if summary == Summary::Disabled && o.enabled_unset {
+        ENABLED_UNSET_MESSAGE.to_string()
+    } else if o.ended && !o.one_off && o.enabled {
+        "The schedule is enabled; it has no tick left before its endTime.".to_string()
+    } else {
+        summary.kfp_message().to_string()
+    };
+    (summary, summary.as_str(), message)
 }
 
 pub fn compute(
@@ -245,10 +237,10 @@ pub fn compute(
 ) -> ScheduledWorkflowStatus {
     let active = o.history.active.len() as i64;
     let summary = match &o.problem {
-        Some(p) => condition(current, ERROR, &p.reason, p.message.clone(), now),
+        Some(p) => condition(current, Summary::Error, &p.reason, p.message.clone(), now),
         None => {
-            let (type_, reason, message) = summary(&o, active);
-            condition(current, type_, reason, message, now)
+            let (summary, reason, message) = summary(&o, active);
+            condition(current, summary, reason, message, now)
         }
     };
     let mut status = ScheduledWorkflowStatus {
@@ -316,12 +308,12 @@ mod tests {
             now,
         );
         let summary = summary_condition(&unset).unwrap();
-        assert_eq!(summary.type_, DISABLED.0);
+        assert_eq!(Summary::of(summary), Some(Summary::Disabled));
         assert_eq!(summary.message.as_deref(), Some(ENABLED_UNSET_MESSAGE));
         let set_false = compute(&Default::default(), Some(1), observed(false), now);
         assert_eq!(
             summary_condition(&set_false).unwrap().message.as_deref(),
-            Some(DISABLED.1)
+            Some(Summary::Disabled.kfp_message())
         );
     }
 
@@ -392,7 +384,7 @@ mod tests {
             message: "run kind example.com/v1 Thing is not served".into(),
         };
         let error = invalid(&disabled, Some(2), &problem, true, at("2026-01-01T01:20:00Z"));
-        assert_eq!(summary_condition(&error).unwrap().type_, ERROR);
+        assert_eq!(summary_condition(&error).unwrap().type_, Summary::Error.as_str());
         let state = trigger_state(&error, &RunsSummary::default(), true, at("2026-01-01T05:00:00Z"));
         assert_eq!(
             state.skip_through,

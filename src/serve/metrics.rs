@@ -20,6 +20,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::model::crd::Summary;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
     pub namespace: String,
@@ -296,8 +298,8 @@ impl Metrics {
     fn refresh_gauges(&self) {
         let per = lock(&self.per_schedule);
         let mut by_condition: HashMap<&str, i64> = HashMap::new();
-        for c in ["Enabled", "Disabled", "Running", "Succeeded", "Error"] {
-            by_condition.insert(c, 0);
+        for c in Summary::ALL {
+            by_condition.insert(c.as_str(), 0);
         }
         let mut active = 0;
         self.failure_streaks.clear();

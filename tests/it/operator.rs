@@ -765,7 +765,7 @@ async fn failed_runs_history_limit_and_a_one_off_schedules_conditions() {
 async fn time_zones_from_the_spec_and_from_the_operator() {
     let env = common::env("time-zones").await;
     let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
-        s.default_time_zone = "America/New_York".into()
+        s.rules.default_time_zone = "America/New_York".into()
     });
     let daily = |tz: Option<&str>| {
         let mut spec = json!({"trigger": {"cronSchedule": {"cron": "0 0 9 * * *"}}});

@@ -9,7 +9,10 @@ use tracing::warn;
 use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome};
 use crate::{
     controller::{error::Error, events::Kind},
-    model::{crd::BackfillStatus, keys::BACKFILL_ANNOTATION},
+    model::{
+        crd::{BackfillPhase, BackfillStatus},
+        keys::BACKFILL_ANNOTATION,
+    },
     scheduling::{
         backfill,
         render::{self, Origin, RunRequest},
@@ -113,7 +116,7 @@ impl Pass<'_> {
             status = backfill::failed(status, message);
         }
         self.announce_backfill(current, Some(&status));
-        let running = status.phase == backfill::RUNNING;
+        let running = status.phase() == Some(BackfillPhase::Running);
         out.next = status.next_tick.as_ref().map(|t| t.0).filter(|_| running);
         let free = runstate::summarize(runs).backfill_active < self.checked.v.max_concurrency;
         out.replan |= out.failure.is_none() && free && out.next.is_some_and(|t| t <= self.now && !claim.covers(t));
@@ -172,13 +175,13 @@ impl Pass<'_> {
         }
         let started = before.is_none_or(|b| b.range != after.range);
         let range = &after.range;
-        let (kind, reason, note) = match after.phase.as_str() {
-            backfill::INVALID => (
+        let (kind, reason, note) = match after.phase() {
+            Some(BackfillPhase::Invalid) => (
                 Kind::Warning,
                 "BackfillInvalid",
                 format!("Backfill {range}: {}", after.message.clone().unwrap_or_default()),
             ),
-            backfill::CANCELLED => (
+            Some(BackfillPhase::Cancelled) => (
                 Kind::Normal,
                 "BackfillCancelled",
                 format!(
@@ -186,7 +189,7 @@ impl Pass<'_> {
                     after.done, after.total
                 ),
             ),
-            backfill::FINISHED => (
+            Some(BackfillPhase::Finished) => (
                 Kind::Normal,
                 "BackfillFinished",
                 format!(
@@ -194,12 +197,13 @@ impl Pass<'_> {
                     after.done, after.total
                 ),
             ),
-            backfill::RUNNING if started => (
+            Some(BackfillPhase::Running) if started => (
                 Kind::Normal,
                 "BackfillStarted",
                 format!("Backfill {range}: {} ticks", after.total),
             ),
-            _ => return, // Failed: BackfillFailed was published with the error
+            // Failed: BackfillFailed was published with the error.
+            Some(BackfillPhase::Running | BackfillPhase::Failed) | None => return,
         };
         self.publish(kind, reason, note);
     }

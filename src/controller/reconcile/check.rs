@@ -15,10 +15,11 @@ use crate::{
         events::Kind,
         runs::{Readiness, RunCache},
     },
-    model::crd::{ScheduledWorkflowSpec, ScheduledWorkflowStatus},
+    model::crd::{ScheduledWorkflowSpec, ScheduledWorkflowStatus, Summary},
     scheduling::{
+        spec_check::check_object,
         status::{self, Problem},
-        validate::{self, Validated},
+        validate::Validated,
     },
 };
 
@@ -43,29 +44,17 @@ pub(super) async fn check<'a>(
     current: &ScheduledWorkflowStatus,
     now: Timestamp,
 ) -> Result<Verdict<'a>, Error> {
-    let stop = |reason: &str, message: String| Problem {
-        reason: reason.into(),
-        message,
-    };
-    let spec = match &target.obj.spec {
-        Ok(spec) => spec,
-        Err(e) => {
-            let problem = stop("UndecodableSpec", format!("the stored spec cannot be read: {e}"));
+    let (spec, v) = match check_object(target.obj, &target.owner.namespace, &ctx.settings.rules) {
+        Ok(checked) => checked,
+        Err(problem) => {
+            let problem = Problem {
+                reason: problem.reason().into(),
+                message: problem.to_string(),
+            };
             report(ctx, target, current, &problem, now).await?;
             return Ok(Verdict::Stop(Next::OnChange));
         }
     };
-    let v = match validate::validate(spec, &ctx.settings.default_time_zone) {
-        Ok(v) => v,
-        Err(invalid) => {
-            report(ctx, target, current, &stop("InvalidSpec", invalid.to_string()), now).await?;
-            return Ok(Verdict::Stop(Next::OnChange));
-        }
-    };
-    if let Err(message) = ctx.settings.v1_policy.check(&target.owner.namespace, &v.source) {
-        report(ctx, target, current, &stop("V1PipelinesBlocked", message), now).await?;
-        return Ok(Verdict::Stop(Next::OnChange));
-    }
     let cache = match find_cache(ctx, &v).await {
         Ok(cache) => cache,
         Err(CacheProblem::Failed(e)) => return Err(e),
@@ -123,12 +112,13 @@ async fn report(
     let new = status::invalid(current, target.generation, problem, disabled, now);
     let summary = status::summary_condition(current);
     let message = problem.message.as_str();
-    if summary.and_then(|c| c.message.as_deref()) != Some(message) || summary.is_some_and(|c| c.type_ != status::ERROR)
+    if summary.and_then(|c| c.message.as_deref()) != Some(message)
+        || summary.is_some_and(|c| Summary::of(c) != Some(Summary::Error))
     {
         let (ns, name, reason) = (&target.owner.namespace, &target.owner.name, &problem.reason);
         warn!(%ns, %name, %reason, %message, "schedule cannot run");
         target.publish(ctx, Kind::Warning, reason, problem.message.clone());
     }
-    ctx.metrics.schedule(&target.owner.uid, status::ERROR, 0);
+    ctx.metrics.schedule(&target.owner.uid, Summary::Error.as_str(), 0);
     write_status(ctx, target, new, false, now).await
 }

@@ -27,7 +27,7 @@ use super::{
     status_json::{summary_type, suspended, time_at},
     world::World,
 };
-use crate::controller::reconcile::Next;
+use crate::{controller::reconcile::Next, model::crd::BackfillPhase};
 
 /// I6's bound on the next wake-up when a due tick has a free slot.
 const PROMPT: Duration = Duration::from_secs(10);
@@ -74,7 +74,7 @@ pub fn check_stall(w: &World, end: &PassEnd, found: &mut Findings) {
     let free = max_concurrency(Some(&w.swf.spec));
     let due = |pointer: &str| time_at(status, pointer).is_some_and(|t| t <= now);
     let schedule = w.swf.spec.enabled && due("/trigger/nextTriggeredTime") && active(w, false) < free;
-    let running = status.pointer("/backfill/phase").and_then(|p| p.as_str()) == Some("Running");
+    let running = status.pointer("/backfill/phase").and_then(|p| p.as_str()) == Some(BackfillPhase::Running.as_str());
     let backfill = running
         && due("/backfill/nextTick")
         && active(w, true) < free

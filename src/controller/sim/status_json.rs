@@ -4,6 +4,8 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::model::crd::Summary;
+
 /// A time field of a status (`/trigger/lastTriggeredTime`), if set.
 pub fn time_at(status: &Value, pointer: &str) -> Option<Timestamp> {
     status.pointer(pointer)?.as_str()?.parse().ok()
@@ -16,11 +18,10 @@ pub fn suspended(status: &Value) -> bool {
 
 /// KFP's summary condition: the last condition of a summary type.
 pub fn summary_type(status: &Value) -> Option<&str> {
-    const SUMMARY: [&str; 5] = ["Enabled", "Disabled", "Running", "Succeeded", "Error"];
     let conditions = status.get("conditions")?.as_array()?;
     conditions
         .iter()
         .rev()
         .filter_map(|c| c["type"].as_str())
-        .find(|t| SUMMARY.contains(t))
+        .find(|t| Summary::ALL.iter().any(|s| s.as_str() == *t))
 }

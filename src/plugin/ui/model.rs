@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::{
-    model::stored::SwfObject,
+    model::{crd::Summary, stored::SwfObject},
     plugin::view::Viewed,
     scheduling::{
         runstate::{self, ObservedRun, Outcome},
@@ -105,7 +105,7 @@ impl<'a> Entry<'a> {
             .and_then(|s| s.suspended_at.as_ref())
             .map(|t| t.0);
         let disabled = crate::scheduling::status::summary_condition(&self.viewed.obj.status)
-            .filter(|c| c.type_ == crate::scheduling::status::DISABLED.0)
+            .filter(|c| Summary::of(c) == Some(Summary::Disabled))
             .and_then(|c| c.last_transition_time.as_ref())
             .map(|t| t.0);
         let label = if why == "disabled" { "disabled" } else { "suspended" };
