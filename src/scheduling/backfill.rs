@@ -112,7 +112,7 @@ pub struct Input<'a> {
 
 /// What to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
+pub struct Batch {
     /// Ticks to create, oldest first.
     pub create: Vec<Timestamp>,
     /// The last tick handled once `create` exists (every tick up to it has a run).
@@ -123,8 +123,8 @@ pub struct Plan {
     pub next: Option<Timestamp>,
 }
 
-pub fn plan(input: &Input) -> Plan {
-    let mut plan = Plan {
+pub fn batch(input: &Input) -> Batch {
+    let mut plan = Batch {
         create: Vec::new(),
         through: input.through,
         done: 0,
@@ -205,14 +205,14 @@ pub fn record(status: Option<&BackfillStatus>, tz: &TimeZone) -> Option<(Timesta
 
 /// What a pass does about backfill.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Step {
+pub enum Decision {
     /// Nothing to create; status.backfill becomes this.
     Report(Option<BackfillStatus>),
     /// Create `plan.create` (in order), then report with `progress`.
     Work {
         request: Request,
         ticks: Vec<Timestamp>,
-        plan: Plan,
+        plan: Batch,
     },
 }
 
@@ -232,7 +232,7 @@ pub struct Situation<'a> {
 }
 
 /// Decides the pass's backfill step.
-pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situation) -> Step {
+pub fn decide(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situation) -> Decision {
     let Some(request) = request else {
         // Removing the annotation cancels what has not started; the record stays.
         let cancelled = current.cloned().map(|mut c| {
@@ -243,10 +243,10 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
             }
             c
         });
-        return Step::Report(cancelled);
+        return Decision::Report(cancelled);
     };
     if request.settled {
-        return Step::Report(current.cloned());
+        return Decision::Report(current.cloned());
     }
     let ticks = match (&request.range, &s.schedule.cadence) {
         (_, Cadence::Once) => Err("a schedule with no trigger (one-off) has no ticks to backfill".to_string()),
@@ -255,9 +255,9 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
     };
     let ticks = match ticks {
         Ok(ticks) => ticks,
-        Err(message) => return Step::Report(Some(invalid(&request, message))),
+        Err(message) => return Decision::Report(Some(invalid(&request, message))),
     };
-    let plan = plan(&Input {
+    let plan = batch(&Input {
         ticks: &ticks,
         through: request.through,
         existing: s.existing,
@@ -266,7 +266,7 @@ pub fn step(request: Option<Request>, current: Option<&BackfillStatus>, s: &Situ
         claim: &s.claim,
         now: s.now,
     });
-    Step::Work { request, ticks, plan }
+    Decision::Work { request, ticks, plan }
 }
 
 /// The request cannot run (any more: a spec edit can make a running one invalid). What it
@@ -292,7 +292,7 @@ pub fn progress(
 ) -> BackfillStatus {
     let mut have = existing.clone();
     have.extend(created.iter().copied());
-    let after = plan(&Input {
+    let after = batch(&Input {
         ticks,
         through: request.through,
         existing: &have,
@@ -459,7 +459,7 @@ mod tests {
     fn creates_within_free_slots_and_skips_ticks_that_have_runs() {
         let ticks = hours(6);
         let existing: BTreeSet<_> = [ticks[1], ticks[4]].into();
-        let p = plan(&Input {
+        let p = batch(&Input {
             ticks: &ticks,
             through: None,
             existing: &existing,
@@ -477,7 +477,7 @@ mod tests {
     #[test]
     fn ticks_up_to_through_are_never_run_again_and_future_ticks_wait() {
         let ticks = hours(4);
-        let p = plan(&Input {
+        let p = batch(&Input {
             ticks: &ticks,
             through: Some(ticks[1]),
             existing: &BTreeSet::new(),
@@ -488,7 +488,7 @@ mod tests {
         });
         assert_eq!(p.create, vec![ticks[2]]);
         assert_eq!((p.through, p.next, p.done), (Some(ticks[2]), Some(ticks[3]), 3));
-        let finished = plan(&Input {
+        let finished = batch(&Input {
             ticks: &ticks,
             through: Some(ticks[3]),
             existing: &BTreeSet::new(),
@@ -530,7 +530,7 @@ mod tests {
             max_concurrency: 1,
             now,
         };
-        let Step::Report(Some(status)) = step(request, Some(&running), &situation) else {
+        let Decision::Report(Some(status)) = decide(request, Some(&running), &situation) else {
             panic!("a one-off has no ticks to backfill: reported, not worked");
         };
         assert_eq!(status.phase(), Some(BackfillPhase::Invalid));

@@ -41,7 +41,7 @@ use tracing::{info, warn};
 
 use super::{lease::Slot, members::Members};
 use crate::{
-    controller::election::shards::{self, LeaseState, Step},
+    controller::election::shards::{self, LeaseAction, LeaseState},
     serve::metrics::Metrics,
 };
 
@@ -297,13 +297,13 @@ impl Election {
     async fn step_shard(&mut self, i: usize, lease: Option<Lease>, preferred: bool, started: Instant) {
         let state = self.shards[i].observe(lease.as_ref(), &self.config);
         let free_long = self.shards[i].free_for_longer_than(self.config.lease_duration);
-        match shards::step(state, preferred, free_long) {
-            Step::Renew | Step::Acquire => {
+        match shards::lease_action(state, preferred, free_long) {
+            LeaseAction::Renew | LeaseAction::Acquire => {
                 let taken = self.shards[i].slot.take(&self.api, lease, &self.config).await;
                 self.record(i, taken, started);
             }
-            Step::Release => self.hand_over(i, lease).await,
-            Step::Wait => self.record(i, Ok(false), started),
+            LeaseAction::Release => self.hand_over(i, lease).await,
+            LeaseAction::Wait => self.record(i, Ok(false), started),
         }
     }
 

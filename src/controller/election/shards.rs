@@ -100,7 +100,7 @@ pub enum LeaseState {
 
 /// What a replica does with one shard's Lease in one round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum LeaseAction {
     Renew,
     Acquire,
     /// Stop writing, then clear the holder so the preferred owner takes it at once.
@@ -111,12 +111,12 @@ pub enum Step {
 /// `preferred`: this replica is the shard's preferred owner. `free_long`: the shard has been
 /// free for longer than one lease duration, so its preferred owner is not taking it (gone, or
 /// it sees other members): anyone may, so no shard stays unowned.
-pub fn step(state: LeaseState, preferred: bool, free_long: bool) -> Step {
+pub fn lease_action(state: LeaseState, preferred: bool, free_long: bool) -> LeaseAction {
     match state {
-        LeaseState::Ours if preferred => Step::Renew,
-        LeaseState::Ours => Step::Release,
-        LeaseState::Free if preferred || free_long => Step::Acquire,
-        LeaseState::Free | LeaseState::Theirs => Step::Wait,
+        LeaseState::Ours if preferred => LeaseAction::Renew,
+        LeaseState::Ours => LeaseAction::Release,
+        LeaseState::Free if preferred || free_long => LeaseAction::Acquire,
+        LeaseState::Free | LeaseState::Theirs => LeaseAction::Wait,
     }
 }
 
@@ -245,12 +245,20 @@ mod tests {
     #[test]
     fn what_a_replica_does_with_a_shard() {
         use LeaseState::*;
-        assert_eq!(step(Ours, true, false), Step::Renew);
-        assert_eq!(step(Ours, false, false), Step::Release);
-        assert_eq!(step(Free, true, false), Step::Acquire);
-        assert_eq!(step(Free, false, false), Step::Wait);
-        assert_eq!(step(Free, false, true), Step::Acquire, "no shard stays unowned");
-        assert_eq!(step(Theirs, true, true), Step::Wait, "a held lease is never taken");
+        assert_eq!(lease_action(Ours, true, false), LeaseAction::Renew);
+        assert_eq!(lease_action(Ours, false, false), LeaseAction::Release);
+        assert_eq!(lease_action(Free, true, false), LeaseAction::Acquire);
+        assert_eq!(lease_action(Free, false, false), LeaseAction::Wait);
+        assert_eq!(
+            lease_action(Free, false, true),
+            LeaseAction::Acquire,
+            "no shard stays unowned"
+        );
+        assert_eq!(
+            lease_action(Theirs, true, true),
+            LeaseAction::Wait,
+            "a held lease is never taken"
+        );
     }
 
     #[test]

@@ -80,9 +80,9 @@ impl Pass<'_> {
             max_concurrency: self.checked.v.max_concurrency,
             now: self.now,
         };
-        let (request, ticks, plan) = match backfill::step(request, current, &situation) {
-            backfill::Step::Work { request, ticks, plan } => (request, ticks, plan),
-            backfill::Step::Report(status) => {
+        let (request, ticks, plan) = match backfill::decide(request, current, &situation) {
+            backfill::Decision::Work { request, ticks, plan } => (request, ticks, plan),
+            backfill::Decision::Report(status) => {
                 self.announce_backfill(current, status.as_ref());
                 return Ok(Backfilled::waiting(status));
             }
