@@ -105,7 +105,9 @@ impl Pass<'_> {
 
     /// POSTs the run; on `AlreadyExists` reads the object: owned by this schedule it is
     /// adopted (a run of ours being deleted is not: the tick waits until it is gone), owned by
-    /// anything else it is a conflict.
+    /// anything else it is a conflict. An answer that may hide a create that happened (a 5xx, a
+    /// lost connection) is followed by a read too, so such a run holds its slot at once
+    /// instead of when the cache shows it (issue 18, R12).
     async fn create_or_adopt(&self, name: &str, body: serde_json::Value) -> Result<Answer, Error> {
         let owner = &self.target.owner;
         let resource = &self.checked.cache.resource;
@@ -118,23 +120,46 @@ impl Pass<'_> {
         let request = Request::new(url)
             .create(&crate::controller::post_params(), bytes)
             .map_err(|e| create(kube::Error::BuildRequest(e)))?;
+        let api: Api<RunObject> = Api::namespaced_with(self.ctx.client.clone(), &owner.namespace, resource);
         match self.ctx.client.request::<RunObject>(request).await {
             Ok(run) => Ok(Answer::New(run)),
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                let api: Api<RunObject> = Api::namespaced_with(self.ctx.client.clone(), &owner.namespace, resource);
                 let existing = api.get(name).await.map_err(|source| Error::ReadRun {
                     name: name.to_string(),
                     source,
                 })?;
-                let owners = existing.metadata.owner_references.iter().flatten();
-                let ours = owners.clone().any(|r| r.uid == owner.uid);
-                match (ours, existing.metadata.deletion_timestamp.is_some()) {
-                    (false, _) => Ok(Answer::Conflict),
-                    (true, true) => Err(Error::RunBeingDeleted { name: name.to_string() }),
-                    (true, false) => Ok(Answer::Existing(existing)),
-                }
+                self.classify(existing)
             }
+            // Not found (or not readable): the create's own error is the one to report.
+            Err(source) if may_have_happened(&source) => match api.get(name).await {
+                Ok(existing) => self.classify(existing),
+                Err(_) => Err(create(source)),
+            },
             Err(source) => Err(create(source)),
         }
+    }
+
+    /// An existing object with the run's name: ours (adopted), ours but being deleted (the
+    /// tick waits until it is gone), or someone else's (a conflict).
+    fn classify(&self, existing: RunObject) -> Result<Answer, Error> {
+        let owners = existing.metadata.owner_references.iter().flatten();
+        let ours = owners.clone().any(|r| r.uid == self.target.owner.uid);
+        match (ours, existing.metadata.deletion_timestamp.is_some()) {
+            (false, _) => Ok(Answer::Conflict),
+            (true, true) => Err(Error::RunBeingDeleted {
+                name: existing.metadata.name.unwrap_or_default(),
+            }),
+            (true, false) => Ok(Answer::Existing(existing)),
+        }
+    }
+}
+
+/// A create that failed this way may still have happened: the API server answered 5xx (it may
+/// have stored the object before failing), or the answer was lost.
+fn may_have_happened(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(s) => s.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }

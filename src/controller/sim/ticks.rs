@@ -1,9 +1,9 @@
 //! Rules about which runs may be created, checked at each creation (counted by creation, not by
 //! the runs that survive):
 //! - I1 one run per tick: a creation of tick t when an earlier run of t was created breaks it,
-//!   unless every earlier run of t had been deleted by a user (not the operator) before, or the
-//!   new run serves backfill request V and every earlier run of t was deleted (by anyone)
-//!   before V was first set on the object. Each run-now value gets at most one run ever.
+//!   unless every earlier run of t is excused: deleted by a user (not the operator) before, or,
+//!   when the new run serves backfill request V, deleted (by anyone) before V was first set on
+//!   the object. Each run-now value gets at most one run ever.
 //! - I2 no run before its tick: scheduled and backfill runs are created at or after their tick.
 //! - I7 pause: a scheduled run of tick t breaks it when the spec had `enabled: false` (or the
 //!   status was suspended) at t and the schedule had had a run before that pause began (ticks
@@ -83,13 +83,15 @@ fn one_run_per_tick(w: &World, i: usize, found: &mut Findings) {
         return;
     }
     let seq = run.created.seq;
-    let users_deleted = earlier.iter().all(|r| r.deleted_by_user_before(seq));
     let requested = match &run.origin {
         Origin::Backfill(v) => w.first_set.get(&(BACKFILL_ANNOTATION.to_string(), v.clone())).copied(),
         _ => None,
     };
-    let before_request = requested.is_some_and(|at| earlier.iter().all(|r| r.deleted_before(at)));
-    if !users_deleted && !before_request {
+    // Each earlier run is excused on its own: a user deleted it, or it was gone before this
+    // run's backfill request was set (one may be each: pruned before a new request, and the
+    // run that request's predecessor made deleted by a user before this one reached it).
+    let excused = |r: &&RunRecord| r.deleted_by_user_before(seq) || requested.is_some_and(|at| r.deleted_before(at));
+    if !earlier.iter().all(excused) {
         let history: Vec<String> = earlier.iter().map(|r| life(r)).collect();
         let requested = requested.map_or(String::new(), |s| {
             format!("; its backfill request was first set at step #{s}")

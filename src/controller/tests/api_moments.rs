@@ -82,6 +82,10 @@ async fn a_500_on_create_shows_in_the_condition_and_backs_off() {
     let pass = start(&h, obj.clone());
     h.answer("POST", "/namespaces/ns/jobs", 500, status_error(500, "InternalError"))
         .await;
+    // A 500 may hide a create that happened: the run's name is read back; it is not there.
+    let name = run_name("nightly", at(TICK));
+    h.answer("GET", &format!("/jobs/{name}"), 404, status_error(404, "NotFound"))
+        .await;
     let patch = h.answer("PATCH", "/nightly/status", 200, json!({})).await;
     let err = pass.await.unwrap().unwrap_err();
     assert_eq!(err.reason(), "RunCreateFailed");
@@ -113,6 +117,32 @@ async fn a_500_on_create_shows_in_the_condition_and_backs_off() {
             .render()
             .contains("swf_reconcile_errors_total{reason=\"RunCreateFailed\"} 2")
     );
+}
+
+/// Issue 18, R12: a create answered 500 that did create the run. Read back at once, the run
+/// is adopted and holds its slot in this very pass; before, the pass failed and the run held
+/// no slot until the cache showed it, so a retry could create the next tick beside it.
+#[tokio::test]
+async fn a_create_answered_500_that_did_create_is_read_back_and_adopted() {
+    let mut h = harness(vec![]);
+    let pass = start(&h, swf(json!({})));
+    let name = run_name("nightly", at(TICK));
+    h.answer("POST", "/namespaces/ns/jobs", 500, status_error(500, "InternalError"))
+        .await;
+    h.answer("GET", &format!("/jobs/{name}"), 200, run(&name, TICK, 1, UID, false))
+        .await;
+    let patch = h.answer("PATCH", "/nightly/status", 200, json!({})).await;
+    pass.await.unwrap().expect("the pass succeeds: the run exists");
+    assert_eq!(patch["status"]["trigger"]["lastTriggeredTime"], TICK);
+    assert_eq!(patch["status"]["workflowHistory"]["active"][0]["name"], name);
+    let summary = patch["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(summary["type"], "Enabled", "no error: {summary}");
+    assert!(h.ctx.metrics.render().contains("outcome=\"adopted\"} 1"));
 }
 
 /// Issue 18, R3: a status write is conditional on the resourceVersion the pass planned from;

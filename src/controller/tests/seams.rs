@@ -263,7 +263,12 @@ async fn skips_are_announced_only_by_a_pass_whose_creates_succeeded() {
     let pass = start(&h, recorded(swf(spec), &minute(1), 1));
     let mut failing = |_: &str, _: &str| (500, status_error(500, "InternalError"));
     let (sent, ended) = requests_of(&mut h, pass, &mut failing).await;
-    assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(2))))]);
+    let tick = run_name("nightly", at(&minute(2)));
+    assert_eq!(
+        sent,
+        [format!("POST {tick}"), format!("GET {tick}")],
+        "a 500 is read back"
+    );
     assert!(ended.is_err());
     let events = h.events();
     assert!(events.iter().all(|(reason, _)| reason != "TickSkipped"), "{events:?}");
