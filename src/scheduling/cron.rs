@@ -470,6 +470,7 @@ mod tests {
                             state: state.clone(),
                             taken: &crate::scheduling::schedule::NOTHING_TAKEN,
                             active: 0,
+                            replaceable: 0,
                             now: Timestamp::from_second(expected).unwrap(),
                         });
                         got.push(p.runs.first().map_or(0, |r| r.scheduled.as_second()));

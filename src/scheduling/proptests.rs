@@ -124,6 +124,7 @@ proptest! {
             state: TriggerState::default(),
             taken: &schedule::NOTHING_TAKEN,
             active,
+            replaceable: active,
             now,
         });
         let owner = Owner { name: "n".into(), namespace: "ns".into(), uid: "u".into() };
@@ -222,6 +223,7 @@ proptest! {
                 state: state.clone(),
                 taken: &schedule::NOTHING_TAKEN,
                 active: 0,
+                replaceable: 0,
                 now: before_to,
             });
             if plan.runs.is_empty() {

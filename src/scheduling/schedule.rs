@@ -115,6 +115,9 @@ pub struct PlanInput<'a> {
     pub state: TriggerState,
     pub taken: &'a Taken,
     pub active: usize,
+    /// Of the active runs, how many `Replace` may delete: not a run whose tick a backfill in
+    /// progress has still to handle (it would run that tick again).
+    pub replaceable: usize,
     pub now: Timestamp,
 }
 
@@ -272,8 +275,14 @@ fn plan_latest(input: &PlanInput, position: Position, plan: &mut Plan) {
     } else if input.policy == ConcurrencyPolicy::Replace {
         // The latest due tick replaces what runs (as CronJob's Replace); earlier missed ticks
         // are dropped, since the run moves `lastTriggeredTime` past them.
-        plan.replace = (input.active + 1).saturating_sub(input.max_concurrency);
-        plan.create(t);
+        let room = (input.active + 1).saturating_sub(input.max_concurrency);
+        if room <= input.replaceable {
+            plan.replace = room;
+            plan.create(t);
+        } else {
+            // What runs is a backfill's still-to-come tick: it waits for a slot instead.
+            plan.next = Some(t);
+        }
     } else if input.active < input.max_concurrency {
         plan.create(t);
     } else if input.policy == ConcurrencyPolicy::Skip {
@@ -377,6 +386,7 @@ mod tests {
             state: TriggerState::default(),
             taken: &NOTHING_TAKEN,
             active: 0,
+            replaceable: 0,
             now: at(now),
         }
     }
@@ -487,10 +497,25 @@ mod tests {
         let s = cron_schedule("0 0 * * * *");
         let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T01:00:01Z");
         i.active = 1;
+        i.replaceable = 1;
         i.policy = ConcurrencyPolicy::Replace;
         let p = plan(&i);
         assert_eq!(p.replace, 1);
         assert_eq!(times(&p), vec!["2026-01-01T01:00:00Z"]);
+    }
+
+    /// Issue 18, R1: a run whose tick a backfill in progress has still to handle is not
+    /// replaced (the backfill would run its tick again); the due tick waits for a slot.
+    #[test]
+    fn replace_waits_when_what_runs_may_not_be_deleted() {
+        let s = cron_schedule("0 0 * * * *");
+        let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T01:00:01Z");
+        i.policy = ConcurrencyPolicy::Replace;
+        i.active = 1;
+        i.replaceable = 0;
+        let p = plan(&i);
+        assert_eq!((p.replace, times(&p)), (0, vec![]));
+        assert_eq!(p.next, Some(at("2026-01-01T01:00:00Z")), "waits for a slot");
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl Pass<'_> {
             state,
             taken,
             active: runstate::summarize(runs).active,
+            replaceable: self.replaceable(runs).len(),
             now: self.now,
         }
     }
@@ -255,18 +256,31 @@ impl Pass<'_> {
         }
     }
 
-    /// `concurrencyPolicy: Replace`: deletes the oldest active runs to make room. Backfill
-    /// runs have their own slots: Replace never deletes them.
+    /// The active runs `Replace` may delete, oldest first. Backfill runs have their own slots:
+    /// never these. Nor a run whose tick the backfill in progress has still to handle: it would
+    /// find that tick without a run and run it again (issue 18, R1).
+    fn replaceable<'r>(&self, runs: &'r [ObservedRun]) -> Vec<&'r ObservedRun> {
+        let request = self.backfill_request();
+        let still_to_come = |r: &ObservedRun| r.tick.is_some_and(|t| request.as_ref().is_some_and(|b| b.pending(t)));
+        let mut active: Vec<&ObservedRun> = runs
+            .iter()
+            .filter(|r| r.is_active() && !r.origin.is_backfill() && !still_to_come(r))
+            .collect();
+        active.sort_by(|a, b| a.status.scheduled_at.cmp(&b.status.scheduled_at));
+        active
+    }
+
+    /// `concurrencyPolicy: Replace`: deletes the oldest replaceable runs to make room.
     async fn replace_oldest(&self, count: usize, runs: &mut Vec<ObservedRun>) -> Result<(), Error> {
         if count == 0 {
             return Ok(());
         }
-        let mut active: Vec<&ObservedRun> = runs
+        let victims: Vec<String> = self
+            .replaceable(runs)
             .iter()
-            .filter(|r| r.is_active() && !r.origin.is_backfill())
+            .take(count)
+            .map(|r| r.status.name.clone())
             .collect();
-        active.sort_by(|a, b| a.status.scheduled_at.cmp(&b.status.scheduled_at));
-        let victims: Vec<String> = active.iter().take(count).map(|r| r.status.name.clone()).collect();
         for name in &victims {
             self.delete_run(name).await?;
             let note = format!("Deleted active run {name} to make room (concurrencyPolicy: Replace)");

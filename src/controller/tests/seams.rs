@@ -213,6 +213,38 @@ async fn adopting_a_finished_run_frees_its_slot_at_once() {
     assert_eq!(ended.unwrap(), Action::requeue(Duration::from_millis(100)));
 }
 
+/// Issue 18, R1 (found by the simulation, seed 48): Replace deleted a running scheduled run
+/// whose tick the backfill in progress had not reached yet; the backfill then found that tick
+/// without a run and ran it again. Replace now leaves such a run alone: the due tick waits.
+#[tokio::test]
+async fn replace_leaves_a_run_the_backfill_in_progress_still_counts_on() {
+    let mut h = harness(vec![run(
+        &run_name("nightly", at(&minute(4))),
+        &minute(4),
+        4,
+        UID,
+        false,
+    )]);
+    let mut obj = recorded(swf(json!({"concurrencyPolicy": "Replace"})), &minute(4), 4);
+    let range = "2026-01-01T00:02:00Z/2026-01-01T00:06:00Z";
+    obj.metadata.annotations = Some([(crate::model::keys::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
+    let pass = start(&h, obj);
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    let backfill_first = format!("POST {}", run_name("nightly", at(&minute(2))));
+    assert_eq!(
+        sent,
+        [backfill_first],
+        "no DELETE of 00:04's run, no run of 00:05 beside it"
+    );
+    let trigger = &h.last_status.unwrap()["status"]["trigger"];
+    assert_eq!(
+        trigger["lastTriggeredTime"],
+        minute(4),
+        "00:05 waits for a slot: {trigger}"
+    );
+}
+
 /// Bug 5: Replace deleted the running scheduled run for a tick the backfill had already run.
 #[tokio::test]
 async fn replace_does_not_delete_for_a_tick_that_already_has_a_run() {
