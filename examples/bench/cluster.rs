@@ -1,4 +1,4 @@
-//! A fresh control plane per scenario (the test harness's definition, tests/it/common/plane.rs),
+//! A fresh control plane per scenario (the test harness's definition, crates/test-plane/),
 //! the processes started on it, and what `/proc` and the API server's `/metrics` say about them.
 
 use std::{
@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::plane;
+use swf_test_plane as plane;
 
 const TOKEN: &str = "bench-admin-token";
 

@@ -10,7 +10,7 @@
 
 pub mod browser;
 pub mod creations;
-pub mod plane;
+pub use swf_test_plane as plane;
 pub mod swf;
 
 use std::{

@@ -1,8 +1,9 @@
 //! The one definition of the local control plane (etcd + kube-apiserver, and
 //! kube-controller-manager's garbage collector and namespace controller): certificates,
-//! tokens, flags, kubeconfig, readiness. Used by the test harness (tests/common, which starts
-//! one plane per test binary) and by `make cluster-up` (examples/local-plane.rs, a long-lived
-//! plane in `.cluster/`). How the processes are started and stopped is up to each.
+//! tokens, flags, kubeconfig, readiness. Used by the integration tests (tests/it/common, which
+//! start one plane per test binary), by `make cluster-up` (examples/local-plane.rs, a
+//! long-lived plane in `.cluster/`) and by `make bench` (examples/bench/, a fresh plane per
+//! scenario). How the processes are started and stopped is up to each.
 
 use std::{
     collections::BTreeSet,
@@ -167,10 +168,10 @@ pub fn apiserver_args(layout: &Layout) -> Vec<String> {
     ]
 }
 
-/// `controllers` e.g. `garbagecollector,namespace`.
 /// The API server's audit log of every write to runs (with the objects, so their uids and
 /// labels), one JSON event per line: tests count runs from it, so a run created and deleted
-/// before anyone looked still counts (`tests/it/common/creations.rs`). Writes the policy into the plane's directory and returns the flags.
+/// before anyone looked still counts (`tests/it/common/creations.rs`). Writes the policy into
+/// the plane's directory and returns the flags.
 pub fn audit_args(layout: &Layout) -> Vec<String> {
     let policy = layout.dir.join("audit-policy.yaml");
     let rules = r#"apiVersion: audit.k8s.io/v1
@@ -195,6 +196,7 @@ rules:
     ]
 }
 
+/// `controllers` e.g. `garbagecollector,namespace`.
 pub fn controller_manager_args(layout: &Layout, controllers: &str) -> Vec<String> {
     vec![
         format!("--kubeconfig={}", layout.kubeconfig().display()),
