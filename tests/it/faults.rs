@@ -97,7 +97,7 @@ async fn users_patching_the_spec_while_the_operator_writes_status_lose_nothing()
     let Some(env) = common::private_env("conflicts").await else {
         return;
     };
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     let swf = create(
         &env,
         job_swf(
@@ -352,7 +352,7 @@ async fn lost_watches_410_gone_or_hung_are_recovered_without_a_missed_tick() {
         return;
     };
     let finisher = finish_jobs_forever(&env);
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     let swf = create(
         &env,
         job_swf(

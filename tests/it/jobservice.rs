@@ -473,7 +473,7 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
     common::install_argo_crd(&env.client).await;
     let token = common::admin_token(&env).await;
     let (_, grpc_url) = common::start_job_api(&env, &env.namespace).await;
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     let mut client = JobServiceClient::connect(grpc_url.clone()).await.unwrap();
     let mut job: proto::Job = serde_json::from_value(job("grpc job", &env.namespace)).unwrap();
     job.enabled = false;

@@ -643,7 +643,7 @@ async fn concurrency_policies_and_history_limits() {
 #[tokio::test]
 async fn an_unknown_run_kind_is_an_error_and_creates_nothing() {
     let env = common::env("unknown-kind").await;
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     create(
         &env,
         job_swf(
@@ -686,9 +686,7 @@ async fn an_unknown_run_kind_is_an_error_and_creates_nothing() {
 async fn a_kind_not_watched_at_start_is_watched_on_first_use() {
     let env = common::env("lazy-watch").await;
     // Nothing is watched at start-up: the Job cache starts when the schedule needs it.
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
-        s.watch_kinds.clear()
-    });
+    let operator = common::Operator::start(&env, |s| s.watch_kinds.clear()).await;
     let swf = create(
         &env,
         job_swf(
@@ -764,9 +762,7 @@ async fn failed_runs_history_limit_and_a_one_off_schedules_conditions() {
 #[tokio::test]
 async fn time_zones_from_the_spec_and_from_the_operator() {
     let env = common::env("time-zones").await;
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
-        s.rules.default_time_zone = "America/New_York".into()
-    });
+    let operator = common::Operator::start(&env, |s| s.rules.default_time_zone = "America/New_York".into()).await;
     let daily = |tz: Option<&str>| {
         let mut spec = json!({"trigger": {"cronSchedule": {"cron": "0 0 9 * * *"}}});
         if let Some(tz) = tz {
@@ -810,11 +806,12 @@ async fn time_zones_from_the_spec_and_from_the_operator() {
 async fn ready_only_once_every_watched_cache_has_listed() {
     let env = common::env("readyz").await;
     // The operator's RBAC has no list/watch on ConfigMaps: that cache never lists.
-    let blocked = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
+    let blocked = common::Operator::start(&env, |s| {
         s.watch_kinds
             .push(swf_operator::model::runkind::RunKind::parse("v1", "ConfigMap"))
-    });
-    let ok = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    })
+    .await;
+    let ok = common::Operator::start(&env, |_| {}).await;
     let app = |health: swf_operator::serve::Health| swf_operator::serve::router(Default::default(), health);
     let status = |health: swf_operator::serve::Health| async move {
         use tower::ServiceExt;

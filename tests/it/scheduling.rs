@@ -158,7 +158,7 @@ async fn a_kfp_one_off_whose_run_is_active_does_not_run_again() {
         .create(&PostParams::default(), &kfp_workflow(&swf, 1, created, None))
         .await
         .unwrap();
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     eventually(WAIT, "Running", || async {
         (condition(&env, "once").await?.0 == "Running").then_some(())
     })
