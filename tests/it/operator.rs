@@ -218,9 +218,9 @@ async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
     )
     .await;
     wait_runs(&env, &swf, &job_resource(), 1).await;
-    common::kubectl(
-        env.plane,
-        &[
+    let set_enabled = |enabled: bool| {
+        let patch = format!(r#"{{"spec":{{"enabled":{enabled}}}}}"#);
+        let args = [
             "-n",
             &env.namespace,
             "patch",
@@ -228,9 +228,11 @@ async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
             "toggle",
             "--type=merge",
             "-p",
-            r#"{"spec":{"enabled":false}}"#,
-        ],
-    );
+            &patch,
+        ];
+        common::kubectl(env.plane, &args);
+    };
+    set_enabled(false);
     eventually(WAIT, "Disabled condition", || async {
         (condition(&env, "toggle").await?.0 == "Disabled").then_some(())
     })
@@ -244,19 +246,7 @@ async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
     );
 
     let enabled_at = Timestamp::now();
-    common::kubectl(
-        env.plane,
-        &[
-            "-n",
-            &env.namespace,
-            "patch",
-            "swf",
-            "toggle",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"enabled":true}}"#,
-        ],
-    );
+    set_enabled(true);
     let runs = wait_runs(&env, &swf, &job_resource(), count + 1).await;
     let e = epochs(&runs);
     let new: Vec<i64> = e[count..].to_vec();

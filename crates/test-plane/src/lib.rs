@@ -6,7 +6,7 @@
 //! scenario). How the processes are started and stopped is up to each.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     hash::{BuildHasher, Hasher},
     net::TcpListener,
     path::{Path, PathBuf},
@@ -230,5 +230,43 @@ pub fn wait_ready(layout: &Layout, timeout: Duration) {
             );
         }
         std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The API server's request counter (`apiserver_request_total`) summed by (verb, resource),
+/// from the text of its `/metrics`.
+pub fn request_counts(metrics: &str) -> BTreeMap<(String, String), f64> {
+    let mut counts = BTreeMap::new();
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let label = |name: &str| {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *counts.entry((label("verb"), label("resource"))).or_insert(0.0) += value;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_counts_sum_over_the_other_labels() {
+        let metrics = r#"# HELP apiserver_request_total Counter of apiserver requests
+apiserver_request_total{code="200",component="apiserver",resource="jobs",verb="LIST"} 3
+apiserver_request_total{code="500",component="apiserver",resource="jobs",verb="LIST"} 2
+apiserver_request_total{code="201",component="apiserver",resource="jobs",verb="POST"} 1
+apiserver_request_duration_seconds_count{resource="jobs",verb="LIST"} 99
+"#;
+        let counts = request_counts(metrics);
+        let key = |verb: &str| (verb.to_string(), "jobs".to_string());
+        assert_eq!(counts.len(), 2, "{counts:?}");
+        assert_eq!(counts[&key("LIST")], 5.0);
+        assert_eq!(counts[&key("POST")], 1.0);
     }
 }

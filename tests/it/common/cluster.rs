@@ -247,20 +247,7 @@ impl ControlPlane {
     /// The API server's request counter (`apiserver_request_total`) summed by verb and
     /// resource, from its `/metrics`.
     pub fn request_counts(&self) -> std::collections::BTreeMap<(String, String), f64> {
-        let text = kubectl(self, &["get", "--raw=/metrics"]);
-        let mut counts = std::collections::BTreeMap::new();
-        for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-            let label = |name: &str| {
-                line.split(&format!("{name}=\""))
-                    .nth(1)
-                    .and_then(|rest| rest.split('"').next())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            *counts.entry((label("verb"), label("resource"))).or_insert(0.0) += value;
-        }
-        counts
+        plane::request_counts(&kubectl(self, &["get", "--raw=/metrics"]))
     }
 }
 

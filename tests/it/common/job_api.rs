@@ -1,16 +1,35 @@
 //! KFP's JobService (`src/api`) under test: started in this test process
 //! (`start_job_api*`) or as a process of its own (`api_process`), with the identity and exactly
-//! the RBAC of `deploy/base/api-rbac.yaml`.
+//! the RBAC of `deploy/base/api-rbac.yaml`; and the job bodies KFP's clients send it.
 
 use std::{sync::Arc, time::Duration};
 
 use kube::Client;
+use serde_json::{Value, json};
 use swf_operator::{
     api::{self, Limits, service::ApiSettings},
     serve::tls::Reloading,
 };
 
 use super::{OperatorProcess, TestEnv, admin_token, eventually, plane, service_account_token};
+
+/// An Argo Workflow running busybox, as a KFP client sends it (a job's `workflow_manifest`).
+pub fn workflow_manifest() -> String {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "hello-"},
+        "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}})
+    .to_string()
+}
+
+/// A CreateJob body as KFP's clients send it (proto field names, int64 as strings): hourly, at
+/// most one run at a time, owned by `namespace` when one is named (else the API's default).
+pub fn kfp_job(name: &str, namespace: Option<&str>) -> Value {
+    let refs: Vec<Value> = namespace
+        .map(|ns| json!({"key": {"type": "NAMESPACE", "id": ns}, "relationship": "OWNER"}))
+        .into_iter()
+        .collect();
+    json!({"name": name, "max_concurrency": "1", "trigger": {"periodic_schedule": {"interval_second": "3600"}},
+        "resource_references": refs, "pipeline_spec": {"workflow_manifest": workflow_manifest()}})
+}
 
 /// Starts the JobService (HTTP + gRPC) in this process on free ports; returns their URLs.
 pub async fn start_job_api(env: &TestEnv, default_namespace: &str) -> (String, String) {

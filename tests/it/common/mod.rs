@@ -8,6 +8,7 @@
 //! - `processes`: child processes that die with the test, `OperatorProcess`, `output_within`
 //! - `operator`: the operator in this process (`start_operator`, `Operator`)
 //! - `job_api`: the JobService (`start_job_api*`, `api_process`) and KFP's job bodies
+//! - `replicas`: operator replicas with leader election (quick failover flags, the Lease holder)
 //! - `runs`: the kinds of run (Argo Workflows, Jobs) and listing them
 //! - `swf`, `creations`, `browser`: schedules and their runs, every run there ever was (the
 //!   audit log), a headless browser; used as `common::swf::x` and so on
@@ -19,6 +20,7 @@ mod env;
 mod job_api;
 mod operator;
 mod processes;
+mod replicas;
 mod runs;
 pub mod swf;
 mod users;
@@ -28,6 +30,7 @@ pub use env::*;
 pub use job_api::*;
 pub use operator::*;
 pub use processes::*;
+pub use replicas::*;
 pub use runs::*;
 pub use swf_test_plane as plane;
 pub use users::*;
