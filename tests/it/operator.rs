@@ -502,43 +502,6 @@ async fn deleting_a_schedule_deletes_its_runs() {
 }
 
 #[tokio::test]
-async fn a_foreign_object_with_the_run_name_is_not_adopted() {
-    let env = common::env("name-conflict").await;
-    let swf = create(
-        &env,
-        job_swf("clash", json!({"trigger": {"periodicSchedule": {"intervalSecond": 3}}})),
-    )
-    .await;
-    // Someone else's Job already holds the name of the first tick's run.
-    let first_tick = swf.creation_timestamp().unwrap().0 + jiff::SignedDuration::from_secs(3);
-    let name = render::run_name("clash", first_tick);
-    let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
-    let foreign: DynamicObject = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "labels": {keys::LABEL_SWF_NAME: "clash"}},
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}))
-    .unwrap();
-    jobs.create(&PostParams::default(), &foreign).await.unwrap();
-    let operator = start_operator(&env).await;
-    let events = eventually(WAIT, "RunNameConflict warning", || async {
-        let ev = events_for(&env, "clash").await;
-        ev.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "RunNameConflict")
-            .then_some(ev)
-    })
-    .await;
-    assert!(events.iter().any(|(_, _, n)| n.contains(&name)), "{events:?}");
-    let job = jobs.get(&name).await.unwrap();
-    assert!(job.owner_references().is_empty(), "not taken over");
-    // Later ticks run (every 3 s): only the clashed tick must have no run of ours.
-    let ours = common::creations::uids_per_tick(&env, &swf, "jobs").await;
-    assert!(
-        !ours.contains_key(&first_tick.as_second()),
-        "no object of ours for the clashed tick: {ours:?}"
-    );
-    operator.abort();
-}
-
-#[tokio::test]
 async fn concurrency_policies_and_history_limits() {
     let env = common::env("policies").await;
     let operator = start_operator(&env).await;
