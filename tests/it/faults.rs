@@ -255,7 +255,12 @@ async fn failover_between_two_replicas_runs_nothing_twice() {
         replicas[at] = common::OperatorProcess::start(&env, &name, &args).await;
     }
     let last_start = jiff::Timestamp::now().as_second();
-    tokio::time::sleep(Duration::from_secs(6)).await; // a lease duration, and the catch-up
+    // A leader again, caught up: a run of a tick after the last restart (not a fixed wait: on a
+    // loaded machine a failover has taken 29 s).
+    eventually(Duration::from_secs(120), "a tick after the last restart", || async {
+        all_ran_after(&env, [&swf], "jobs", last_start).await.then_some(())
+    })
+    .await;
     for r in &replicas {
         r.kill(libc::SIGKILL);
     }
