@@ -48,7 +48,7 @@ run: assets
 
 ## Run every test (unit + integration on a real kube-apiserver).
 test: assets test-deps check-crds
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --workspace --all-targets
 
 ## The fault tests at full size: the operator SIGKILLed 100 times (CI: 12), failover,
 ## API server outage, lost watches; each prints its counts. Then the JobService's memory
@@ -136,7 +136,7 @@ mutants-diff:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	shellcheck hack/*.sh .ci/run
 
 fmt:

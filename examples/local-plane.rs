@@ -1,5 +1,5 @@
 //! A long-lived local control plane for `make run` and manual testing, built from the same
-//! definition as the test harness (tests/it/common/plane.rs).
+//! definition as the test harness (the `swf-test-plane` crate, crates/test-plane/).
 //!
 //!   cargo run --example local-plane -- up       start it (idempotent); prints the kubeconfig
 //!   cargo run --example local-plane -- down     stop it and delete its files
@@ -11,16 +11,13 @@
 //! (12380). There is no kubelet or scheduler: pods never start.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-// Shared with the test harness, which also uses `free_port` (this plane has fixed ports).
-#[allow(dead_code)]
-#[path = "../tests/it/common/plane.rs"]
-mod plane;
-
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
 };
+
+use swf_test_plane as plane;
 
 fn env_port(name: &str, default: u16) -> u16 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -1,4 +1,4 @@
-//! A fresh control plane per scenario (the test harness's definition, tests/it/common/plane.rs),
+//! A fresh control plane per scenario (the test harness's definition, crates/test-plane/),
 //! the processes started on it, and what `/proc` and the API server's `/metrics` say about them.
 
 use std::{
@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::plane;
+use swf_test_plane as plane;
 
 const TOKEN: &str = "bench-admin-token";
 
@@ -168,19 +168,5 @@ fn status_bytes(pid: u32, field: &str) -> u64 {
 /// `apiserver_request_total`, summed by (verb, resource), from the API server's `/metrics`.
 pub async fn apiserver_requests(client: &kube::Client) -> BTreeMap<(String, String), f64> {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(request).await.unwrap_or_default();
-    let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let label = |name: &str| {
-            let key = format!("{name}=\"");
-            line.split(&key)
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        *counts.entry((label("verb"), label("resource"))).or_insert(0.0) += value;
-    }
-    counts
+    plane::request_counts(&client.request_text(request).await.unwrap_or_default())
 }

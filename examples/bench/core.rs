@@ -131,7 +131,7 @@ pub async fn list_jobs(assets: &Path, operator: &Path, load: &ListLoad<'_>) -> L
         .try_collect::<Vec<_>>()
         .await
         .unwrap();
-    let port = crate::plane::free_port();
+    let port = swf_test_plane::free_port();
     let args: Vec<String> = vec![
         "api".into(),
         format!("--api-addr=127.0.0.1:{port}"),

@@ -6,10 +6,6 @@
 //!   cargo run --release --example bench -- watch FILE     (the watcher process; internal)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[allow(dead_code)]
-#[path = "../../tests/it/common/plane.rs"]
-mod plane;
-
 mod accounting;
 mod cluster;
 mod core;
@@ -24,6 +20,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use scenario::{Binaries, Controller, Plan};
+use swf_test_plane as plane;
 
 #[derive(Parser)]
 struct Cli {

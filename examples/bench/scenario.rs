@@ -204,7 +204,7 @@ async fn until_second_of_minute(second: f64) {
 fn start_controller(cluster: &mut Cluster, bins: &Binaries, controller: Controller) -> Vec<(String, Option<u16>)> {
     match controller {
         Controller::CronJob | Controller::CronJobTuned => {
-            let mut args = crate::plane::controller_manager_args(&cluster.layout, "cronjob");
+            let mut args = swf_test_plane::controller_manager_args(&cluster.layout, "cronjob");
             args.push("--feature-gates=CronJobControllerV2=true".into());
             if controller == Controller::CronJobTuned {
                 args.push(format!("--kube-api-qps={TUNED_QPS}"));
@@ -221,7 +221,7 @@ fn start_controller(cluster: &mut Cluster, bins: &Binaries, controller: Controll
         }
         Controller::Swf { shards } => (0..shards)
             .map(|i| {
-                let port = crate::plane::free_port();
+                let port = swf_test_plane::free_port();
                 let name = format!("swf-operator-{i}");
                 let mut args: Vec<String> = [
                     "run",

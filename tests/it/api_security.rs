@@ -7,22 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use swf_operator::api::service::ApiSettings;
 
-use crate::common::{self, TestEnv, eventually};
-
-fn manifest() -> String {
-    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-        "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}})
-    .to_string()
-}
-
-fn job(name: &str, namespace: Option<&str>) -> Value {
-    let refs: Vec<Value> = namespace
-        .map(|ns| json!({"key": {"type": "NAMESPACE", "id": ns}, "relationship": "OWNER"}))
-        .into_iter()
-        .collect();
-    json!({"name": name, "max_concurrency": "1", "trigger": {"periodic_schedule": {"interval_second": "3600"}},
-        "resource_references": refs, "pipeline_spec": {"workflow_manifest": manifest()}})
-}
+use crate::common::{self, TestEnv, eventually, kfp_job};
 
 async fn call(
     url: &str,
@@ -134,7 +119,7 @@ async fn another_tenants_job_is_a_404_and_reveals_nothing() {
     common::grant_swf_access(&env.client, &other.namespace, &common::user_name("bob")).await;
     let alice = common::user_token(&env, "alice").await;
     let bob = common::user_token(&env, "bob").await;
-    let (status, created) = create(&url, Some(&alice), job("secret", Some(&env.namespace))).await;
+    let (status, created) = create(&url, Some(&alice), kfp_job("secret", Some(&env.namespace))).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     let id = created["id"].as_str().unwrap();
     let (status, body) = call(
@@ -207,10 +192,10 @@ async fn no_namespace_and_no_default_is_a_400_and_the_operators_account_is_refus
     let env = common::env("api-defaults").await;
     let url = start(&env, guarding_its_own_namespace(&env)).await;
     let admin = common::admin_token(&env).await;
-    let (status, body) = create(&url, Some(&admin), job("x", None)).await;
+    let (status, body) = create(&url, Some(&admin), kfp_job("x", None)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["message"].as_str().unwrap().contains("NAMESPACE"), "{body}");
-    let mut as_operator = job("x", Some(&env.namespace));
+    let mut as_operator = kfp_job("x", Some(&env.namespace));
     as_operator["service_account"] = json!("swf-operator");
     let (status, body) = create(&url, Some(&admin), as_operator).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -230,7 +215,7 @@ async fn enable_and_delete_never_touch_a_recreated_object_of_the_same_name() {
     let env = common::env("api-uid").await;
     let url = start(&env, ApiSettings::default()).await;
     let admin = common::admin_token(&env).await;
-    let (_, created) = create(&url, Some(&admin), job("again", Some(&env.namespace))).await;
+    let (_, created) = create(&url, Some(&admin), kfp_job("again", Some(&env.namespace))).await;
     let id = created["id"].as_str().unwrap().to_string();
     let swfs: kube::Api<swf_operator::model::crd::ScheduledWorkflow> =
         kube::Api::namespaced(env.client.clone(), &env.namespace);
@@ -290,7 +275,7 @@ async fn a_namespaced_api_serves_by_id_without_cluster_rights_and_lists_from_its
     };
     let url = start(&env, settings).await;
     let admin = common::admin_token(&env).await;
-    let (_, created) = create(&url, Some(&admin), job("scoped", None)).await;
+    let (_, created) = create(&url, Some(&admin), kfp_job("scoped", None)).await;
     let id = created["id"].as_str().unwrap();
     let before = env.plane.request_counts();
     for _ in 0..20 {
@@ -320,7 +305,7 @@ async fn a_namespaced_api_serves_by_id_without_cluster_rights_and_lists_from_its
         "reads come from the cache"
     );
     assert_eq!(delta(&before, &after, "GET", "scheduledworkflows"), 0.0);
-    let (status, _) = create(&url, Some(&admin), job("elsewhere", Some("default"))).await;
+    let (status, _) = create(&url, Some(&admin), kfp_job("elsewhere", Some("default"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "outside the API's namespace");
 }
 
@@ -497,7 +482,7 @@ async fn multi_user_mode_acts_for_the_header_or_kfp_audience_user() {
         "alice@example.com",
         reqwest::Method::POST,
         "/apis/v1beta1/jobs".into(),
-        Some(job("hers", Some(&env.namespace))),
+        Some(kfp_job("hers", Some(&env.namespace))),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{created}");
@@ -516,13 +501,13 @@ async fn multi_user_mode_acts_for_the_header_or_kfp_audience_user() {
         "mallory@example.com",
         reqwest::Method::POST,
         "/apis/v1beta1/jobs".into(),
-        Some(job("not-hers", Some(&env.namespace))),
+        Some(kfp_job("not-hers", Some(&env.namespace))),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // A token for KFP's audience (what kfp.Client sends from a notebook).
     let token = notebook_token(&env).await;
-    let (status, body) = create(&url, Some(&token), job("from-a-notebook", Some(&env.namespace))).await;
+    let (status, body) = create(&url, Some(&token), kfp_job("from-a-notebook", Some(&env.namespace))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, page) = call(
         &url,
@@ -765,7 +750,7 @@ fn densest_valid_job(namespace: &str) -> Vec<u8> {
     let manifest = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
         "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}],
                  "x": zeros}});
-    let mut job = job("dense", Some(namespace));
+    let mut job = kfp_job("dense", Some(namespace));
     job["pipeline_spec"]["workflow_manifest"] = json!(manifest.to_string());
     job["trigger"] = json!({"cron_schedule": {"cron": "not a cron"}});
     serde_json::to_vec(&job).unwrap()
@@ -1145,7 +1130,7 @@ async fn invalid_names_and_tokens_cost_no_review() {
         "{body}"
     );
     statuses.push(status);
-    let (status, _) = create(&url, Some(&carol), job("x", Some("Team_A"))).await;
+    let (status, _) = create(&url, Some(&carol), kfp_job("x", Some("Team_A"))).await;
     statuses.push(status);
     let mut client = JobServiceClient::connect(grpc).await.unwrap();
     let mut request = tonic::Request::new(ListJobsRequest {
@@ -1199,7 +1184,7 @@ async fn writes_do_not_outlive_a_deleted_service_account_by_a_cached_review() {
         "/apis/v1beta1/jobs?resource_reference_key.type=NAMESPACE&resource_reference_key.id={}",
         env.namespace
     );
-    let (status, created) = create(&url, Some(&token), job("before", Some(&env.namespace))).await;
+    let (status, created) = create(&url, Some(&token), kfp_job("before", Some(&env.namespace))).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -1214,7 +1199,7 @@ async fn writes_do_not_outlive_a_deleted_service_account_by_a_cached_review() {
         created += 1;
         let (url, token, ns) = (url.clone(), token.clone(), env.namespace.clone());
         async move {
-            let body = job(&format!("after-{created}"), Some(&ns));
+            let body = kfp_job(&format!("after-{created}"), Some(&ns));
             let (status, body) = create(&url, Some(&token), body).await;
             match status {
                 StatusCode::UNAUTHORIZED => Some(deleted.elapsed()),
@@ -1259,7 +1244,7 @@ async fn the_operators_account_is_refused_wherever_a_run_names_it() {
     let url = start(&env, guarding_its_own_namespace(&env)).await;
     let admin = common::admin_token(&env).await;
     let with_manifest = |name: &str, manifest: Value| {
-        let mut j = job(name, Some(&env.namespace));
+        let mut j = kfp_job(name, Some(&env.namespace));
         j["pipeline_spec"]["workflow_manifest"] = json!(manifest.to_string());
         j
     };
@@ -1567,7 +1552,7 @@ async fn a_create_as_large_as_the_limit_is_read() {
         "{}",
         manifest.len()
     );
-    let mut body = job("large", Some(&env.namespace));
+    let mut body = kfp_job("large", Some(&env.namespace));
     body["pipeline_spec"]["workflow_manifest"] = json!(manifest);
     body["description"] = json!("d".repeat(20_000));
     let ascii = serde_json::to_string(&body).unwrap().replace('\u{4e2d}', "\\u4e2d");

@@ -182,7 +182,7 @@ async fn a_three_day_backfill_of_an_hourly_schedule_creates_72_runs_once_each_ac
 #[tokio::test]
 async fn removing_the_annotation_cancels_and_a_bad_range_is_reported() {
     let env = common::env("backfill-cancel").await;
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     let spec = json!({"maxConcurrency": 2, "trigger": {"cronSchedule": {"cron": "0 0 * * * *"}}});
     let swf = create(&env, job_swf("cancel-me", spec)).await;
     annotate(&env, "cancel-me", Some(&format!("{FROM}/{TO}"))).await;

@@ -26,7 +26,7 @@ use crate::common::{
 #[tokio::test]
 async fn three_failed_runs_in_a_row_suspend_the_schedule_until_it_is_resumed() {
     let env = common::env("failure-policy").await;
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     // Every 2 s, one run at a time; keep a single failed run, which the policy overrides.
     let spec = json!({"trigger": {"periodicSchedule": {"intervalSecond": 2}},
         "failedRunsHistoryLimit": 1, "failurePolicy": {"suspendAfterConsecutiveFailures": 3}});

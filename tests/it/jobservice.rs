@@ -1,7 +1,11 @@
 //! KFP's v1beta1 JobService, through real HTTP and gRPC clients, on the real control plane.
 use std::{collections::HashSet, time::Duration};
 
-use common::{TestEnv, eventually, list_runs};
+use common::{
+    eventually, list_runs,
+    swf::{WAIT, merge, swfs},
+    workflow_manifest,
+};
 use kube::{Api, ResourceExt, api::PostParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -11,8 +15,6 @@ use swf_operator::{
 };
 
 use crate::common;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 struct Http {
     base: String,
@@ -66,23 +68,16 @@ impl Http {
     }
 }
 
-fn manifest() -> String {
-    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"generateName": "hello-"},
-        "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}})
-    .to_string()
-}
-
+/// The job these tests create: `kfp_job` in `ns`, with a description, two runs at a time,
+/// enabled, and a parameter that KFP fills with the tick's time.
 fn job(name: &str, ns: &str) -> Value {
-    json!({
-        "name": name, "description": "made over HTTP", "max_concurrency": "2", "enabled": true,
-        "pipeline_spec": {"workflow_manifest": manifest(), "parameters": [{"name": "when", "value": "[[ScheduledTime]]"}]},
-        "resource_references": [{"key": {"type": "NAMESPACE", "id": ns}, "relationship": "OWNER"}],
-        "trigger": {"periodic_schedule": {"interval_second": "3600"}}
-    })
-}
-
-fn swfs(env: &TestEnv) -> Api<ScheduledWorkflow> {
-    Api::namespaced(env.client.clone(), &env.namespace)
+    let mut job = common::kfp_job(name, Some(ns));
+    merge(
+        &mut job,
+        json!({"description": "made over HTTP", "max_concurrency": "2", "enabled": true,
+            "pipeline_spec": {"parameters": [{"name": "when", "value": "[[ScheduledTime]]"}]}}),
+    );
+    job
 }
 
 #[tokio::test]
@@ -133,7 +128,7 @@ async fn http_endpoints_json_shape_and_kubectl_round_trip() {
     let (status, got) = api.get(&format!("/apis/v1beta1/jobs/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     // The manifest as given, with KFP's create-time change (Istio's sidecar off).
-    let mut expected: Value = serde_json::from_str(&manifest()).unwrap();
+    let mut expected: Value = serde_json::from_str(&workflow_manifest()).unwrap();
     expected["spec"]["templates"][0]["metadata"] = json!({"annotations": {"sidecar.istio.io/inject": "false"}});
     let stored: Value = serde_json::from_str(got["pipeline_spec"]["workflow_manifest"].as_str().unwrap()).unwrap();
     assert_eq!(stored, expected);
@@ -473,7 +468,7 @@ async fn grpc_client_and_the_operator_see_the_same_jobs() {
     common::install_argo_crd(&env.client).await;
     let token = common::admin_token(&env).await;
     let (_, grpc_url) = common::start_job_api(&env, &env.namespace).await;
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     let mut client = JobServiceClient::connect(grpc_url.clone()).await.unwrap();
     let mut job: proto::Job = serde_json::from_value(job("grpc job", &env.namespace)).unwrap();
     job.enabled = false;

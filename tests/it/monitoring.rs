@@ -80,7 +80,7 @@ async fn query(base: &str, promql: &str) -> Option<Value> {
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_operator_and_evaluates_the_rules() {
     let env = common::env("prometheus").await;
-    let operator = Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = Operator::start(&env, |_| {}).await;
     let port = common::plane::free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let server = tokio::spawn(swf_operator::serve::serve(

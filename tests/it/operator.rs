@@ -218,9 +218,9 @@ async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
     )
     .await;
     wait_runs(&env, &swf, &job_resource(), 1).await;
-    common::kubectl(
-        env.plane,
-        &[
+    let set_enabled = |enabled: bool| {
+        let patch = format!(r#"{{"spec":{{"enabled":{enabled}}}}}"#);
+        let args = [
             "-n",
             &env.namespace,
             "patch",
@@ -228,9 +228,11 @@ async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
             "toggle",
             "--type=merge",
             "-p",
-            r#"{"spec":{"enabled":false}}"#,
-        ],
-    );
+            &patch,
+        ];
+        common::kubectl(env.plane, &args);
+    };
+    set_enabled(false);
     eventually(WAIT, "Disabled condition", || async {
         (condition(&env, "toggle").await?.0 == "Disabled").then_some(())
     })
@@ -244,19 +246,7 @@ async fn kubectl_patch_disables_and_reenable_does_not_backfill() {
     );
 
     let enabled_at = Timestamp::now();
-    common::kubectl(
-        env.plane,
-        &[
-            "-n",
-            &env.namespace,
-            "patch",
-            "swf",
-            "toggle",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"enabled":true}}"#,
-        ],
-    );
+    set_enabled(true);
     let runs = wait_runs(&env, &swf, &job_resource(), count + 1).await;
     let e = epochs(&runs);
     let new: Vec<i64> = e[count..].to_vec();
@@ -512,43 +502,6 @@ async fn deleting_a_schedule_deletes_its_runs() {
 }
 
 #[tokio::test]
-async fn a_foreign_object_with_the_run_name_is_not_adopted() {
-    let env = common::env("name-conflict").await;
-    let swf = create(
-        &env,
-        job_swf("clash", json!({"trigger": {"periodicSchedule": {"intervalSecond": 3}}})),
-    )
-    .await;
-    // Someone else's Job already holds the name of the first tick's run.
-    let first_tick = swf.creation_timestamp().unwrap().0 + jiff::SignedDuration::from_secs(3);
-    let name = render::run_name("clash", first_tick);
-    let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
-    let foreign: DynamicObject = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "labels": {keys::LABEL_SWF_NAME: "clash"}},
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}))
-    .unwrap();
-    jobs.create(&PostParams::default(), &foreign).await.unwrap();
-    let operator = start_operator(&env).await;
-    let events = eventually(WAIT, "RunNameConflict warning", || async {
-        let ev = events_for(&env, "clash").await;
-        ev.iter()
-            .any(|(t, r, _)| t == "Warning" && r == "RunNameConflict")
-            .then_some(ev)
-    })
-    .await;
-    assert!(events.iter().any(|(_, _, n)| n.contains(&name)), "{events:?}");
-    let job = jobs.get(&name).await.unwrap();
-    assert!(job.owner_references().is_empty(), "not taken over");
-    // Later ticks run (every 3 s): only the clashed tick must have no run of ours.
-    let ours = common::creations::uids_per_tick(&env, &swf, "jobs").await;
-    assert!(
-        !ours.contains_key(&first_tick.as_second()),
-        "no object of ours for the clashed tick: {ours:?}"
-    );
-    operator.abort();
-}
-
-#[tokio::test]
 async fn concurrency_policies_and_history_limits() {
     let env = common::env("policies").await;
     let operator = start_operator(&env).await;
@@ -643,7 +596,7 @@ async fn concurrency_policies_and_history_limits() {
 #[tokio::test]
 async fn an_unknown_run_kind_is_an_error_and_creates_nothing() {
     let env = common::env("unknown-kind").await;
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     create(
         &env,
         job_swf(
@@ -686,9 +639,7 @@ async fn an_unknown_run_kind_is_an_error_and_creates_nothing() {
 async fn a_kind_not_watched_at_start_is_watched_on_first_use() {
     let env = common::env("lazy-watch").await;
     // Nothing is watched at start-up: the Job cache starts when the schedule needs it.
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
-        s.watch_kinds.clear()
-    });
+    let operator = common::Operator::start(&env, |s| s.watch_kinds.clear()).await;
     let swf = create(
         &env,
         job_swf(
@@ -764,9 +715,7 @@ async fn failed_runs_history_limit_and_a_one_off_schedules_conditions() {
 #[tokio::test]
 async fn time_zones_from_the_spec_and_from_the_operator() {
     let env = common::env("time-zones").await;
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
-        s.rules.default_time_zone = "America/New_York".into()
-    });
+    let operator = common::Operator::start(&env, |s| s.rules.default_time_zone = "America/New_York".into()).await;
     let daily = |tz: Option<&str>| {
         let mut spec = json!({"trigger": {"cronSchedule": {"cron": "0 0 9 * * *"}}});
         if let Some(tz) = tz {
@@ -810,11 +759,12 @@ async fn time_zones_from_the_spec_and_from_the_operator() {
 async fn ready_only_once_every_watched_cache_has_listed() {
     let env = common::env("readyz").await;
     // The operator's RBAC has no list/watch on ConfigMaps: that cache never lists.
-    let blocked = common::Operator::start(common::operator_client(&env).await, &env.namespace, |s| {
+    let blocked = common::Operator::start(&env, |s| {
         s.watch_kinds
             .push(swf_operator::model::runkind::RunKind::parse("v1", "ConfigMap"))
-    });
-    let ok = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    })
+    .await;
+    let ok = common::Operator::start(&env, |_| {}).await;
     let app = |health: swf_operator::serve::Health| swf_operator::serve::router(Default::default(), health);
     let status = |health: swf_operator::serve::Health| async move {
         use tower::ServiceExt;

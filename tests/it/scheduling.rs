@@ -158,7 +158,7 @@ async fn a_kfp_one_off_whose_run_is_active_does_not_run_again() {
         .create(&PostParams::default(), &kfp_workflow(&swf, 1, created, None))
         .await
         .unwrap();
-    let operator = common::Operator::start(common::operator_client(&env).await, &env.namespace, |_| {});
+    let operator = common::Operator::start(&env, |_| {}).await;
     eventually(WAIT, "Running", || async {
         (condition(&env, "once").await?.0 == "Running").then_some(())
     })
@@ -233,33 +233,63 @@ async fn a_tick_whose_run_cannot_be_created_is_reported_and_does_not_freeze_the_
     operator.abort();
 }
 
+/// Someone else's Job already holds the name of the first tick's run (it even carries the
+/// schedule's name label): it is neither adopted nor modified, that tick is skipped (a
+/// RunNameConflict warning naming the run, skipThrough past it, the schedule still Enabled),
+/// no object of ours ever holds that tick, and the next ticks run.
 #[tokio::test]
-async fn a_foreign_object_on_a_ticks_name_skips_that_tick_and_the_next_ones_run() {
+async fn a_foreign_object_on_a_ticks_name_is_not_adopted_and_only_that_tick_is_skipped() {
     let env = common::env("foreign-name").await;
     let swf = create(
         &env,
         job_swf(
-            "clash2",
+            "clash",
             json!({"maxConcurrency": 5,
         "trigger": {"periodicSchedule": {"intervalSecond": 2}}}),
         ),
     )
     .await;
     let first_tick = swf.creation_timestamp().unwrap().0 + SignedDuration::from_secs(2);
-    let name = render::run_name("clash2", first_tick);
+    let name = render::run_name("clash", first_tick);
     let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
     let foreign: DynamicObject = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": {keys::LABEL_SWF_NAME: "clash"}},
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}))
     .unwrap();
-    jobs.create(&PostParams::default(), &foreign).await.unwrap();
+    let foreign = jobs.create(&PostParams::default(), &foreign).await.unwrap();
     let operator = start_operator(&env).await;
+
+    // The clash is reported, naming the run.
+    let events = eventually(WAIT, "RunNameConflict warning", || async {
+        let ev = events_for(&env, "clash").await;
+        ev.iter()
+            .any(|(t, r, _)| t == "Warning" && r == "RunNameConflict")
+            .then_some(ev)
+    })
+    .await;
+    assert!(events.iter().any(|(_, _, n)| n.contains(&name)), "{events:?}");
+
+    // The next ticks run; the clashed one is recorded as skipped and the schedule stays Enabled.
     let runs = wait_runs(&env, &swf, &job_resource(), 2).await;
     let e = epochs(&runs);
     assert!(e.iter().all(|&t| t > first_tick.as_second()), "{e:?}");
-    let status = swfs(&env).get("clash2").await.unwrap().status.unwrap();
+    let status = swfs(&env).get("clash").await.unwrap().status.unwrap();
     assert!(status.trigger.skip_through.as_ref().is_some_and(|t| t.0 >= first_tick));
     assert_eq!(summary_condition(&status).unwrap().type_, "Enabled");
+    // No object of ours ever held the clashed tick (from the audit log: deleted ones count).
+    let ours = creations::uids_per_tick(&env, &swf, "jobs").await;
+    assert!(
+        !ours.contains_key(&first_tick.as_second()),
+        "no object of ours for the clashed tick: {ours:?}"
+    );
+
+    // The foreign Job is as its owner left it: not taken over, not written at all.
+    let after = jobs.get(&name).await.unwrap();
+    assert!(after.owner_references().is_empty(), "not taken over");
+    assert_eq!(
+        after.metadata.resource_version, foreign.metadata.resource_version,
+        "not modified: {after:?}"
+    );
     operator.abort();
 }
 

@@ -7,14 +7,11 @@ use jiff::Timestamp;
 use serde_json::json;
 use swf_operator::controller::election::shards::shard_of;
 
-use crate::{
-    common::{
-        self, OperatorProcess, TestEnv,
-        creations::{created_at, tally},
-        eventually,
-        swf::{create, job_swf},
-    },
-    faults::{finish_jobs_forever, keep_nothing, lease_holder, uids_per_tick},
+use crate::common::{
+    self, OperatorProcess, TestEnv,
+    creations::{Tally, all_ran_after, created_at, tally, uids_per_tick},
+    eventually, lease_holder, lease_name, quick_failover_args,
+    swf::{create, finish_jobs_forever, job_swf, keep_nothing},
 };
 
 const SCHEDULES: usize = 20;
@@ -95,21 +92,9 @@ async fn two_replicas_split_the_shards_and_the_survivor_takes_both() {
         (0..2).all(|s| names.iter().any(|n| shard_of_name(n) == s)),
         "both shards have schedules"
     );
-    let lease = format!("swf-test-{}", env.namespace);
-    let args = [
-        "--lease-namespace",
-        "swf-system",
-        "--lease-name",
-        &lease,
-        "--lease-duration",
-        "4s",
-        "--renew-deadline",
-        "3s",
-        "--retry-period",
-        "500ms",
-        "--shards",
-        "2",
-    ];
+    let lease = lease_name(&env);
+    let mut args = quick_failover_args(&lease);
+    args.extend(["--shards", "2"]);
     let replicas = [
         OperatorProcess::start(&env, "replica-a", &args).await,
         OperatorProcess::start(&env, "replica-b", &args).await,
@@ -145,41 +130,24 @@ async fn two_replicas_split_the_shards_and_the_survivor_takes_both() {
         Duration::from_secs(120),
         "every schedule ran after the takeover",
         || async {
-            for swf in &schedules {
-                let last = uids_per_tick(&env, swf).await.keys().max().copied()?;
-                if last <= took_over.as_second() + EVERY {
-                    return None;
-                }
-            }
-            Some(())
+            all_ran_after(&env, &schedules, "jobs", took_over.as_second() + EVERY)
+                .await
+                .then_some(())
         },
     )
     .await;
     survivor.kill(libc::SIGKILL);
     finisher.abort();
 
-    let (mut ticks, mut runs, mut twice, mut lost, mut off_grid) = (0, 0, Vec::new(), Vec::new(), Vec::new());
+    let mut total = Tally::default();
     for swf in &schedules {
-        let t = tally(
-            &uids_per_tick(&env, swf).await,
-            created_at(swf),
-            EVERY,
-            took_over.as_second(),
-        );
-        ticks += t.ticks;
-        runs += t.runs;
-        twice.extend(t.twice);
-        lost.extend(t.lost);
-        off_grid.extend(t.off_grid);
+        let by_tick = uids_per_tick(&env, swf, "jobs").await;
+        total.add(tally(&by_tick, created_at(swf), EVERY, took_over.as_second()));
     }
     println!(
-        "shards: split {split:?}; takeover {}s after the kill; {SCHEDULES} schedules, ticks {ticks}, runs {runs}, twice {twice:?}, lost {lost:?}",
+        "shards: split {split:?}; takeover {}s after the kill; {SCHEDULES} schedules, {total}",
         (took_over - killed).get_seconds()
     );
-    assert!(
-        twice.is_empty() && off_grid.is_empty(),
-        "one creation per (schedule, tick): {twice:?} {off_grid:?}"
-    );
-    assert!(lost.is_empty(), "every tick up to the takeover ran: {lost:?}");
-    assert!(ticks >= SCHEDULES * 3, "the schedules ran: {ticks} ticks");
+    total.assert_every_tick_ran_once(); // one creation per (schedule, tick) up to the takeover
+    assert!(total.ticks >= SCHEDULES * 3, "the schedules ran: {} ticks", total.ticks);
 }

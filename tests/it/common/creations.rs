@@ -158,6 +158,23 @@ pub async fn uids_per_tick(env: &TestEnv, swf: &ScheduledWorkflow, resource: &st
     by_tick
 }
 
+/// Whether each of `schedules` has had a run of `resource` for a tick later than `after` (Unix
+/// seconds): the operator has caught up with them all.
+pub async fn all_ran_after<'a>(
+    env: &TestEnv,
+    schedules: impl IntoIterator<Item = &'a ScheduledWorkflow>,
+    resource: &str,
+    after: i64,
+) -> bool {
+    for swf in schedules {
+        let latest = uids_per_tick(env, swf, resource).await.keys().max().copied();
+        if latest.is_none_or(|tick| tick <= after) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Ticks that had more than one run.
 pub fn twice(by_tick: &BTreeMap<i64, Vec<String>>) -> Vec<i64> {
     by_tick.iter().filter(|(_, u)| u.len() > 1).map(|(t, _)| *t).collect()
@@ -176,6 +193,37 @@ pub struct Tally {
     pub lost: Vec<i64>,
     /// Runs for ticks not on the expected grid.
     pub off_grid: Vec<i64>,
+}
+
+impl std::fmt::Display for Tally {
+    /// What the fault tests print: `ticks 60, runs 60, twice [], lost []`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ticks {}, runs {}, twice {:?}, lost {:?}",
+            self.ticks, self.runs, self.twice, self.lost
+        )
+    }
+}
+
+impl Tally {
+    /// Fails unless every expected tick ran, each once, and no run is off the grid.
+    pub fn assert_every_tick_ran_once(&self) {
+        assert!(
+            self.twice.is_empty() && self.off_grid.is_empty(),
+            "ticks run twice or off the grid: {self:?}"
+        );
+        assert!(self.lost.is_empty(), "expected ticks without a run: {self:?}");
+    }
+
+    /// Adds `other`'s counts to these: the tally of several schedules.
+    pub fn add(&mut self, other: Tally) {
+        self.ticks += other.ticks;
+        self.runs += other.runs;
+        self.twice.extend(other.twice);
+        self.lost.extend(other.lost);
+        self.off_grid.extend(other.off_grid);
+    }
 }
 
 /// Counts `by_tick` against the ticks of a periodic schedule created at `created` (no

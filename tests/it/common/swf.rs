@@ -137,3 +137,38 @@ pub async fn fail_job(client: &Client, ns: &str, name: &str) {
         .await
         .unwrap();
 }
+
+/// `spec` keeping no finished run (`successfulRunsHistoryLimit: 0`; with `finish_jobs_forever`
+/// every Job finishes): the fault, failover and shard tests use it so that each crash, failover
+/// or lost watch meets prune-then-plan, where only the durable record (not the runs) says a tick
+/// has run.
+pub fn keep_nothing(mut spec: Value) -> Value {
+    spec["successfulRunsHistoryLimit"] = json!(0);
+    spec
+}
+
+/// Marks every unfinished Job in the namespace Complete, until aborted, so no schedule is
+/// held back by `maxConcurrency` (there is no kubelet to finish them).
+pub fn finish_jobs_forever(env: &TestEnv) -> tokio::task::JoinHandle<()> {
+    let jobs: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.namespace, &job_resource());
+    tokio::spawn(async move {
+        // Errors (the API server is away in some tests) are tried again on the next round.
+        let done = json!({"status": {"succeeded": 1, "completionTime": Timestamp::now().to_string(),
+            "conditions": [{"type": "Complete", "status": "True"}]}});
+        loop {
+            for job in jobs
+                .list(&Default::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+            {
+                if job.data["status"].get("conditions").is_none() {
+                    let _ = jobs
+                        .patch_status(&job.name_any(), &Default::default(), &Patch::Merge(&done))
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}

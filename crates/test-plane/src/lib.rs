@@ -1,11 +1,12 @@
 //! The one definition of the local control plane (etcd + kube-apiserver, and
 //! kube-controller-manager's garbage collector and namespace controller): certificates,
-//! tokens, flags, kubeconfig, readiness. Used by the test harness (tests/common, which starts
-//! one plane per test binary) and by `make cluster-up` (examples/local-plane.rs, a long-lived
-//! plane in `.cluster/`). How the processes are started and stopped is up to each.
+//! tokens, flags, kubeconfig, readiness. Used by the integration tests (tests/it/common, which
+//! start one plane per test binary), by `make cluster-up` (examples/local-plane.rs, a
+//! long-lived plane in `.cluster/`) and by `make bench` (examples/bench/, a fresh plane per
+//! scenario). How the processes are started and stopped is up to each.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     hash::{BuildHasher, Hasher},
     net::TcpListener,
     path::{Path, PathBuf},
@@ -167,10 +168,10 @@ pub fn apiserver_args(layout: &Layout) -> Vec<String> {
     ]
 }
 
-/// `controllers` e.g. `garbagecollector,namespace`.
 /// The API server's audit log of every write to runs (with the objects, so their uids and
 /// labels), one JSON event per line: tests count runs from it, so a run created and deleted
-/// before anyone looked still counts (`tests/it/common/creations.rs`). Writes the policy into the plane's directory and returns the flags.
+/// before anyone looked still counts (`tests/it/common/creations.rs`). Writes the policy into
+/// the plane's directory and returns the flags.
 pub fn audit_args(layout: &Layout) -> Vec<String> {
     let policy = layout.dir.join("audit-policy.yaml");
     let rules = r#"apiVersion: audit.k8s.io/v1
@@ -195,6 +196,7 @@ rules:
     ]
 }
 
+/// `controllers` e.g. `garbagecollector,namespace`.
 pub fn controller_manager_args(layout: &Layout, controllers: &str) -> Vec<String> {
     vec![
         format!("--kubeconfig={}", layout.kubeconfig().display()),
@@ -228,5 +230,43 @@ pub fn wait_ready(layout: &Layout, timeout: Duration) {
             );
         }
         std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The API server's request counter (`apiserver_request_total`) summed by (verb, resource),
+/// from the text of its `/metrics`.
+pub fn request_counts(metrics: &str) -> BTreeMap<(String, String), f64> {
+    let mut counts = BTreeMap::new();
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let label = |name: &str| {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *counts.entry((label("verb"), label("resource"))).or_insert(0.0) += value;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_counts_sum_over_the_other_labels() {
+        let metrics = r#"# HELP apiserver_request_total Counter of apiserver requests
+apiserver_request_total{code="200",component="apiserver",resource="jobs",verb="LIST"} 3
+apiserver_request_total{code="500",component="apiserver",resource="jobs",verb="LIST"} 2
+apiserver_request_total{code="201",component="apiserver",resource="jobs",verb="POST"} 1
+apiserver_request_duration_seconds_count{resource="jobs",verb="LIST"} 99
+"#;
+        let counts = request_counts(metrics);
+        let key = |verb: &str| (verb.to_string(), "jobs".to_string());
+        assert_eq!(counts.len(), 2, "{counts:?}");
+        assert_eq!(counts[&key("LIST")], 5.0);
+        assert_eq!(counts[&key("POST")], 1.0);
     }
 }
