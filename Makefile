@@ -74,7 +74,8 @@ bench: assets bench-deps
 bench-smoke: assets bench-deps
 	$(CARGO) build --locked --bin swf-operator --example bench
 	$(BUILD_DIR)/debug/examples/bench run --check --sizes 10 --ticks 1 --both-at 0 --list-jobs 200 \
-	  --list-clients 5 --list-seconds 2 --cron-iterations 100 --rows swf,cronjob --out target/bench-smoke
+	  --list-clients 5 --list-seconds 2 --cron-iterations 100 --rows swf,cronjob --settle-seconds 5 \
+	  --out target/bench-smoke
 
 ## The plot's font, from Debian's archive.
 bench-deps:

@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Internal: the watcher process of one namespace.
     Watch {
         namespace: String,
@@ -59,6 +59,10 @@ struct RunArgs {
     /// Whole minutes measured per scenario.
     #[arg(long, env = "BENCH_TICKS", default_value_t = 3)]
     ticks: usize,
+    /// Seconds after the last tick that CPU and API requests are still counted, so work a
+    /// controller does after its runs (status writes, events) is in the cost columns.
+    #[arg(long, env = "BENCH_SETTLE_SECONDS", default_value_t = 45)]
+    settle_seconds: u64,
     /// ListJobs: jobs, concurrent clients, seconds (jobs 0: skip).
     #[arg(long, env = "BENCH_LIST_JOBS", default_value_t = 10_000)]
     list_jobs: usize,
@@ -143,6 +147,7 @@ fn plans(args: &RunArgs) -> Vec<Plan> {
         name,
         contenders,
         ticks: args.ticks,
+        settle_seconds: args.settle_seconds,
     };
     for &n in &args.sizes {
         for kind in &args.rows {
@@ -292,7 +297,7 @@ fn main() {
         .build()
         .unwrap();
     match cli.command {
-        Cmd::Run(args) => runtime.block_on(run(args)),
+        Cmd::Run(args) => runtime.block_on(run(*args)),
         Cmd::Watch { namespace, out } => runtime.block_on(watch::run(&namespace, &out)),
         Cmd::Floor { namespace } => runtime.block_on(floor::run(&namespace)),
     }

@@ -271,6 +271,9 @@ pub struct Plan {
     pub name: String,
     pub contenders: Vec<(Controller, usize)>,
     pub ticks: usize,
+    /// Costs are counted until this many seconds after the last tick (or until the last run
+    /// arrived, when later): the same window for every contender.
+    pub settle_seconds: u64,
 }
 
 pub async fn run(assets: &Path, bins: &Binaries, plan: &Plan) -> ScenarioResult {
@@ -330,6 +333,8 @@ pub async fn run(assets: &Path, bins: &Binaries, plan: &Plan) -> ScenarioResult 
         .map(|(controller, n)| (watch_files[controller].as_path(), expected(*n)))
         .collect();
     wait_for_runs(&contenders, last_tick).await;
+    let settled = last_tick + plan.settle_seconds as f64;
+    tokio::time::sleep(Duration::from_secs_f64((settled - unix_now()).max(0.0))).await;
 
     let window = unix_now() - window_start;
     let cpu_after: HashMap<String, f64> = pids
