@@ -6,10 +6,7 @@ use jiff::Timestamp;
 use kube::Client;
 
 use super::{
-    backoff::Backoff,
-    election::leader::Leader,
-    events::Events,
-    runs::{RecentCreates, RunCaches},
+    backoff::Backoff, election::leader::Leader, events::Events, lanes::Lanes, runs::RunCaches,
     status_write::StatusWriter,
 };
 use crate::{model::runkind::RunKind, scheduling::spec_check::Rules, serve::metrics::Metrics};
@@ -67,12 +64,12 @@ pub struct Context {
     pub settings: Settings,
     pub clock: Clock,
     pub runs: RunCaches,
-    /// Runs created by this process that the caches may not show yet.
-    pub created: RecentCreates,
     pub status: StatusWriter,
     pub events: Events,
     pub backoff: Backoff,
     /// Which schedules this replica may write (leader election, shards).
     pub leader: Leader,
     pub metrics: Arc<Metrics>,
+    /// The writes in flight, due creates first (`lanes`).
+    pub lanes: Lanes,
 }

@@ -21,6 +21,7 @@ use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use super::lanes::{Lane, Lanes};
 use crate::serve::metrics::Metrics;
 
 /// Events waiting to be sent; past this, new ones are dropped.
@@ -66,9 +67,17 @@ impl Events {
         controller: String,
         instance: String,
         metrics: Arc<Metrics>,
+        lanes: Lanes,
     ) -> Events {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tasks.spawn(publish_all(rx, client, controller, instance, metrics.clone()));
+        let publisher = Publisher {
+            client,
+            controller,
+            instance,
+            metrics: metrics.clone(),
+            lanes,
+        };
+        tasks.spawn(publish_all(rx, publisher));
         Events { tx, metrics }
     }
 
@@ -149,39 +158,44 @@ impl Limits {
     }
 }
 
-async fn publish_all(
-    mut rx: mpsc::Receiver<Pending>,
+/// What the publisher task sends with.
+struct Publisher {
     client: Client,
     controller: String,
     instance: String,
     metrics: Arc<Metrics>,
-) {
+    /// Events wait behind the runs due now, like status writes.
+    lanes: Lanes,
+}
+
+async fn publish_all(mut rx: mpsc::Receiver<Pending>, publisher: Publisher) {
     let mut limits = Limits {
         total: Bucket::full(TOTAL_BURST),
         per_object: HashMap::new(),
     };
     while let Some(p) = rx.recv().await {
-        publish_one(p, &mut limits, &client, &controller, &instance, &metrics).await;
-        metrics.event_pending(-1);
+        publish_one(p, &mut limits, &publisher).await;
+        publisher.metrics.event_pending(-1);
     }
 }
 
 /// Publishes one event within the rate limits, or counts why it was dropped.
-async fn publish_one(
-    p: Pending,
-    limits: &mut Limits,
-    client: &Client,
-    controller: &str,
-    instance: &str,
-    metrics: &Metrics,
-) {
+async fn publish_one(p: Pending, limits: &mut Limits, publisher: &Publisher) {
+    let (metrics, client) = (&publisher.metrics, &publisher.client);
     let key = p.regarding.uid.clone().unwrap_or_default();
     if let Err(why) = limits.allow(&key) {
         metrics.event_dropped(why);
         return;
     }
     let ns = p.regarding.namespace.clone().unwrap_or_default();
-    let event = build(p, controller, instance, jiff::Timestamp::now(), &random_suffix());
+    let event = build(
+        p,
+        &publisher.controller,
+        &publisher.instance,
+        jiff::Timestamp::now(),
+        &random_suffix(),
+    );
+    let _slot = publisher.lanes.enter(Lane::Later).await;
     if let Err(e) = Api::<Event>::namespaced(client.clone(), &ns)
         .create(&super::post_params(), &event)
         .await

@@ -15,6 +15,7 @@ pub mod context;
 pub mod election;
 pub mod error;
 pub mod events;
+pub mod lanes;
 pub mod reconcile;
 pub mod runs;
 #[cfg(test)]
@@ -58,9 +59,12 @@ pub(crate) fn post_params() -> kube::api::PostParams {
     }
 }
 
-/// Passes running at once: bounds the load a burst of ticks (10,000 schedules at :00) puts
-/// on the API server.
-pub const CONCURRENT_PASSES: u16 = 32;
+/// Passes running at once. The load a burst of ticks puts on the API server is bounded by the
+/// writes in flight (`lanes::WRITES_IN_FLIGHT`), and a pass waiting for a slot costs little, so
+/// this is high: a tick's creates all go before its status writes only while every pass of the
+/// tick has started (beyond it, a finished pass lets the next one create). Not unbounded:
+/// kube-runtime polls every pass in flight on each wake-up, which costs O(passes²) per tick.
+pub const CONCURRENT_PASSES: u16 = 1024;
 
 /// What a pass should be woken for: a new spec (generation), a `run-now` annotation, a
 /// deletion, or a recreated object. Status writes (including our own echo) wake nothing.
@@ -228,12 +232,14 @@ async fn context(
             (election::leader::Leader::always(), None)
         }
     };
+    let lanes = lanes::Lanes::default();
     let events = events::Events::spawn(
         tasks,
         client.clone(),
         FIELD_MANAGER.into(),
         parts.identity.clone(),
         metrics.clone(),
+        lanes.clone(),
     );
     let ctx = Arc::new(Context {
         events,
@@ -241,11 +247,11 @@ async fn context(
         settings: parts.settings.clone(),
         clock: Clock::system(),
         runs,
-        created: Default::default(),
         status: status_write::StatusWriter::default(),
         backoff: backoff::Backoff::default(),
         leader,
         metrics: metrics.clone(),
+        lanes,
     });
     (ctx, election)
 }

@@ -252,6 +252,8 @@ pub struct RunCaches {
     wake: Wake,
     metrics: Arc<Metrics>,
     tasks: super::Tasks,
+    /// Runs this process created that the caches may not show yet.
+    pub created: Arc<RecentCreates>,
 }
 
 impl RunCaches {
@@ -269,6 +271,7 @@ impl RunCaches {
             wake,
             metrics,
             tasks,
+            created: Arc::default(),
         }
     }
 
@@ -309,8 +312,13 @@ impl RunCaches {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &cache.resource),
             None => Api::all_with(self.client.clone(), &cache.resource),
         };
-        self.tasks
-            .spawn(watch_runs(cache.clone(), api, self.wake.clone(), self.metrics.clone()));
+        self.tasks.spawn(watch_runs(
+            cache.clone(),
+            api,
+            self.wake.clone(),
+            self.metrics.clone(),
+            self.created.clone(),
+        ));
         info!(%kind, "watching runs");
         Ok(cache)
     }
@@ -322,7 +330,13 @@ impl RunCaches {
 }
 
 /// Keeps `cache` in step with the API server until the process ends.
-async fn watch_runs(cache: Arc<RunCache>, api: Api<RunObject>, wake: Wake, metrics: Arc<Metrics>) {
+async fn watch_runs(
+    cache: Arc<RunCache>,
+    api: Api<RunObject>,
+    wake: Wake,
+    metrics: Arc<Metrics>,
+    created: Arc<RecentCreates>,
+) {
     let config = watcher::Config::default()
         .labels(&format!("{LABEL_OWNED}=true"))
         .any_semantic();
@@ -346,7 +360,7 @@ async fn watch_runs(cache: Arc<RunCache>, api: Api<RunObject>, wake: Wake, metri
                 cache.ready.send_replace(Readiness::Ready);
                 woken
             }
-            Ok(Event::Apply(o)) => cache.apply(o),
+            Ok(Event::Apply(o)) => applied(&cache, &created, o),
             Ok(Event::Delete(o)) => cache.delete(&o),
             Err(e) => {
                 warn!(kind = %cache.kind, error = %e, "run watch failed; retrying");
@@ -397,6 +411,44 @@ mod tests {
         assert_eq!(c.delete(&run("a-1", "a", "")).len(), 1);
         assert!(c.owned_by("uid-a").is_empty());
         assert_eq!(c.owned_by("uid-b").len(), 1);
+    }
+
+    /// Issue 21 §2: the watch event of a run this process just created woke its owner for a
+    /// second pass that had nothing to do (1,000 such passes at a tick of 1,000 schedules).
+    #[test]
+    fn the_watch_event_of_our_own_create_wakes_nobody_and_what_follows_does() {
+        let (c, recent) = (cache(), RecentCreates::default());
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let with_uid = |mut r: RunObject, uid: &str, version: &str| {
+            r.metadata.uid = Some(uid.into());
+            r.metadata.resource_version = Some(version.into());
+            r
+        };
+        let ours = with_uid(run("a-1", "a", "Running"), "uid-run-a", "7");
+        recent.remember("uid-a", ours.clone(), t0);
+        assert!(
+            applied(&c, &recent, ours).is_empty(),
+            "the create's own reply tells nothing new"
+        );
+        assert_eq!(c.owned_by("uid-a").len(), 1, "and the cache holds it");
+        let finished = with_uid(run("a-1", "a", "Succeeded"), "uid-run-a", "8");
+        assert_eq!(
+            applied(&c, &recent, finished).len(),
+            1,
+            "a later version wakes its owner"
+        );
+        let theirs = with_uid(run("b-1", "b", "Running"), "uid-run-b", "9");
+        assert_eq!(
+            applied(&c, &recent, theirs).len(),
+            1,
+            "another process's run wakes its owner"
+        );
+        let same_name_again = with_uid(run("a-2", "a", "Running"), "uid-run-a2", "7");
+        assert_eq!(
+            applied(&c, &recent, same_name_again).len(),
+            1,
+            "same version, another run"
+        );
     }
 
     #[test]
@@ -515,6 +567,32 @@ impl RecentCreates {
         }
         unseen
     }
+}
+
+impl RecentCreates {
+    /// True when `run` is exactly what one of this process's creates (or adoptions) was
+    /// answered with: same uid and resourceVersion. The pass that made it counted it already.
+    pub fn is_our_reply(&self, run: &RunObject) -> bool {
+        let meta = &run.metadata;
+        let (Some(uid), Some(version)) = (meta.uid.as_deref(), meta.resource_version.as_deref()) else {
+            return false;
+        };
+        let same = |r: &RunObject| {
+            r.metadata.uid.as_deref() == Some(uid) && r.metadata.resource_version.as_deref() == Some(version)
+        };
+        let map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
+        owners(run).any(|(owner, _)| map.get(owner).is_some_and(|runs| runs.iter().any(|(_, r)| same(r))))
+    }
+}
+
+/// A run the watch reports added or changed goes into `cache`; returns the owners to wake.
+/// None when the event only shows what this process's own create was answered with: a second
+/// pass per run would plan exactly what the creating pass did (at a tick of 1,000 schedules,
+/// 1,000 passes with nothing to do, each held in the controller's queue behind the first).
+pub(crate) fn applied(cache: &RunCache, created: &RecentCreates, run: RunObject) -> Vec<ObjectRef<SwfObject>> {
+    let ours = created.is_our_reply(&run);
+    let woken = cache.apply(run);
+    if ours { Vec::new() } else { woken }
 }
 
 /// Remembered at `at`, still within `RECENT_TTL` at `now` (a clock that went back counts as fresh).

@@ -6,7 +6,7 @@ use tracing::info;
 
 use super::Pass;
 use crate::{
-    controller::{error::Error, events::Kind},
+    controller::{error::Error, events::Kind, lanes::Lane},
     model::stored::RunObject,
     scheduling::{
         render::{self, Origin, RunRequest},
@@ -39,6 +39,12 @@ impl Pass<'_> {
     /// Creates the run of `req`, or adopts it; a run that exists afterwards joins `runs`.
     /// `Err` only when this replica may no longer write.
     pub(super) async fn create_one(&self, req: &RunRequest, runs: &mut Vec<ObservedRun>) -> Result<Outcome, Error> {
+        let lane = if req.origin.is_backfill() {
+            Lane::Later
+        } else {
+            Lane::Due
+        };
+        let _slot = self.ctx.lanes.enter(lane).await;
         self.target.may_write(self.ctx)?;
         let service_account = self.checked.spec.service_account.as_deref();
         let body = render::render(&self.target.owner, service_account, &self.checked.v, req, self.now);
@@ -58,12 +64,18 @@ impl Pass<'_> {
         };
         let (run, fresh) = match answer {
             Answer::New(run) => {
-                self.ctx.created.remember(&self.target.owner.uid, run.clone(), self.now);
+                self.ctx
+                    .runs
+                    .created
+                    .remember(&self.target.owner.uid, run.clone(), self.now);
                 (run, true)
             }
             Answer::Existing(run) => {
                 // Adopted before the cache shows it: it holds its slot as a created run does.
-                self.ctx.created.remember(&self.target.owner.uid, run.clone(), self.now);
+                self.ctx
+                    .runs
+                    .created
+                    .remember(&self.target.owner.uid, run.clone(), self.now);
                 (run, false)
             }
             Answer::Conflict => {

@@ -8,7 +8,7 @@ use kube::{Api, api::DeleteParams};
 
 use super::Pass;
 use crate::{
-    controller::error::Error,
+    controller::{error::Error, lanes::Lane},
     model::{keys::RUN_NOW_REQUEST_ANNOTATION, stored::RunObject},
     scheduling::{
         backfill, failure_policy,
@@ -51,7 +51,7 @@ impl Pass<'_> {
     /// Deletes the runs `prune_history` chose.
     pub(super) async fn delete_pruned(&self, doomed: &[String]) -> Result<(), Error> {
         for name in doomed {
-            self.delete_run(name).await?;
+            self.delete_run(name, Lane::Later).await?;
         }
         Ok(())
     }
@@ -81,7 +81,8 @@ impl Pass<'_> {
         Claim::of(&self.checked.v.schedule, &state, self.created(), paused, self.now).ignoring_end()
     }
 
-    pub(super) async fn delete_run(&self, name: &str) -> Result<(), Error> {
+    pub(super) async fn delete_run(&self, name: &str, lane: Lane) -> Result<(), Error> {
+        let _slot = self.ctx.lanes.enter(lane).await;
         self.target.may_write(self.ctx)?;
         let resource = &self.checked.cache.resource;
         let api: Api<RunObject> = Api::namespaced_with(self.ctx.client.clone(), &self.target.owner.namespace, resource);

@@ -24,7 +24,7 @@ use tracing::warn;
 
 pub use self::next::Next;
 use self::{check::Checked, write::write_status};
-use super::{context::Context, error::Error, events::Kind};
+use super::{context::Context, error::Error, events::Kind, lanes::Lane};
 use crate::{
     model::{crd::ScheduledWorkflowStatus, stored::SwfObject},
     scheduling::{
@@ -114,6 +114,7 @@ impl Pass<'_> {
         let cached = cache.owned_by(&self.target.owner.uid);
         let unseen = self
             .ctx
+            .runs
             .created
             .unseen(&self.target.owner.uid, &cached, cache, self.now);
         cached
@@ -169,6 +170,7 @@ async fn read_afresh(obj: &SwfObject, ctx: &Context) -> Result<Option<SwfObject>
         return Ok(None);
     };
     let api: Api<SwfObject> = Api::namespaced(ctx.client.clone(), ns);
+    let _slot = ctx.lanes.enter(Lane::Later).await;
     let fresh = api
         .get_opt(name)
         .await

@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome};
 use crate::{
-    controller::{error::Error, events::Kind},
+    controller::{error::Error, events::Kind, lanes::Lane},
     model::keys::RUN_NOW_REQUEST_ANNOTATION,
     scheduling::{
         backfill,
@@ -282,7 +282,7 @@ impl Pass<'_> {
             .map(|r| r.status.name.clone())
             .collect();
         for name in &victims {
-            self.delete_run(name).await?;
+            self.delete_run(name, Lane::Due).await?;
             let note = format!("Deleted active run {name} to make room (concurrencyPolicy: Replace)");
             self.publish(Kind::Normal, "RunReplaced", note);
         }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::{Pass, Target, backfill_stage::Backfilled, schedule_stage::Applied};
 use crate::{
-    controller::{context::Context, error::Error},
+    controller::{context::Context, error::Error, lanes::Lane},
     model::crd::ScheduledWorkflowStatus,
     scheduling::{
         failure_policy,
@@ -26,6 +26,7 @@ pub(super) async fn write_status(
     confirm: bool,
     now: Timestamp,
 ) -> Result<(), Error> {
+    let _slot = ctx.lanes.enter(Lane::Later).await;
     target.may_write(ctx)?;
     let wrote = ctx
         .status

@@ -30,7 +30,7 @@ use crate::{
         backoff::Backoff,
         election::leader::Leader,
         events::{Events, Pending},
-        runs::{RunCache, RunCaches},
+        runs::{self, RunCache, RunCaches},
         status_write::StatusWriter,
         worth_a_pass,
     },
@@ -129,12 +129,12 @@ impl Instance {
             settings: Settings::new(None, "UTC", vec![]),
             clock: Clock::from_fn(move || clock.now()),
             runs,
-            created: Default::default(),
             status: StatusWriter::default(),
             events,
             backoff: Backoff::default(),
             leader: Leader::always(),
             metrics,
+            lanes: Default::default(),
         };
         let view: SwfObject = decode(swf)?;
         Some(Instance {
@@ -186,7 +186,7 @@ impl Instance {
                 let woken = if deleted {
                     self.cache.delete(&run)
                 } else {
-                    self.cache.apply(run)
+                    runs::applied(&self.cache, &self.ctx.runs.created, run)
                 };
                 (!woken.is_empty(), format!("{name} {what}"))
             }

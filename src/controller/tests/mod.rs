@@ -111,12 +111,12 @@ fn harness(runs: Vec<Value>) -> Harness {
         settings: Settings::new(None, "UTC", vec![]),
         clock: Clock::fixed(at(NOW)),
         runs: caches,
-        created: Default::default(),
         status: StatusWriter::default(),
         events,
         backoff: Backoff::default(),
         leader: Leader::always(),
         metrics,
+        lanes: Default::default(),
     });
     Harness {
         ctx,
