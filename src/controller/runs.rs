@@ -28,10 +28,12 @@ use tracing::{info, warn};
 use super::error::Error;
 use crate::{
     model::{
+        crd::WorkflowStatus,
         keys::LABEL_OWNED,
         runkind::RunKind,
         stored::{RunObject, SwfObject},
     },
+    scheduling::runstate::ObservedRun,
     serve::metrics::Metrics,
 };
 
@@ -237,6 +239,14 @@ impl RunCache {
         let cache = Arc::new(RunCache::new(kind, resource));
         cache.replace_all(runs);
         cache.ready.send_replace(Readiness::Ready);
+        cache
+    }
+
+    /// A cache whose watch fails with `why` (a test's stand-in for a 403 on list/watch).
+    #[cfg(test)]
+    pub fn failing(kind: RunKind, resource: ApiResource, why: &str) -> Arc<Self> {
+        let cache = Arc::new(RunCache::new(kind, resource));
+        cache.ready.send_replace(Readiness::Failing(why.into()));
         cache
     }
 }
@@ -593,6 +603,33 @@ pub(crate) fn applied(cache: &RunCache, created: &RecentCreates, run: RunObject)
     let ours = created.is_our_reply(&run);
     let woken = cache.apply(run);
     if ours { Vec::new() } else { woken }
+}
+
+/// The runs the schedule's status lists as active that `known` (the cache and this process's
+/// own creates) does not hold and the cache has not seen deleted, created within `RECENT_TTL`:
+/// after a handover, the runs the previous owner created that this replica's watch has not
+/// delivered yet (issue 18, R12). They hold their slot for as long as this process's own
+/// creates would (`RecentCreates`): the operator assumes its watch shows a write within that.
+pub fn recorded_unseen<'a>(
+    active: &'a [WorkflowStatus],
+    known: &[ObservedRun],
+    cache: &RunCache,
+    now: jiff::Timestamp,
+) -> Vec<&'a WorkflowStatus> {
+    let known = |e: &WorkflowStatus| known.iter().any(|r| r.status.name == e.name);
+    let recent = |e: &WorkflowStatus| e.created_at.as_ref().is_some_and(|t| fresh(t.0, now));
+    active
+        .iter()
+        .filter(|e| recent(e) && !known(e) && !cache.saw_deleted(&e.uid))
+        .collect()
+}
+
+/// When the first run known only from the status (`recorded_unseen`) stops counting.
+pub fn recorded_expiry(runs: &[ObservedRun]) -> Option<jiff::Timestamp> {
+    runs.iter()
+        .filter(|r| r.recorded_only && r.is_active())
+        .filter_map(|r| r.status.created_at.as_ref()?.0.checked_add(RECENT_TTL).ok())
+        .min()
 }
 
 /// Remembered at `at`, still within `RECENT_TTL` at `now` (a clock that went back counts as fresh).

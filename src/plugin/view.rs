@@ -603,6 +603,7 @@ mod tests {
             tick: None,
             origin: crate::scheduling::render::Origin::Backfill("2026-01-01/2026-01-02".into()),
             deleting: false,
+            recorded_only: false,
         };
         assert_eq!(Viewed::new(&busy, "UTC").not_running_because(&[backfilling]), None);
     }

@@ -179,6 +179,7 @@ mod tests {
             tick: None,
             origin: Default::default(),
             deleting: false,
+            recorded_only: false,
         }
     }
 

@@ -31,6 +31,8 @@ pub struct ObservedRun {
     pub origin: Origin,
     /// Being deleted: neither active nor a candidate for deletion.
     pub deleting: bool,
+    /// Known only from the schedule's status, not from the run itself (`recorded_active`).
+    pub recorded_only: bool,
 }
 
 impl ObservedRun {
@@ -129,6 +131,22 @@ pub fn observe(kind: &RunKind, run: &RunObject) -> ObservedRun {
         tick,
         origin: Origin::of(meta.annotations.as_ref()),
         deleting: meta.deletion_timestamp.is_some(),
+        recorded_only: false,
+    }
+}
+
+/// A run the schedule's status lists as active, seen only there: it counts against
+/// `maxConcurrency` and its tick is taken. Its origin is not recorded in the status, so it is
+/// taken for the schedule's own (it may be a backfill's: then it holds a slot of the schedule's
+/// a little longer, never one too few); `Replace` does not delete it (`recorded_only`).
+pub fn recorded_active(entry: &WorkflowStatus) -> ObservedRun {
+    ObservedRun {
+        status: entry.clone(),
+        outcome: Outcome::Active,
+        tick: entry.scheduled_at.as_ref().map(|t| t.0),
+        origin: Origin::Scheduled,
+        deleting: false,
+        recorded_only: true,
     }
 }
 

@@ -612,6 +612,50 @@ mod tests {
         assert_eq!(plan(&i2).next, None);
     }
 
+    /// A one-off whose slots are all taken (run-now runs) waits for one, at its own time.
+    #[test]
+    fn a_one_off_waits_for_a_free_slot() {
+        let s = Schedule {
+            cadence: Cadence::Once,
+            start: None,
+            end: None,
+            time_zone: TimeZone::UTC,
+        };
+        let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z");
+        i.max_concurrency = 2;
+        i.active = 2;
+        let p = plan(&i);
+        assert!(p.runs.is_empty());
+        assert_eq!((p.next, p.waiting), (Some(at("2026-01-01T00:00:00Z")), true));
+        i.active = 1;
+        assert_eq!(times(&plan(&i)), vec!["2026-01-01T00:00:00Z"]);
+    }
+
+    /// A claim reaches up to and including endTime: a tick exactly at endTime is the schedule's.
+    #[test]
+    fn a_claim_covers_its_end_time_and_nothing_after() {
+        let claim = Claim {
+            after: Some(at("2026-01-01T00:00:00Z")),
+            end: Some(at("2026-01-01T01:00:00Z")),
+        };
+        assert!(!claim.covers(at("2026-01-01T00:00:00Z")), "after is exclusive");
+        assert!(claim.covers(at("2026-01-01T01:00:00Z")), "end is inclusive");
+        assert!(!claim.covers(at("2026-01-01T01:00:01Z")));
+        assert!(claim.ignoring_end().covers(at("2026-01-01T01:00:01Z")));
+    }
+
+    #[test]
+    fn the_schedule_in_words() {
+        let trigger = |t: serde_json::Value| serde_json::from_value::<crate::model::crd::Trigger>(t).unwrap();
+        let cron = trigger(serde_json::json!({"cronSchedule": {"cron": "0 0 * * * *"}}));
+        assert_eq!(describe(&cron, "Europe/Paris"), "0 0 * * * * (Europe/Paris)");
+        let every = trigger(serde_json::json!({"periodicSchedule": {"intervalSecond": 30}}));
+        assert_eq!(describe(&every, "UTC"), "every 30s");
+        let zero = trigger(serde_json::json!({"periodicSchedule": {"intervalSecond": 0}}));
+        assert_eq!(describe(&zero, "UTC"), "every 1s", "as the interval is clamped");
+        assert_eq!(describe(&trigger(serde_json::json!({})), "UTC"), "once");
+    }
+
     /// Issue 18, bug 9: a run-now served before the one-off's own run raised the index, and
     /// the one-off read that as "already ran" (KFP reads `lastTriggeredTime`).
     #[test]

@@ -24,7 +24,13 @@ use tracing::warn;
 
 pub use self::next::Next;
 use self::{check::Checked, write::write_status};
-use super::{context::Context, error::Error, events::Kind, lanes::Lane};
+use super::{
+    context::Context,
+    error::Error,
+    events::Kind,
+    lanes::Lane,
+    runs::{self, recorded_unseen},
+};
 use crate::{
     model::{crd::ScheduledWorkflowStatus, stored::SwfObject},
     scheduling::{
@@ -108,7 +114,8 @@ impl Pass<'_> {
     }
 
     /// The schedule's runs: the watch cache, plus runs this process created that the cache
-    /// does not show yet (so they count against `maxConcurrency` at once).
+    /// does not show yet (so they count against `maxConcurrency` at once), plus runs the status
+    /// lists as active that neither shows yet (another replica's, before a handover).
     fn load_runs(&self) -> Vec<ObservedRun> {
         let cache = &self.checked.cache;
         let cached = cache.owned_by(&self.target.owner.uid);
@@ -117,11 +124,14 @@ impl Pass<'_> {
             .runs
             .created
             .unseen(&self.target.owner.uid, &cached, cache, self.now);
-        cached
+        let mut runs: Vec<ObservedRun> = cached
             .iter()
             .map(|r| runstate::observe(&cache.kind, r))
             .chain(unseen.iter().map(|r| runstate::observe(&cache.kind, r)))
-            .collect()
+            .collect();
+        let recorded = recorded_unseen(&self.current.workflow_history.active, &runs, cache, self.now);
+        runs.extend(recorded.into_iter().map(runstate::recorded_active));
+        runs
     }
 }
 
@@ -226,6 +236,7 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
         failed => failed,
     };
     let next = next::after_pass(&plan, applied.replan, &backfilled, now);
+    let next = next::no_later_than(next, runs::recorded_expiry(&runs), now);
     match (written, applied.failure.or(backfilled.failure)) {
         // A create failed (perhaps after creating: a 500 can hide a success): retried after a
         // backoff, by when the cache shows what it did, not at once by `pass_on_the_newest`.

@@ -53,3 +53,106 @@ pub(super) fn after_pass(plan: &Plan, replan: bool, backfilled: &Backfilled, now
         None => Next::OnChange,
     }
 }
+
+/// A slot held by a run known only from the status stops counting at `expires`
+/// (`runs::recorded_expiry`), and no event will say so: the pass looks again then at the latest.
+pub(super) fn no_later_than(next: Next, expires: Option<Timestamp>, now: Timestamp) -> Next {
+    let Some(expires) = expires else { return next };
+    // A moment after it, so the run no longer counts when the pass comes.
+    let at_expiry = Duration::try_from(expires.duration_since(now)).unwrap_or(Duration::ZERO) + REPLAN;
+    match next {
+        Next::After(delay) => Next::After(delay.min(at_expiry)),
+        Next::OnChange => Next::After(at_expiry),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduling::schedule::TriggerState;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    fn plan(next: Option<&str>, waiting: bool) -> Plan {
+        Plan {
+            runs: vec![],
+            replace: 0,
+            skipped: vec![],
+            state: TriggerState::default(),
+            next: next.map(at),
+            waiting,
+        }
+    }
+
+    fn backfill(next: Option<&str>) -> Backfilled {
+        Backfilled {
+            next: next.map(at),
+            ..Backfilled::waiting(None)
+        }
+    }
+
+    #[test]
+    fn the_pass_comes_back_exactly_at_the_next_tick() {
+        let next = after_pass(
+            &plan(Some("2026-01-01T00:00:30Z"), false),
+            false,
+            &backfill(None),
+            at(NOW),
+        );
+        assert_eq!(next, Next::After(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_tick_waiting_for_a_slot_is_woken_by_run_events_with_a_safety_net() {
+        let next = after_pass(
+            &plan(Some("2025-12-31T23:59:00Z"), true),
+            false,
+            &backfill(None),
+            at(NOW),
+        );
+        assert_eq!(next, Next::After(WAITING_SAFETY_NET));
+    }
+
+    #[test]
+    fn the_sooner_of_the_schedules_tick_and_the_backfills_comes_first() {
+        let later_tick = plan(Some("2026-01-01T00:10:00Z"), false);
+        let next = after_pass(&later_tick, false, &backfill(Some("2026-01-01T00:00:05Z")), at(NOW));
+        assert_eq!(next, Next::After(Duration::from_secs(5)));
+        // A backfill tick already due waits for a slot: run events wake it.
+        let next = after_pass(&later_tick, false, &backfill(Some("2025-12-31T00:00:00Z")), at(NOW));
+        assert_eq!(next, Next::After(WAITING_SAFETY_NET));
+        // Due this instant and not created: it waits too (not a pass again at once, a hot loop).
+        let next = after_pass(&later_tick, false, &backfill(Some(NOW)), at(NOW));
+        assert_eq!(next, Next::After(WAITING_SAFETY_NET));
+    }
+
+    #[test]
+    fn more_to_do_at_once_comes_back_at_once_and_nothing_to_do_waits_for_a_change() {
+        let idle = plan(None, false);
+        assert_eq!(after_pass(&idle, true, &backfill(None), at(NOW)), Next::After(REPLAN));
+        let replan = Backfilled {
+            replan: true,
+            ..backfill(None)
+        };
+        assert_eq!(after_pass(&idle, false, &replan, at(NOW)), Next::After(REPLAN));
+        assert_eq!(after_pass(&idle, false, &backfill(None), at(NOW)), Next::OnChange);
+    }
+
+    #[test]
+    fn a_slot_held_by_a_run_known_only_from_the_status_is_looked_at_again_when_it_expires() {
+        let expires = Some(at("2026-01-01T00:00:40Z"));
+        let at_expiry = Next::After(Duration::from_secs(40) + REPLAN);
+        assert_eq!(
+            no_later_than(Next::After(WAITING_SAFETY_NET), expires, at(NOW)),
+            at_expiry
+        );
+        assert_eq!(no_later_than(Next::OnChange, expires, at(NOW)), at_expiry);
+        let sooner = Next::After(Duration::from_secs(5));
+        assert_eq!(no_later_than(sooner, expires, at(NOW)), sooner);
+        assert_eq!(no_later_than(Next::OnChange, None, at(NOW)), Next::OnChange);
+    }
+}

@@ -258,13 +258,14 @@ impl Pass<'_> {
 
     /// The active runs `Replace` may delete, oldest first. Backfill runs have their own slots:
     /// never these. Nor a run whose tick the backfill in progress has still to handle: it would
-    /// find that tick without a run and run it again (issue 18, R1).
+    /// find that tick without a run and run it again (issue 18, R1). Nor a run known only from
+    /// the status: whether it is a backfill's is not known.
     fn replaceable<'r>(&self, runs: &'r [ObservedRun]) -> Vec<&'r ObservedRun> {
         let request = self.backfill_request();
         let still_to_come = |r: &ObservedRun| r.tick.is_some_and(|t| request.as_ref().is_some_and(|b| b.pending(t)));
         let mut active: Vec<&ObservedRun> = runs
             .iter()
-            .filter(|r| r.is_active() && !r.origin.is_backfill() && !still_to_come(r))
+            .filter(|r| r.is_active() && !r.origin.is_backfill() && !r.recorded_only && !still_to_come(r))
             .collect();
         active.sort_by(|a, b| a.status.scheduled_at.cmp(&b.status.scheduled_at));
         active

@@ -31,6 +31,8 @@ use crate::{controller::reconcile::Next, model::crd::BackfillPhase};
 
 /// I6's bound on the next wake-up when a due tick has a free slot.
 const PROMPT: Duration = Duration::from_secs(10);
+/// How long the operator counts a run known only from the status (`runs::RECENT_TTL`).
+const RECORDED_TTL: Duration = Duration::from_secs(60);
 
 pub fn check_creation(w: &World, i: usize, start: &PassStart, found: &mut Findings) {
     let run = &w.runs[i];
@@ -67,7 +69,7 @@ pub fn check_stall(w: &World, end: &PassEnd, found: &mut Findings) {
     let Ok(next) = end.result else { return };
     let prompt = matches!(next, Next::After(d) if *d <= PROMPT);
     let status = w.status();
-    if prompt || excused(end) || suspended(status) || summary_type(status) == Some("Error") {
+    if prompt || excused(end) || recorded_wait(w, next) || suspended(status) || summary_type(status) == Some("Error") {
         return;
     }
     let now = w.now();
@@ -107,6 +109,17 @@ fn excused(end: &PassEnd) -> bool {
             .any(|r| &r.name == name && r.code == 200 && matches!(r.detail, Detail::Get { .. }))
     };
     lag.foreign_swf || lag.foreign_job_names.iter().any(|n| !read_back(n))
+}
+
+/// The slot is held by a run the status lists as active that the world no longer has: the
+/// operator counts such a run for 60 s after its creation (`runs::recorded_unseen`, issue 18
+/// R12: at a handover, a run of the old owner the cache does not show yet) and looks again
+/// when it expires. Waiting for that is not a stall; waiting longer is.
+fn recorded_wait(w: &World, next: &Next) -> bool {
+    let gone = |e: &serde_json::Value| e["name"].as_str().is_some_and(|n| !w.jobs.contains_key(n));
+    let listed = w.status().pointer("/workflowHistory/active").and_then(|a| a.as_array());
+    let holds = listed.is_some_and(|active| active.iter().any(gone));
+    holds && matches!(next, Next::After(d) if *d <= RECORDED_TTL + PROMPT)
 }
 
 /// A tick the schedule itself may still create (after its floor, up to `endTime`, while it

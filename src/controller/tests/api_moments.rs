@@ -145,6 +145,27 @@ async fn a_create_answered_500_that_did_create_is_read_back_and_adopted() {
     assert!(h.ctx.metrics.render().contains("outcome=\"adopted\"} 1"));
 }
 
+/// The same for a create whose answer was lost with its connection: the run's name is read
+/// back before the pass goes on.
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_read_back_and_adopted() {
+    let mut h = harness(vec![]);
+    let pass = start(&h, swf(json!({})));
+    let name = run_name("nightly", at(TICK));
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), h.api.next_request())
+        .await
+        .expect("the create comes")
+        .expect("the client is alive");
+    assert_eq!(request.method(), "POST");
+    send.send_error(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "lost (mock)"));
+    h.answer("GET", &format!("/jobs/{name}"), 200, run(&name, TICK, 1, UID, false))
+        .await;
+    let patch = h.answer("PATCH", "/nightly/status", 200, json!({})).await;
+    pass.await.unwrap().expect("the pass succeeds: the run exists");
+    assert_eq!(patch["status"]["workflowHistory"]["active"][0]["name"], name);
+    assert!(h.ctx.metrics.render().contains("outcome=\"adopted\"} 1"));
+}
+
 /// Issue 18, R3: a status write is conditional on the resourceVersion the pass planned from;
 /// refused (409: the object changed meanwhile, e.g. another replica wrote a newer floor or a
 /// user disabled it), the pass reads the object afresh and plans again from it. Before, the

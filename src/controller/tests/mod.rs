@@ -3,15 +3,19 @@
 //! runs come from a preloaded cache. Everything else is tested on the real control plane.
 //!
 //! `api_moments`: the API server's answers at the right moment; `seams`: where two features
-//! meet (backfill, history limits, pauses, the failure policy, Replace, one-offs).
+//! meet (backfill, history limits, pauses, the failure policy, Replace, one-offs); `stages`:
+//! what each reconcile stage decides that a user sees (events, status fields, when the next
+//! pass comes), one test per decision that mutation testing found unchecked.
 
 mod api_moments;
 mod seams;
+mod stages;
 
 use std::{sync::Arc, time::Duration};
 
 use http::{Request, Response};
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Client,
     api::{ApiResource, GroupVersionKind},
@@ -210,3 +214,83 @@ fn start(h: &Harness, obj: SwfObject) -> tokio::task::JoinHandle<Result<Action, 
 }
 
 const TICK: &str = "2026-01-01T00:01:00Z";
+
+/// Answers the requests of `pass` until it ends: every request but the status write, as
+/// `METHOD name` in the order sent (the status write is kept in `h.last_status`), and how the
+/// pass ended.
+async fn requests_of(
+    h: &mut Harness,
+    mut pass: tokio::task::JoinHandle<Result<Action, crate::controller::Error>>,
+    answers: &mut dyn FnMut(&str, &str) -> (u16, Value),
+) -> (Vec<String>, Result<Action, crate::controller::Error>) {
+    let mut seen = Vec::new();
+    loop {
+        let next = tokio::select! {
+            ended = &mut pass => return (seen, ended.expect("the pass does not panic")),
+            next = tokio::time::timeout(Duration::from_secs(5), h.api.next_request()) => next,
+        };
+        let (request, send) = next
+            .expect("a request or the end of the pass")
+            .expect("the client is alive");
+        let method = request.method().to_string();
+        let path = request.uri().path().to_string();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let sent: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let name = sent["metadata"]["name"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_string());
+        let (status, body) = if path.ends_with("/status") {
+            (200, patched(&sent))
+        } else {
+            answers(&method, &name)
+        };
+        let body = if status == 201 && body.is_null() {
+            let mut obj = sent.clone();
+            obj["metadata"]["uid"] = json!(format!("uid-{name}"));
+            obj
+        } else {
+            body
+        };
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
+        if path.ends_with("/status") {
+            h.last_status = Some(sent);
+        } else {
+            seen.push(format!("{method} {name}"));
+        }
+    }
+}
+
+/// Creates answer 201, deletes 200.
+fn plain(method: &str, _: &str) -> (u16, Value) {
+    match method {
+        "POST" => (201, Value::Null),
+        _ => (200, json!({})),
+    }
+}
+
+fn minute(m: u32) -> String {
+    format!("2026-01-01T00:{m:02}:00Z")
+}
+
+/// `obj` with status recording `last` as its last tick (and `index`).
+fn recorded(mut obj: SwfObject, last: &str, index: i64) -> SwfObject {
+    obj.status.trigger.last_triggered_time = Some(Time(at(last)));
+    obj.status.trigger.last_workflow_index = Some(index);
+    obj
+}
+
+/// A finished run with its outcome and finish time.
+fn finished(mut r: Value, failed: bool, at_time: &str) -> Value {
+    let type_ = if failed { "Failed" } else { "Complete" };
+    r["status"] = json!({"conditions": [{"type": type_, "status": "True", "lastTransitionTime": at_time}]});
+    if !failed {
+        r["status"]["completionTime"] = json!(at_time);
+    }
+    r
+}

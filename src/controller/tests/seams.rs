@@ -11,91 +11,11 @@ use serde_json::{Value, json};
 use super::*;
 use crate::model::{keys::BACKFILL_RUN_ANNOTATION, stored::SwfObject};
 
-fn minute(m: u32) -> String {
-    format!("2026-01-01T00:{m:02}:00Z")
-}
-
-/// `obj` with status recording `last` as its last tick (and `index`).
-fn recorded(mut obj: SwfObject, last: &str, index: i64) -> SwfObject {
-    obj.status.trigger.last_triggered_time = Some(Time(at(last)));
-    obj.status.trigger.last_workflow_index = Some(index);
-    obj
-}
-
 /// A run of ours for `tick` that a backfill of `range` created.
 fn backfill_run(tick: &str, index: i64, range: &str, finished: bool) -> Value {
     let mut r = run(&run_name("nightly", at(tick)), tick, index, UID, finished);
     r["metadata"]["annotations"] = json!({ BACKFILL_RUN_ANNOTATION: range });
     r
-}
-
-/// A finished run with its outcome and finish time.
-fn finished(mut r: Value, failed: bool, at_time: &str) -> Value {
-    let type_ = if failed { "Failed" } else { "Complete" };
-    r["status"] = json!({"conditions": [{"type": type_, "status": "True", "lastTransitionTime": at_time}]});
-    if !failed {
-        r["status"]["completionTime"] = json!(at_time);
-    }
-    r
-}
-
-/// Answers the requests of `pass` until it ends: every request but the status write, as
-/// `METHOD name` in the order sent (the status write is kept in `h.last_status`), and how the
-/// pass ended.
-async fn requests_of(
-    h: &mut Harness,
-    mut pass: tokio::task::JoinHandle<Result<Action, crate::controller::Error>>,
-    answers: &mut dyn FnMut(&str, &str) -> (u16, Value),
-) -> (Vec<String>, Result<Action, crate::controller::Error>) {
-    let mut seen = Vec::new();
-    loop {
-        let next = tokio::select! {
-            ended = &mut pass => return (seen, ended.expect("the pass does not panic")),
-            next = tokio::time::timeout(Duration::from_secs(5), h.api.next_request()) => next,
-        };
-        let (request, send) = next
-            .expect("a request or the end of the pass")
-            .expect("the client is alive");
-        let method = request.method().to_string();
-        let path = request.uri().path().to_string();
-        let bytes = request.into_body().collect_bytes().await.unwrap();
-        let sent: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let name = sent["metadata"]["name"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_string());
-        let (status, body) = if path.ends_with("/status") {
-            (200, patched(&sent))
-        } else {
-            answers(&method, &name)
-        };
-        let body = if status == 201 && body.is_null() {
-            let mut obj = sent.clone();
-            obj["metadata"]["uid"] = json!(format!("uid-{name}"));
-            obj
-        } else {
-            body
-        };
-        send.send_response(
-            Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                .unwrap(),
-        );
-        if path.ends_with("/status") {
-            h.last_status = Some(sent);
-        } else {
-            seen.push(format!("{method} {name}"));
-        }
-    }
-}
-
-/// Creates answer 201, deletes 200.
-fn plain(method: &str, _: &str) -> (u16, Value) {
-    match method {
-        "POST" => (201, Value::Null),
-        _ => (200, json!({})),
-    }
 }
 
 /// Bug 1: a history limit deleted a backfill run ahead of the schedule's catch-up point, and
@@ -557,4 +477,70 @@ async fn a_backfill_run_past_end_time_is_kept_while_lifting_end_time_could_reach
     ended.unwrap();
     let name = |m| run_name("nightly", at(&minute(m)));
     assert_eq!(sent, [format!("POST {}", name(3)), format!("POST {}", name(5))]);
+}
+
+/// Issue 18, R12: after a handover, the new owner's watch may not yet show the run the old
+/// owner created just before; the status it plans from lists that run as active. It holds its
+/// slot (no second run over `maxConcurrency`), until the cache shows it, is seen deleted, or
+/// `RECENT_TTL` after its creation.
+#[tokio::test]
+async fn a_new_owner_counts_the_active_runs_the_status_lists_before_its_cache_shows_them() {
+    let listed_with = |spec: Value, created: &str| {
+        let mut obj = recorded(swf(spec), &minute(4), 4);
+        obj.status.workflow_history.active = vec![crate::model::crd::WorkflowStatus {
+            name: run_name("nightly", at(&minute(4))),
+            uid: "uid-old-owners-run".into(),
+            created_at: Some(Time(at(created))),
+            scheduled_at: Some(Time(at(&minute(4)))),
+            index: 4,
+            ..Default::default()
+        }];
+        obj
+    };
+    let listed = |created: &str| listed_with(json!({}), created);
+    // Created 30 s ago by the old owner: it holds the only slot; 00:05 waits.
+    let mut h = harness(vec![]);
+    let pass = start(&h, listed("2026-01-01T00:05:00Z"));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert!(sent.is_empty(), "no run beside the old owner's: {sent:?}");
+    let status = &h.last_status.as_ref().expect("status written")["status"];
+    assert_eq!(
+        status["trigger"]["nextTriggeredTime"],
+        minute(5),
+        "00:05 waits for the slot"
+    );
+    assert_eq!(
+        status["workflowHistory"]["active"][0]["name"],
+        run_name("nightly", at(&minute(4)))
+    );
+
+    // Replace does not delete it: whether it is a backfill's run the status does not say.
+    let mut h = harness(vec![]);
+    let pass = start(
+        &h,
+        listed_with(json!({"concurrencyPolicy": "Replace"}), "2026-01-01T00:05:00Z"),
+    );
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert!(sent.is_empty(), "{sent:?}");
+
+    // Listed but created 90 s ago: the cache would show it by now, so it is gone.
+    let mut h = harness(vec![]);
+    let pass = start(&h, listed("2026-01-01T00:04:00Z"));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(5))))]);
+
+    // Seen deleted by this replica's watch: it holds nothing.
+    let mut h = harness(vec![]);
+    let cache = h.ctx.runs.get(&RunKind::parse("batch/v1", "Job")).await.unwrap();
+    let deleted = run(&run_name("nightly", at(&minute(4))), &minute(4), 4, UID, false);
+    let mut deleted: RunObject = serde_json::from_value(deleted).unwrap();
+    deleted.metadata.uid = Some("uid-old-owners-run".into());
+    cache.delete(&deleted);
+    let pass = start(&h, listed("2026-01-01T00:05:00Z"));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(5))))]);
 }

@@ -1,0 +1,236 @@
+//! What each reconcile stage decides that a user sees: the events a pass publishes, the status
+//! fields it writes and when the next pass comes. Each test here was written for a mutant of
+//! `src/controller/reconcile/` that the other unit and mock-API tests let live
+//! (docs/testing.md, "Mutation testing").
+
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::model::{crd::ScheduledWorkflowStatus, keys::RESUME_ANNOTATION};
+
+/// `obj` carrying the `status` a pass sent (a merge patch: as the API server stores it).
+fn with_status(mut obj: SwfObject, status: &Value) -> SwfObject {
+    let stored = patched(&json!({ "status": status }))["status"].clone();
+    obj.status = serde_json::from_value::<ScheduledWorkflowStatus>(stored).unwrap();
+    obj
+}
+
+/// The reasons of the events of kind `reason` published so far.
+fn count(events: &[(String, String)], reason: &str) -> usize {
+    events.iter().filter(|(r, _)| r == reason).count()
+}
+
+/// The reason of the summary condition (the last one, where KFP reads it).
+fn summary_reason(status: &Value) -> String {
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    let summary = conditions.last().cloned().unwrap_or_default();
+    summary["reason"].as_str().unwrap_or_default().to_string()
+}
+
+/// An invalid spec: an `Error` condition in the status and one Warning event; a pass over the
+/// same problem publishes nothing more, a different problem is announced again. The schedule
+/// is not marked paused (it is enabled), and the pass waits for a change.
+#[tokio::test]
+async fn an_invalid_spec_is_reported_in_the_status_and_announced_once_per_problem() {
+    let mut h = harness(vec![]);
+    let bad = json!({"trigger": {"cronSchedule": {"cron": "not a cron"}}});
+    let pass = start(&h, swf(bad.clone()));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    assert_eq!(
+        ended.unwrap(),
+        Action::await_change(),
+        "nothing to retry until the spec changes"
+    );
+    assert!(sent.is_empty(), "no run: {sent:?}");
+    let status = h.last_status.take().expect("the problem is written")["status"].clone();
+    let summary = status["conditions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(summary["type"], "Error");
+    let message = summary["message"].as_str().unwrap().to_string();
+    assert!(message.contains("not a cron"), "{message}");
+    assert_eq!(
+        status["trigger"]["pausedAt"],
+        Value::Null,
+        "an enabled schedule is not paused"
+    );
+    let events = h.events();
+    assert_eq!(count(&events, summary["reason"].as_str().unwrap()), 1, "{events:?}");
+
+    // The next pass sees its own report: nothing new to say.
+    let pass = start(&h, with_status(swf(bad), &status));
+    requests_of(&mut h, pass, &mut plain).await.1.unwrap();
+    assert_eq!(h.events(), vec![], "the same problem is not announced twice");
+
+    // A different problem is.
+    let worse = json!({"trigger": {"cronSchedule": {"cron": "still not a cron"}}});
+    let pass = start(&h, with_status(swf(worse), &status));
+    requests_of(&mut h, pass, &mut plain).await.1.unwrap();
+    let events = h.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].1.contains("still not a cron"), "{events:?}");
+}
+
+/// A disabled schedule with an invalid spec is reported as paused too, so re-enabling it after
+/// the fix does not run the ticks of the pause (issue 18, bug 2).
+#[tokio::test]
+async fn an_invalid_disabled_schedule_is_recorded_as_paused() {
+    let mut h = harness(vec![]);
+    let bad = json!({"enabled": false, "trigger": {"cronSchedule": {"cron": "not a cron"}}});
+    let pass = start(&h, swf(bad));
+    requests_of(&mut h, pass, &mut plain).await.1.unwrap();
+    let status = &h.last_status.as_ref().expect("the problem is written")["status"];
+    assert_eq!(status["trigger"]["pausedAt"], NOW);
+}
+
+/// A clamped value is a warning: one `SpecWarning` event for the generation that has it, none
+/// for a pass over a generation already observed.
+#[tokio::test]
+async fn spec_warnings_are_published_once_per_generation() {
+    let mut h = harness(vec![]);
+    let clamped = json!({"enabled": false, "maxConcurrency": 50});
+    let pass = start(&h, swf(clamped.clone()));
+    requests_of(&mut h, pass, &mut plain).await.1.unwrap();
+    let events = h.events();
+    assert_eq!(count(&events, "SpecWarning"), 1, "{events:?}");
+    assert!(
+        events.iter().any(|(_, note)| note.contains("maxConcurrency")),
+        "{events:?}"
+    );
+
+    let status = h.last_status.take().expect("the status is written")["status"].clone();
+    assert_eq!(status["observedGeneration"], 1);
+    let pass = start(&h, with_status(swf(clamped), &status));
+    requests_of(&mut h, pass, &mut plain).await.1.unwrap();
+    assert_eq!(count(&h.events(), "SpecWarning"), 0);
+}
+
+/// A run kind the operator may not watch is the user's to fix (RBAC): it is reported as such
+/// and retried with a backoff, not failed as if the cache were still starting.
+#[tokio::test]
+async fn a_run_kind_the_operator_cannot_watch_is_reported_and_retried_later() {
+    let mut h = harness(vec![]);
+    if let Some(ctx) = Arc::get_mut(&mut h.ctx) {
+        ctx.settings.cache_wait = Duration::from_millis(10);
+    }
+    h.ctx.runs.insert(RunCache::failing(
+        RunKind::parse("batch/v1", "Job"),
+        jobs(),
+        "jobs.batch is forbidden (mock)",
+    ));
+    let pass = start(&h, swf(json!({})));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    assert!(sent.is_empty(), "{sent:?}");
+    assert!(
+        matches!(ended, Ok(ref a) if *a != Action::await_change()),
+        "retried after a backoff: {ended:?}"
+    );
+    let status = &h.last_status.as_ref().expect("the problem is written")["status"];
+    let summary = status["conditions"].as_array().unwrap().last().unwrap();
+    assert_eq!(summary["reason"], "RunKindNotWatchable");
+    assert!(
+        summary["message"].as_str().unwrap().contains("forbidden (mock)"),
+        "{summary}"
+    );
+}
+
+/// A created scheduled run gets a `RunCreated` event naming its tick, and its trigger lag is
+/// measured (the lag of run-now and backfill runs is not a schedule's lag).
+#[tokio::test]
+async fn a_created_run_is_announced_and_its_lag_measured() {
+    let mut h = harness(vec![]);
+    let pass = start(&h, swf(json!({})));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    let name = run_name("nightly", at(TICK));
+    assert_eq!(sent, [format!("POST {name}")]);
+    let events = h.events();
+    assert_eq!(
+        events,
+        [("RunCreated".to_string(), format!("Created Job {name} for {TICK}"))]
+    );
+    let metrics = h.ctx.metrics.render();
+    assert!(metrics.contains("swf_trigger_lag_seconds_count 1\n"), "{metrics}");
+    assert!(metrics.contains("swf_trigger_lag_seconds_sum 270.0\n"), "{metrics}");
+}
+
+/// The failure policy suspends with one Warning event and a resume is announced with one
+/// Normal event; later passes over the same state say nothing more, and a resume value on a
+/// schedule that was not suspended is not announced.
+#[tokio::test]
+async fn a_suspension_and_a_resume_are_each_announced_once() {
+    let failed = |m: u32| {
+        let tick = minute(m);
+        finished(
+            run(&run_name("nightly", at(&tick)), &tick, i64::from(m), UID, false),
+            true,
+            &tick,
+        )
+    };
+    let mut h = harness(vec![failed(1), failed(2), failed(3)]);
+    let spec = json!({"failurePolicy": {"suspendAfterConsecutiveFailures": 3}});
+    let obj = recorded(swf(spec.clone()), &minute(3), 3);
+    let pass = start(&h, obj.clone());
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert!(sent.is_empty(), "a suspended schedule creates nothing: {sent:?}");
+    let suspended = h.last_status.take().expect("the suspension is written")["status"].clone();
+    assert!(suspended["suspension"]["suspendedAt"].is_string(), "{suspended}");
+    assert_eq!(summary_reason(&suspended), "SuspendedAfterFailures");
+    assert_eq!(count(&h.events(), "SuspendedAfterFailures"), 1);
+
+    let pass = start(&h, with_status(obj.clone(), &suspended));
+    requests_of(&mut h, pass, &mut plain).await.1.unwrap();
+    assert_eq!(h.events(), vec![], "still suspended: nothing new to say");
+
+    let mut resume = with_status(obj, &suspended);
+    let annotations = resume.metadata.annotations.get_or_insert_default();
+    annotations.insert(RESUME_ANNOTATION.into(), "first".into());
+    let pass = start(&h, resume.clone());
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert!(
+        sent.is_empty(),
+        "the ticks of the suspension are not run (docs/failure-policy.md): {sent:?}"
+    );
+    assert_eq!(count(&h.events(), "Resumed"), 1);
+    let resumed = h.last_status.take().expect("the resume is written")["status"].clone();
+    assert_eq!(summary_reason(&resumed), "Enabled", "{resumed}");
+    assert_eq!(
+        resumed["trigger"]["nextTriggeredTime"],
+        minute(6),
+        "runs are created again"
+    );
+    let pass = start(&h, with_status(resume, &resumed));
+    requests_of(&mut h, pass, &mut plain).await.1.unwrap();
+    assert_eq!(count(&h.events(), "Resumed"), 0, "a resume value is served once");
+
+    let mut never_suspended = swf(spec);
+    let annotations = never_suspended.metadata.annotations.get_or_insert_default();
+    annotations.insert(RESUME_ANNOTATION.into(), "first".into());
+    let pass = start(&h, never_suspended);
+    requests_of(&mut h, pass, &mut plain).await.1.unwrap();
+    assert_eq!(count(&h.events(), "Resumed"), 0, "nothing was suspended");
+}
+
+/// While not every planned run exists, `nextTriggeredTime` is the first tick without one:
+/// here the first of two due ticks is held by someone else's object (skipped), and the pass
+/// stops there to plan again; the status says the second tick is next, not the one after.
+#[tokio::test]
+async fn next_triggered_time_is_the_first_tick_not_created_while_a_pass_is_cut_short() {
+    let mut h = harness(vec![]);
+    let first = run_name("nightly", at(&minute(1)));
+    let mut foreign = |method: &str, name: &str| match (method, name == first) {
+        ("POST", true) => (409, status_error(409, "AlreadyExists")),
+        ("GET", true) => (200, run(name, &minute(1), 1, "someone-else", false)),
+        _ => plain(method, name),
+    };
+    let pass = start(&h, swf(json!({"maxConcurrency": 2})));
+    let (sent, ended) = requests_of(&mut h, pass, &mut foreign).await;
+    assert_eq!(sent, [format!("POST {first}"), format!("GET {first}")]);
+    assert_eq!(ended.unwrap(), Action::requeue(Duration::from_millis(100)));
+    let status = &h.last_status.as_ref().expect("the skip is written")["status"];
+    assert_eq!(status["trigger"]["skipThrough"], minute(1));
+    assert_eq!(status["trigger"]["nextTriggeredTime"], minute(2));
+}
