@@ -527,6 +527,23 @@ mod tests {
         recent.remember("owner", again, t0);
         assert_eq!(recent.unseen("owner", &[], &c, t0).len(), 1);
     }
+
+    /// Creates sweep other owners' expired runs once per TTL, not each time; a deleted
+    /// schedule's runs go within two TTLs.
+    #[test]
+    fn other_owners_expired_runs_are_swept_once_per_ttl() {
+        let recent = RecentCreates::default();
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let at = |ms: i64| t0 + jiff::SignedDuration::from_millis(ms);
+        recent.remember("x", run("x", "x", "Running"), at(0)); // sweeps
+        recent.remember("gone", run("g", "gone", "Running"), at(1_000));
+        recent.remember("a", run("a", "a", "Running"), at(60_500)); // sweeps: x expired
+        assert_eq!(recent.owners(), 2, "gone (59.5 s old) is kept");
+        recent.remember("a", run("a2", "a", "Running"), at(100_000));
+        assert_eq!(recent.owners(), 2, "no sweep within a TTL of the last: gone stays");
+        recent.remember("a", run("a3", "a", "Running"), at(121_000)); // sweeps
+        assert_eq!(recent.owners(), 1, "gone is dropped");
+    }
 }
 
 /// How long a run this process created is counted before its watch event arrives: as long as
@@ -541,18 +558,33 @@ const RECENT_TTL: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 #[derive(Default)]
 pub struct RecentCreates {
     by_owner: Mutex<HashMap<String, Vec<(jiff::Timestamp, RunObject)>>>,
+    /// When every owner's expired entries were last dropped.
+    swept: Mutex<Option<jiff::Timestamp>>,
 }
 
 impl RecentCreates {
     /// `now` is the pass's clock (the TTL is measured on it, so tests control it).
     pub fn remember(&self, owner_uid: &str, run: RunObject, now: jiff::Timestamp) {
         let mut map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
-        // Expired entries go here too, so a deleted schedule's are not kept.
-        map.retain(|_, runs| {
-            runs.retain(|(at, _)| fresh(*at, now));
-            !runs.is_empty()
-        });
-        map.entry(owner_uid.to_string()).or_default().push((now, run));
+        // Expired entries of other owners (a deleted schedule's) go once per TTL, not on
+        // every create: at a tick of N schedules that would be N sweeps of N owners.
+        let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.is_none_or(|at| !fresh(at, now)) {
+            map.retain(|_, runs| {
+                runs.retain(|(at, _)| fresh(*at, now));
+                !runs.is_empty()
+            });
+            *swept = Some(now);
+        }
+        let runs = map.entry(owner_uid.to_string()).or_default();
+        runs.retain(|(at, _)| fresh(*at, now));
+        runs.push((now, run));
+    }
+
+    /// How many owners have runs remembered (tests).
+    #[cfg(test)]
+    fn owners(&self) -> usize {
+        self.by_owner.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The runs created for `owner_uid` that `cached` does not hold yet and `cache` has not
