@@ -212,7 +212,7 @@ pub enum ConcurrencyPolicy {
     Wait,
     /// A tick that is due while the limit is reached is dropped.
     Skip,
-    /// The oldest active run is deleted to make room.
+    /// The oldest active scheduled run is deleted to make room (never a run-now or backfill run).
     Replace,
 }
 

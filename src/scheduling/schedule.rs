@@ -504,6 +504,62 @@ mod tests {
         assert_eq!(times(&p), vec!["2026-01-01T01:00:00Z"]);
     }
 
+    /// Replace deletes exactly as many runs as make one slot: with 2 of 2 active, one; with 1 of
+    /// 2, none.
+    #[test]
+    fn replace_makes_exactly_one_slot() {
+        let s = cron_schedule("0 0 * * * *");
+        let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T01:00:01Z");
+        i.policy = ConcurrencyPolicy::Replace;
+        i.max_concurrency = 2;
+        (i.active, i.replaceable) = (2, 2);
+        assert_eq!(plan(&i).replace, 1);
+        (i.active, i.replaceable) = (1, 1);
+        let p = plan(&i);
+        assert_eq!((p.replace, times(&p)), (0, vec!["2026-01-01T01:00:00Z".to_string()]));
+    }
+
+    /// noCatchup with every slot taken: the latest due tick waits, with its own time.
+    #[test]
+    fn no_catchup_waits_for_a_slot_with_the_latest_due_tick() {
+        let s = cron_schedule("0 0 * * * *");
+        let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T05:30:00Z");
+        i.no_catchup = true;
+        i.max_concurrency = 2;
+        i.active = 2;
+        let p = plan(&i);
+        assert!(p.runs.is_empty());
+        assert_eq!((p.next, p.waiting), (Some(at("2026-01-01T05:00:00Z")), true));
+        i.active = 1;
+        assert_eq!(times(&plan(&i)), vec!["2026-01-01T05:00:00Z"]);
+    }
+
+    /// noCatchup whose latest due tick is the floor itself, its run since deleted: the tick
+    /// is not run again (deleting a run never makes its tick due again).
+    #[test]
+    fn no_catchup_does_not_run_the_floor_tick_again_after_its_run_is_deleted() {
+        let s = cron_schedule("0 0 * * * *");
+        let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T05:30:00Z");
+        i.no_catchup = true;
+        i.state.last_triggered = Some(at("2026-01-01T05:00:00Z"));
+        i.state.last_index = 5;
+        let p = plan(&i);
+        assert!(p.runs.is_empty(), "{:?}", times(&p));
+        assert_eq!((p.next, p.waiting), (Some(at("2026-01-01T06:00:00Z")), false));
+    }
+
+    /// noCatchup after endTime: the latest tick due is the last one at or before endTime.
+    #[test]
+    fn no_catchup_past_end_time_runs_the_last_tick_before_it() {
+        let mut s = cron_schedule("0 0 * * * *");
+        s.end = Some(at("2026-01-01T03:30:00Z"));
+        let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T05:30:00Z");
+        i.no_catchup = true;
+        let p = plan(&i);
+        assert_eq!(times(&p), vec!["2026-01-01T03:00:00Z"]);
+        assert_eq!(p.next, None, "the schedule has ended");
+    }
+
     /// Issue 18, R1: a run whose tick a backfill in progress has still to handle is not
     /// replaced (the backfill would run its tick again); the due tick waits for a slot.
     #[test]

@@ -4,7 +4,7 @@
 
 use tracing::warn;
 
-use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome};
+use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome, write::confirm_view};
 use crate::{
     controller::{error::Error, events::Kind, lanes::Lane},
     model::keys::RUN_NOW_REQUEST_ANNOTATION,
@@ -256,26 +256,29 @@ impl Pass<'_> {
         }
     }
 
-    /// The active runs `Replace` may delete, oldest first. Backfill runs have their own slots:
-    /// never these. Nor a run whose tick the backfill in progress has still to handle: it would
-    /// find that tick without a run and run it again (issue 18, R1). Nor a run known only from
-    /// the status: whether it is a backfill's is not known.
+    /// The active runs `Replace` may delete, oldest first: the schedule's own scheduled runs.
+    /// Not a backfill's (they have their own slots) nor a run-now run (a person asked for it;
+    /// issue 18, R9). Nor a run whose tick the backfill in progress has still to handle: it
+    /// would find that tick without a run and run it again (R1). Nor a run known only from the
+    /// status: its origin is not known.
     fn replaceable<'r>(&self, runs: &'r [ObservedRun]) -> Vec<&'r ObservedRun> {
         let request = self.backfill_request();
         let still_to_come = |r: &ObservedRun| r.tick.is_some_and(|t| request.as_ref().is_some_and(|b| b.pending(t)));
         let mut active: Vec<&ObservedRun> = runs
             .iter()
-            .filter(|r| r.is_active() && !r.origin.is_backfill() && !r.recorded_only && !still_to_come(r))
+            .filter(|r| r.is_active() && r.origin == Origin::Scheduled && !r.recorded_only && !still_to_come(r))
             .collect();
         active.sort_by(|a, b| a.status.scheduled_at.cmp(&b.status.scheduled_at));
         active
     }
 
-    /// `concurrencyPolicy: Replace`: deletes the oldest replaceable runs to make room.
+    /// `concurrencyPolicy: Replace`: deletes the oldest replaceable runs to make room, once
+    /// the pass knows it plans from the newest object (`confirm_view`).
     async fn replace_oldest(&self, count: usize, runs: &mut Vec<ObservedRun>) -> Result<(), Error> {
         if count == 0 {
             return Ok(());
         }
+        confirm_view(self.ctx, &self.target, self.now).await?;
         let victims: Vec<String> = self
             .replaceable(runs)
             .iter()

@@ -27,6 +27,26 @@ pub(super) async fn write_status(
     now: Timestamp,
 ) -> Result<(), Error> {
     let _slot = ctx.lanes.enter(Lane::Later).await;
+    patch_status(ctx, target, new, confirm, now).await
+}
+
+/// Confirms that the pass plans from the newest object before it deletes a running run for
+/// `Replace`: the status, unchanged, written on the condition that the object has not changed
+/// (a 409 makes the pass read it afresh and plan again). A pass whose view is behind a new
+/// backfill request would otherwise delete a run whose tick that request then runs again.
+/// In the due lane: a due create waits for it.
+pub(super) async fn confirm_view(ctx: &Context, target: &Target<'_>, now: Timestamp) -> Result<(), Error> {
+    let _slot = ctx.lanes.enter(Lane::Due).await;
+    patch_status(ctx, target, target.obj.status.clone(), true, now).await
+}
+
+async fn patch_status(
+    ctx: &Context,
+    target: &Target<'_>,
+    new: ScheduledWorkflowStatus,
+    confirm: bool,
+    now: Timestamp,
+) -> Result<(), Error> {
     target.may_write(ctx)?;
     let wrote = ctx
         .status

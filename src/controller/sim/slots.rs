@@ -145,6 +145,15 @@ pub fn check_replace(w: &World, end: &PassEnd, found: &mut Findings) {
             .rev()
             .find(|r| r.name == deletion.name && r.created.seq < deletion.seq);
         let victim_tick = victim.and_then(|r| r.tick);
+        if let Some(v) = victim.filter(|v| matches!(v.origin, Origin::RunNow(_))) {
+            let detail = format!(
+                "pass {} deleted {}, a run a person asked for",
+                end.start.id,
+                v.describe()
+            );
+            found.push((Rule::I8, detail));
+            continue;
+        }
         let later = &requests[k + 1..];
         if later
             .iter()

@@ -238,6 +238,57 @@ async fn a_pass_from_a_stale_view_deletes_nothing() {
     ended.expect("the pass ends").unwrap().unwrap();
 }
 
+/// Issue 18 (past-endTime seed 4294967318): a `Replace` pass whose view was behind a new
+/// backfill request deleted the running run of a tick the request covers, and the backfill
+/// ran that tick again. Before deleting, a Replace pass now confirms its view with a
+/// conditional status write: here it conflicts, the pass reads the object afresh, sees the
+/// request, and leaves the run (the backfill counts on it; R1).
+#[tokio::test]
+async fn a_replace_from_a_stale_view_deletes_nothing() {
+    let four = run_name("nightly", at("2026-01-01T00:04:00Z"));
+    let mut h = harness(vec![run(&four, "2026-01-01T00:04:00Z", 4, UID, false)]);
+    let mut view = swf(json!({"concurrencyPolicy": "Replace"}));
+    view.metadata.resource_version = Some("5".into());
+    view.status.trigger.last_triggered_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(
+        "2026-01-01T00:04:00Z",
+    )));
+    view.status.trigger.last_workflow_index = Some(4);
+    let mut pass = start(&h, view);
+    let confirm = h
+        .answer("PATCH", "/nightly/status", 409, status_error(409, "Conflict"))
+        .await;
+    assert_eq!(
+        confirm["metadata"],
+        json!({"resourceVersion": "5"}),
+        "conditional on the view"
+    );
+    let mut fresh = stored(json!({"concurrencyPolicy": "Replace"}), "6");
+    fresh["metadata"]["annotations"] =
+        json!({crate::model::keys::BACKFILL_ANNOTATION: "2026-01-01T00:03:00Z/2026-01-01T00:05:00Z"});
+    fresh["status"] = json!({"trigger": {"lastTriggeredTime": "2026-01-01T00:04:00Z", "lastWorkflowIndex": 4}});
+    h.answer("GET", "/scheduledworkflows/nightly", 200, fresh).await;
+    // Planned again from the fresh object: the backfill in progress counts on 00:04's run, so
+    // 00:05 waits; what follows is status writes and the backfill's own creates, no DELETE.
+    let mut sent = Vec::new();
+    let ended = loop {
+        tokio::select! {
+            ended = &mut pass => break ended,
+            next = tokio::time::timeout(Duration::from_secs(5), h.api.next_request()) => {
+                let (request, send) = next.expect("a request or the end").expect("alive");
+                sent.push(format!("{} {}", request.method(), request.uri().path()));
+                let body = if request.method() == "POST" { run(&four, "2026-01-01T00:03:00Z", 5, UID, false) } else { patched(&json!({})) };
+                let code = if request.method() == "POST" { 201 } else { 200 };
+                send.send_response(Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+            }
+        }
+    };
+    ended.unwrap().unwrap();
+    assert!(
+        sent.iter().all(|r| !r.starts_with("DELETE")),
+        "the run of 00:04 must stay: {sent:?}"
+    );
+}
+
 /// The ScheduledWorkflow as the API server returns it: `swf`'s spec with `extra`.
 fn stored(extra: Value, resource_version: &str) -> Value {
     let mut spec = json!({"enabled": true, "trigger": {"cronSchedule": {"cron": "0 * * * * *"}},

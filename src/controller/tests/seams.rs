@@ -304,6 +304,37 @@ async fn replace_deletes_the_oldest_active_run() {
     assert_eq!(sent, [format!("DELETE {}", name(2)), format!("POST {}", name(5))]);
 }
 
+/// R9: `Replace` replaces the schedule's own runs, not a run a person asked for: with a
+/// run-now run and a scheduled run active, the scheduled one is deleted even though the
+/// run-now run is older; with only the run-now run, the due tick waits for its slot.
+#[tokio::test]
+async fn replace_never_deletes_a_run_now_run() {
+    use crate::{model::keys::SERVED_RUN_NOW_ANNOTATION, scheduling::render::run_now_name};
+    let mut by_hand = run(&run_now_name("nightly", "1"), &minute(1), 4, UID, false);
+    by_hand["metadata"]["annotations"] = json!({ SERVED_RUN_NOW_ANNOTATION: "1" });
+    let scheduled = run(&run_name("nightly", at(&minute(3))), &minute(3), 3, UID, false);
+    let spec = json!({"concurrencyPolicy": "Replace", "maxConcurrency": 2});
+    let mut h = harness(vec![by_hand.clone(), scheduled]);
+    let pass = start(&h, recorded(swf(spec), &minute(3), 4));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    let name = |m: u32| run_name("nightly", at(&minute(m)));
+    assert_eq!(sent, [format!("DELETE {}", name(3)), format!("POST {}", name(5))]);
+
+    let mut h = harness(vec![by_hand]);
+    let spec = json!({"concurrencyPolicy": "Replace"});
+    let pass = start(&h, recorded(swf(spec), &minute(3), 4));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert!(sent.is_empty(), "{sent:?}");
+    let status = &h.last_status.as_ref().expect("status written")["status"];
+    assert_eq!(
+        status["trigger"]["nextTriggeredTime"],
+        minute(5),
+        "00:05 waits for the slot"
+    );
+}
+
 /// A run-now request waits while every slot is taken (active == maxConcurrency).
 #[tokio::test]
 async fn run_now_waits_for_a_free_slot() {
