@@ -366,6 +366,15 @@ mod tests {
         Schedule::cron(cron::parse(expr).unwrap(), None, None, TimeZone::UTC)
     }
 
+    fn once() -> Schedule {
+        Schedule {
+            cadence: Cadence::Once,
+            start: None,
+            end: None,
+            time_zone: TimeZone::UTC,
+        }
+    }
+
     fn every(seconds: i64) -> Schedule {
         Schedule {
             cadence: Cadence::Every { seconds },
@@ -653,12 +662,7 @@ mod tests {
 
     #[test]
     fn one_off_runs_once_at_creation() {
-        let s = Schedule {
-            cadence: Cadence::Once,
-            start: None,
-            end: None,
-            time_zone: TimeZone::UTC,
-        };
+        let s = once();
         let i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z");
         let p = plan(&i);
         assert_eq!(times(&p), vec!["2026-01-01T00:00:00Z"]);
@@ -671,12 +675,7 @@ mod tests {
     /// A one-off whose slots are all taken (run-now runs) waits for one, at its own time.
     #[test]
     fn a_one_off_waits_for_a_free_slot() {
-        let s = Schedule {
-            cadence: Cadence::Once,
-            start: None,
-            end: None,
-            time_zone: TimeZone::UTC,
-        };
+        let s = once();
         let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z");
         i.max_concurrency = 2;
         i.active = 2;
@@ -716,12 +715,7 @@ mod tests {
     /// the one-off read that as "already ran" (KFP reads `lastTriggeredTime`).
     #[test]
     fn a_one_off_runs_even_after_a_run_now_was_served_first() {
-        let s = Schedule {
-            cadence: Cadence::Once,
-            start: None,
-            end: None,
-            time_zone: TimeZone::UTC,
-        };
+        let s = once();
         let mut i = input(&s, "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z");
         i.state.last_index = 1; // the run-now run
         let p = plan(&i);

@@ -209,12 +209,8 @@ async fn a_409_on_the_status_write_plans_again_from_the_object_read_afresh() {
 async fn a_pass_from_a_stale_view_deletes_nothing() {
     let four = run_name("nightly", at("2026-01-01T00:04:00Z"));
     let mut h = harness(vec![run(&four, "2026-01-01T00:04:00Z", 4, UID, true)]);
-    let mut view = swf(json!({"successfulRunsHistoryLimit": 0}));
+    let mut view = recorded(swf(json!({"successfulRunsHistoryLimit": 0})), "2026-01-01T00:05:00Z", 5);
     view.metadata.resource_version = Some("5".into());
-    view.status.trigger.last_triggered_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(
-        "2026-01-01T00:05:00Z",
-    )));
-    view.status.trigger.last_workflow_index = Some(5);
     let pass = start(&h, view);
     let first = h
         .answer("PATCH", "/nightly/status", 409, status_error(409, "Conflict"))
@@ -247,13 +243,9 @@ async fn a_pass_from_a_stale_view_deletes_nothing() {
 async fn a_replace_from_a_stale_view_deletes_nothing() {
     let four = run_name("nightly", at("2026-01-01T00:04:00Z"));
     let mut h = harness(vec![run(&four, "2026-01-01T00:04:00Z", 4, UID, false)]);
-    let mut view = swf(json!({"concurrencyPolicy": "Replace"}));
+    let mut view = recorded(swf(json!({"concurrencyPolicy": "Replace"})), "2026-01-01T00:04:00Z", 4);
     view.metadata.resource_version = Some("5".into());
-    view.status.trigger.last_triggered_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(
-        "2026-01-01T00:04:00Z",
-    )));
-    view.status.trigger.last_workflow_index = Some(4);
-    let mut pass = start(&h, view);
+    let pass = start(&h, view);
     let confirm = h
         .answer("PATCH", "/nightly/status", 409, status_error(409, "Conflict"))
         .await;
@@ -269,20 +261,8 @@ async fn a_replace_from_a_stale_view_deletes_nothing() {
     h.answer("GET", "/scheduledworkflows/nightly", 200, fresh).await;
     // Planned again from the fresh object: the backfill in progress counts on 00:04's run, so
     // 00:05 waits; what follows is status writes and the backfill's own creates, no DELETE.
-    let mut sent = Vec::new();
-    let ended = loop {
-        tokio::select! {
-            ended = &mut pass => break ended,
-            next = tokio::time::timeout(Duration::from_secs(5), h.api.next_request()) => {
-                let (request, send) = next.expect("a request or the end").expect("alive");
-                sent.push(format!("{} {}", request.method(), request.uri().path()));
-                let body = if request.method() == "POST" { run(&four, "2026-01-01T00:03:00Z", 5, UID, false) } else { patched(&json!({})) };
-                let code = if request.method() == "POST" { 201 } else { 200 };
-                send.send_response(Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
-            }
-        }
-    };
-    ended.unwrap().unwrap();
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
     assert!(
         sent.iter().all(|r| !r.starts_with("DELETE")),
         "the run of 00:04 must stay: {sent:?}"
