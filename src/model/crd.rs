@@ -507,6 +507,14 @@ pub struct WorkflowStatus {
     /// Extension: `apiVersion`/`kind` of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Extension: the run-now request the run served. With `backfill`, it tells a new owner
+    /// after a handover what a run is before its own watch shows the run: a run-now run holds
+    /// a slot but is no tick, a backfill's run holds the backfill's slot, not the schedule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_now: Option<String>,
+    /// Extension: the backfill request (its range) the run was created for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<String>,
 }
 
 fn any_value(_: &mut SchemaGenerator) -> Schema {

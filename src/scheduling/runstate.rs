@@ -95,6 +95,7 @@ pub fn observe(kind: &RunKind, run: &RunObject) -> ObservedRun {
     let meta = &run.metadata;
     let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key));
     let created_at = meta.creation_timestamp.clone();
+    let origin = Origin::of(meta.annotations.as_ref());
     // KFP: the scheduled time comes from the epoch label, else the creation time.
     let tick = label(LABEL_EPOCH)
         .and_then(|s| s.parse::<i64>().ok())
@@ -123,28 +124,41 @@ pub fn observe(kind: &RunKind, run: &RunObject) -> ObservedRun {
         finished_at: finished_at.map(Time),
         index: label(LABEL_INDEX).and_then(|s| s.parse().ok()).unwrap_or(0),
         kind: Some(kind.to_string()),
+        run_now: match &origin {
+            Origin::RunNow(value) => Some(value.clone()),
+            _ => None,
+        },
+        backfill: match &origin {
+            Origin::Backfill(range) => Some(range.clone()),
+            _ => None,
+        },
         ..Default::default()
     };
     ObservedRun {
         status,
         outcome,
         tick,
-        origin: Origin::of(meta.annotations.as_ref()),
+        origin,
         deleting: meta.deletion_timestamp.is_some(),
         recorded_only: false,
     }
 }
 
-/// A run the schedule's status lists as active, seen only there: it counts against
-/// `maxConcurrency` and its tick is taken. Its origin is not recorded in the status, so it is
-/// taken for the schedule's own (it may be a backfill's: then it holds a slot of the schedule's
-/// a little longer, never one too few); `Replace` does not delete it (`recorded_only`).
+/// A run the schedule's status lists as active, seen only there: it holds a slot (the
+/// backfill's or the schedule's, by the origin the entry records) and its tick is taken.
+/// An entry written before origins were recorded is taken for the schedule's own.
+/// `Replace` does not delete it (`recorded_only`).
 pub fn recorded_active(entry: &WorkflowStatus) -> ObservedRun {
+    let origin = match (&entry.run_now, &entry.backfill) {
+        (Some(value), _) => Origin::RunNow(value.clone()),
+        (None, Some(range)) => Origin::Backfill(range.clone()),
+        (None, None) => Origin::Scheduled,
+    };
     ObservedRun {
         status: entry.clone(),
         outcome: Outcome::Active,
         tick: entry.scheduled_at.as_ref().map(|t| t.0),
-        origin: Origin::Scheduled,
+        origin,
         deleting: false,
         recorded_only: true,
     }
@@ -409,6 +423,40 @@ mod tests {
             .map(|r| r.status.name.clone())
             .collect();
         assert_eq!(doomed, vec!["r1", "r2", "r3"]);
+    }
+
+    /// Issue 18, R12: what a new owner reads back from the status's active list is the run
+    /// its watch would show: a backfill's run in the backfill's slot, a run-now run holding a
+    /// slot but no tick (so it does not move the schedule's catch-up point).
+    #[test]
+    fn a_listed_active_run_keeps_its_origin() {
+        let with = |key: &str, value: &str| {
+            let (kind, mut obj) = run("batch/v1", "Job", key, 2, json!({}));
+            obj.metadata.annotations = Some([(key.to_string(), value.to_string())].into());
+            observed((kind, obj))
+        };
+        let runs = [
+            with(crate::model::keys::BACKFILL_RUN_ANNOTATION, "a/b"),
+            with(crate::model::keys::SERVED_RUN_NOW_ANNOTATION, "now-1"),
+            observed(run("batch/v1", "Job", "own", 1, json!({}))),
+        ];
+        let listed: Vec<ObservedRun> = history(&runs, 2, 0).active.iter().map(recorded_active).collect();
+        let origin_of =
+            |rs: &[ObservedRun], name: &str| rs.iter().find(|r| r.status.name == name).map(|r| r.origin.clone());
+        for name in [
+            crate::model::keys::BACKFILL_RUN_ANNOTATION,
+            crate::model::keys::SERVED_RUN_NOW_ANNOTATION,
+            "own",
+        ] {
+            assert_eq!(origin_of(&listed, name), origin_of(&runs, name), "{name}");
+        }
+        let summary = summarize(&listed);
+        assert_eq!((summary.active, summary.backfill_active), (2, 1));
+        assert_eq!(
+            summary.latest_tick,
+            Timestamp::from_second(1001).ok(),
+            "the run-now run is no tick"
+        );
     }
 
     #[test]

@@ -575,3 +575,33 @@ async fn a_new_owner_counts_the_active_runs_the_status_lists_before_its_cache_sh
     ended.unwrap();
     assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(5))))]);
 }
+
+/// Issue 18, R12's backfill half: the status records each active run's origin, so after a
+/// handover the new owner counts the old owner's backfill run in the backfill's slot (no
+/// second backfill run beside it) and not in the schedule's (00:05 runs on time).
+#[tokio::test]
+async fn a_new_owner_counts_a_listed_backfill_run_in_the_backfills_slot() {
+    let range = "2025-12-31T23:50:00Z/2025-12-31T23:55:00Z";
+    let mut obj = recorded(swf(json!({})), &minute(4), 4);
+    obj.metadata.annotations = Some([(crate::model::keys::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
+    obj.status.workflow_history.active = vec![crate::model::crd::WorkflowStatus {
+        name: run_name("nightly", at("2025-12-31T23:50:00Z")),
+        uid: "uid-old-owners-backfill-run".into(),
+        created_at: Some(Time(at("2026-01-01T00:05:00Z"))),
+        scheduled_at: Some(Time(at("2025-12-31T23:50:00Z"))),
+        index: 5,
+        backfill: Some(range.into()),
+        ..Default::default()
+    }];
+    let mut h = harness(vec![]);
+    let pass = start(&h, obj);
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert_eq!(
+        sent,
+        [format!("POST {}", run_name("nightly", at(&minute(5))))],
+        "the schedule's 00:05 runs; the backfill's next tick waits for its slot"
+    );
+    let status = &h.last_status.as_ref().expect("status written")["status"];
+    assert_eq!(status["backfill"]["nextTick"], "2025-12-31T23:51:00Z", "{status}");
+}
