@@ -536,4 +536,123 @@ mod tests {
         assert_eq!(status.phase(), Some(BackfillPhase::Invalid));
         assert_eq!(status.through, through);
     }
+
+    fn status(range: &str, phase: BackfillPhase, through: Option<&str>) -> BackfillStatus {
+        BackfillStatus {
+            range: range.into(),
+            phase: phase.into(),
+            through: through.map(|t| Time(at(t))),
+            next_tick: Some(Time(at("2026-01-01T03:00:00Z"))),
+            ..Default::default()
+        }
+    }
+
+    /// History pruning asks `pending`: a run of a tick the request has still to handle is
+    /// kept, or the tick would run again. The range is closed-open; `through` is handled.
+    #[test]
+    fn a_request_is_pending_for_the_ticks_of_its_range_after_through() {
+        let range = "2026-01-01T01:00:00Z/2026-01-01T04:00:00Z";
+        let read = |current: Option<&BackfillStatus>| Request::read(Some(range), current, &TimeZone::UTC).unwrap();
+        let pending = |r: &Request, times: [&str; 4]| times.map(|t| r.pending(at(&format!("2026-01-01T{t}Z"))));
+        let edges = ["00:59:59", "01:00:00", "03:59:59", "04:00:00"];
+        assert_eq!(pending(&read(None), edges), [false, true, true, false]);
+        let through = status(range, BackfillPhase::Running, Some("2026-01-01T02:00:00Z"));
+        let around = ["01:00:00", "02:00:00", "02:00:01", "03:00:00"];
+        assert_eq!(pending(&read(Some(&through)), around), [false, false, true, true]);
+        let finished = status(range, BackfillPhase::Finished, None);
+        assert_eq!(pending(&read(Some(&finished)), edges), [false; 4]);
+        let invalid = Request::read(Some("soon/later"), None, &TimeZone::UTC).unwrap();
+        assert!(!invalid.pending(at("2026-01-01T02:00:00Z")));
+    }
+
+    /// The ticks status records as handled, which the schedule passes.
+    #[test]
+    fn the_record_is_the_range_start_through_the_last_tick_handled() {
+        let range = "2026-01-01T01:00:00Z/2026-01-01T04:00:00Z";
+        let handled = status(range, BackfillPhase::Cancelled, Some("2026-01-01T02:00:00Z"));
+        assert_eq!(
+            record(Some(&handled), &TimeZone::UTC),
+            Some((at("2026-01-01T01:00:00Z"), at("2026-01-01T02:00:00Z")))
+        );
+        let none_yet = status(range, BackfillPhase::Running, None);
+        assert_eq!(record(Some(&none_yet), &TimeZone::UTC), None);
+        let bad = status("soon/later", BackfillPhase::Invalid, Some("2026-01-01T02:00:00Z"));
+        assert_eq!(record(Some(&bad), &TimeZone::UTC), None);
+    }
+
+    fn situation(schedule: &Schedule, now: Timestamp) -> Situation<'_> {
+        static NONE: BTreeSet<Timestamp> = BTreeSet::new();
+        Situation {
+            schedule,
+            grid: Grid::new(schedule, now),
+            claim: Claim::NONE,
+            existing: &NONE,
+            active: 0,
+            max_concurrency: 1,
+            now,
+        }
+    }
+
+    /// Removing the annotation cancels a running backfill and keeps its record; a finished
+    /// one stays finished. An invalid range is reported with the value and the reason.
+    #[test]
+    fn removing_the_annotation_cancels_only_a_running_backfill() {
+        let hourly = every(3600);
+        let now = at("2026-01-01T05:00:00Z");
+        let range = "2026-01-01T01:00:00Z/2026-01-01T04:00:00Z";
+        let report = |current: &BackfillStatus| match decide(None, Some(current), &situation(&hourly, now)) {
+            Decision::Report(Some(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        let running = status(range, BackfillPhase::Running, Some("2026-01-01T02:00:00Z"));
+        let cancelled = report(&running);
+        assert_eq!(cancelled.phase(), Some(BackfillPhase::Cancelled));
+        assert_eq!((cancelled.through, cancelled.next_tick), (running.through, None));
+        assert!(cancelled.message.is_some_and(|m| m.contains("removed")));
+        let finished = status(range, BackfillPhase::Finished, Some("2026-01-01T03:00:00Z"));
+        assert_eq!(report(&finished), finished);
+
+        let bad = Request::read(Some("soon/later"), None, &TimeZone::UTC);
+        let Decision::Report(Some(invalid)) = decide(bad, None, &situation(&hourly, now)) else {
+            panic!("an invalid range is reported");
+        };
+        assert_eq!(
+            (invalid.phase(), invalid.range.as_str()),
+            (Some(BackfillPhase::Invalid), "soon/later")
+        );
+        assert!(invalid.message.is_some_and(|m| !m.is_empty()));
+    }
+
+    /// A backfill whose next tick is still to come says so; one whose tick is due now waits
+    /// only for a slot, which needs no message.
+    #[test]
+    fn progress_says_when_the_next_tick_is_still_to_come() {
+        let range = "2026-01-01T01:00:00Z/2026-01-01T04:00:00Z";
+        let request = Request::read(Some(range), None, &TimeZone::UTC).unwrap();
+        let ticks = hours(4)[1..].to_vec();
+        let progress_at = |now: &str| progress(&request, &ticks, &BTreeSet::new(), &ticks[..1], &Claim::NONE, at(now));
+        let early = progress_at("2026-01-01T01:30:00Z");
+        assert_eq!(early.next_tick, Some(Time(ticks[1])));
+        assert!(early.message.is_some_and(|m| m.contains("still to come")));
+        assert_eq!(progress_at("2026-01-01T02:00:00Z").message, None, "due now");
+        assert_eq!(progress_at("2026-01-01T02:30:00Z").message, None, "due");
+    }
+
+    /// A create that failed for good ends the backfill: Failed with the reason, nothing next,
+    /// what it handled kept.
+    #[test]
+    fn a_failed_backfill_keeps_its_record_and_says_why() {
+        let running = status(
+            "2026-01-01T01:00:00Z/2026-01-01T04:00:00Z",
+            BackfillPhase::Running,
+            Some("2026-01-01T02:00:00Z"),
+        );
+        let failed = failed(running.clone(), "forbidden".into());
+        assert_eq!(failed.phase(), Some(BackfillPhase::Failed));
+        assert_eq!(failed.message.as_deref(), Some("forbidden"));
+        assert_eq!(
+            (failed.next_tick, failed.through, failed.range),
+            (None, running.through, running.range)
+        );
+    }
 }

@@ -308,4 +308,44 @@ mod tests {
         });
         assert!(!d.suspended() && d.status.is_none());
     }
+
+    /// While suspended, the record is what suspended it: further failures change neither the
+    /// runs it names nor its time.
+    #[test]
+    fn a_suspension_keeps_the_runs_that_caused_it() {
+        let mut runs: Vec<_> = ["01", "02", "03"]
+            .iter()
+            .map(|h| run(h, Outcome::Failed, &format!("2026-01-01T{h}:00:00Z")))
+            .collect();
+        let mut suspended = decide_with(&runs, None, None).status.unwrap();
+        suspended.suspended_at = Some(Time(at("2026-01-01T03:30:00Z")));
+        runs.push(run("04", Outcome::Failed, "2026-01-01T04:00:00Z"));
+        let later = decide_with(&runs, Some(&suspended), None);
+        assert_eq!(later.status, Some(suspended), "unchanged");
+    }
+
+    /// Status written before the watermark existed has only `resumedAt`: a run counts when it
+    /// finished after it.
+    #[test]
+    fn a_legacy_resume_counts_the_runs_that_finished_after_it() {
+        let resumed = SuspensionStatus {
+            last_resume: Some("r1".into()),
+            resumed_at: Some(Time(at("2026-01-01T05:00:00Z"))),
+            ..Default::default()
+        };
+        let suspends = |finished: &str| {
+            let runs = [run("x", Outcome::Failed, finished)];
+            decide(&Input {
+                threshold: Some(1),
+                runs: &runs,
+                current: Some(&resumed),
+                resume: Some("r1"),
+                now: at("2026-01-01T12:00:00Z"),
+            })
+            .suspended()
+        };
+        assert!(!suspends("2026-01-01T04:59:59Z"), "before the resume");
+        assert!(!suspends("2026-01-01T05:00:00Z"), "at the resume");
+        assert!(suspends("2026-01-01T05:00:01Z"), "after the resume");
+    }
 }
