@@ -348,4 +348,18 @@ mod tests {
         assert!(!suspends("2026-01-01T05:00:00Z"), "at the resume");
         assert!(suspends("2026-01-01T05:00:01Z"), "after the resume");
     }
+
+    /// What `kubectl get swf` shows while suspended: how many runs, which, and how to resume.
+    #[test]
+    fn the_suspension_message_names_the_runs_and_the_way_out() {
+        let status = SuspensionStatus {
+            failed_runs: vec!["n-1".into(), "n-2".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            message(&status, "nightly"),
+            "Suspended after 2 runs in a row failed (n-1, n-2); resume with `kubectl swf resume nightly` \
+             (a new value of the scheduledworkflows.kubeflow.org/resume annotation)."
+        );
+    }
 }

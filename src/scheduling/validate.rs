@@ -507,6 +507,16 @@ mod tests {
         assert_eq!(validate(&s, "UTC").unwrap().max_concurrency, 1);
     }
 
+    /// The bound is 100 years of seconds, exactly.
+    #[test]
+    fn an_interval_of_100_years_is_the_longest_accepted() {
+        let with = |seconds: i64| {
+            spec(serde_json::json!({"trigger": {"periodicSchedule": {"intervalSecond": seconds}}, "workflow": wf()}))
+        };
+        assert!(validate(&with(3_153_600_000), "UTC").is_ok());
+        assert!(validate(&with(3_153_600_001), "UTC").is_err());
+    }
+
     #[test]
     fn huge_interval_is_an_error() {
         let s =
