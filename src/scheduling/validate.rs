@@ -507,6 +507,15 @@ mod tests {
         assert_eq!(validate(&s, "UTC").unwrap().max_concurrency, 1);
     }
 
+    /// KFP's `CRON_SCHEDULE_TIMEZONE` may be `Local` or empty: the machine's zone.
+    #[test]
+    fn local_and_the_empty_zone_are_the_machines() {
+        for name in ["", "Local"] {
+            assert_eq!(zone_by_name(name).ok(), Some(TimeZone::system()), "{name:?}");
+        }
+        assert!(zone_by_name("Mars/Olympus").is_err());
+    }
+
     /// The bound is 100 years of seconds, exactly.
     #[test]
     fn an_interval_of_100_years_is_the_longest_accepted() {
