@@ -188,6 +188,24 @@ impl RunCache {
         wake
     }
 
+    /// Marks a run this process just deleted (its DELETE answered) as being deleted, as the
+    /// watch will report it: until then a pass would count it in its slot and wait for that
+    /// event (issue 18, R17). Wakes nobody: the pass that deleted it goes on with its plan.
+    pub(crate) fn mark_deleting(&self, namespace: &str, name: &str, now: jiff::Timestamp) {
+        let mut index = self.write();
+        let k = (namespace.to_string(), name.to_string());
+        let Some(run) = index
+            .objects
+            .get(&k)
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+        else {
+            return;
+        };
+        let mut deleting = (**run).clone();
+        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+        index.insert(Arc::new(deleting));
+    }
+
     /// Removes a run the watch reported deleted; returns the owners to wake (also when the
     /// cache never showed it: a run created and deleted at once may hold a slot in
     /// RecentCreates until its owner's pass learns it is gone).
@@ -473,6 +491,30 @@ mod tests {
     }
 
     #[test]
+    /// Issue 18, R17: a run this process deleted holds no slot from the moment its DELETE is
+    /// answered: the cache shows it being deleted, and RecentCreates no longer counts it.
+    fn a_run_deleted_by_this_process_is_being_deleted_at_once() {
+        let recent = RecentCreates::default();
+        let c = cache();
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        recent.remember("owner", run("a", "owner", "Running"), t0);
+        recent.remember("owner", run("b", "owner", "Running"), t0);
+        recent.forget("owner", "a");
+        let names = |v: Vec<RunObject>| v.into_iter().filter_map(|r| r.metadata.name).collect::<Vec<_>>();
+        assert_eq!(names(recent.unseen("owner", &[], &c, t0)), ["b"]);
+        recent.forget("owner", "b");
+        assert_eq!(recent.owners(), 0);
+
+        c.apply(run("c", "owner", "Running"));
+        c.mark_deleting("ns", "c", t0);
+        let marked = c.owned_by("uid-owner");
+        assert_eq!(marked.len(), 1);
+        assert_eq!(marked[0].metadata.deletion_timestamp.as_ref().map(|t| t.0), Some(t0));
+        c.mark_deleting("ns", "unknown", t0); // not cached: nothing to mark
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
     fn recent_creates_count_until_the_cache_shows_them_or_they_expire() {
         let recent = RecentCreates::default();
         let c = cache();
@@ -579,6 +621,17 @@ impl RecentCreates {
         let runs = map.entry(owner_uid.to_string()).or_default();
         runs.retain(|(at, _)| fresh(*at, now));
         runs.push((now, run));
+    }
+
+    /// Forgets a run this process deleted: being deleted, it holds no slot (issue 18, R17).
+    pub fn forget(&self, owner_uid: &str, name: &str) {
+        let mut map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(runs) = map.get_mut(owner_uid) {
+            runs.retain(|(_, r)| r.metadata.name.as_deref() != Some(name));
+            if runs.is_empty() {
+                map.remove(owner_uid);
+            }
+        }
     }
 
     /// How many owners have runs remembered (tests).

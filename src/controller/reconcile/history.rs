@@ -87,12 +87,19 @@ impl Pass<'_> {
         let resource = &self.checked.cache.resource;
         let api: Api<RunObject> = Api::namespaced_with(self.ctx.client.clone(), &self.target.owner.namespace, resource);
         match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(source) => Err(Error::DeleteRun {
-                name: name.to_string(),
-                source,
-            }),
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => {
+                return Err(Error::DeleteRun {
+                    name: name.to_string(),
+                    source,
+                });
+            }
         }
+        // Being deleted, it holds no slot from now on, not only once the watch says so.
+        let cache = &self.checked.cache;
+        cache.mark_deleting(&self.target.owner.namespace, name, self.now);
+        self.ctx.runs.created.forget(&self.target.owner.uid, name);
+        Ok(())
     }
 }

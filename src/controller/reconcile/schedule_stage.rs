@@ -260,7 +260,7 @@ impl Pass<'_> {
     /// Not a backfill's (they have their own slots) nor a run-now run (a person asked for it;
     /// issue 18, R9). Nor a run whose tick the backfill in progress has still to handle: it
     /// would find that tick without a run and run it again (R1). Nor a run known only from the
-    /// status: its origin is not known.
+    /// status: it may be gone already, and its last state is not known.
     fn replaceable<'r>(&self, runs: &'r [ObservedRun]) -> Vec<&'r ObservedRun> {
         let request = self.backfill_request();
         let still_to_come = |r: &ObservedRun| r.tick.is_some_and(|t| request.as_ref().is_some_and(|b| b.pending(t)));

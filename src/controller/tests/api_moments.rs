@@ -269,6 +269,39 @@ async fn a_replace_from_a_stale_view_deletes_nothing() {
     );
 }
 
+/// Issue 18, R17 (simulation seed 290): a Replace pass deleted the running run and its
+/// create failed; the policy was then switched to Wait. The next pass counted the deleted run
+/// in its slot until the watch reported the deletion, and the due tick waited for that event.
+/// A run whose DELETE was answered now counts as being deleted at once.
+#[tokio::test]
+async fn a_run_this_process_deleted_frees_its_slot_before_the_watch_says_so() {
+    let four = run_name("nightly", at("2026-01-01T00:04:00Z"));
+    let five = run_name("nightly", at("2026-01-01T00:05:00Z"));
+    let mut h = harness(vec![run(&four, "2026-01-01T00:04:00Z", 4, UID, false)]);
+    let replace = recorded(swf(json!({"concurrencyPolicy": "Replace"})), "2026-01-01T00:04:00Z", 4);
+    let pass = start(&h, replace);
+    let mut refused = |method: &str, _: &str| match method {
+        "POST" => (500, status_error(500, "InternalError")),
+        "GET" => (404, status_error(404, "NotFound")),
+        _ => (200, json!({})),
+    };
+    let (sent, ended) = requests_of(&mut h, pass, &mut refused).await;
+    assert_eq!(ended.unwrap_err().reason(), "RunCreateFailed");
+    assert!(sent.contains(&format!("DELETE {four}")), "{sent:?}");
+
+    let mut wait = recorded(swf(json!({"concurrencyPolicy": "Wait"})), "2026-01-01T00:04:00Z", 4);
+    wait.metadata.generation = Some(2); // the user's edit, read afresh (newer than our write)
+    h.ctx.status.read(wait.clone(), h.ctx.clock.now());
+    let pass = start(&h, wait);
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert_eq!(
+        sent,
+        [format!("POST {five}")],
+        "00:05 runs in the slot 00:04's run left"
+    );
+}
+
 /// The ScheduledWorkflow as the API server returns it: `swf`'s spec with `extra`.
 fn stored(extra: Value, resource_version: &str) -> Value {
     let mut spec = json!({"enabled": true, "trigger": {"cronSchedule": {"cron": "0 * * * * *"}},
