@@ -516,6 +516,38 @@ mod tests {
         assert!(zone_by_name("Mars/Olympus").is_err());
     }
 
+    /// The edges of the window and interval rules: each value right at a bound is fine.
+    #[test]
+    fn values_at_the_bounds_are_accepted_without_a_warning() {
+        let periodic = |p: serde_json::Value| {
+            let s = spec(serde_json::json!({"trigger": {"periodicSchedule": p}, "workflow": wf()}));
+            validate(&s, "UTC").map(|v| v.warnings)
+        };
+        let none: Vec<String> = Vec::new();
+        assert_eq!(
+            periodic(serde_json::json!({"intervalSecond": 1})).ok(),
+            Some(none.clone())
+        );
+        let same = "2026-01-01T00:00:00Z";
+        let at_once = serde_json::json!({"intervalSecond": 5, "startTime": same, "endTime": same});
+        assert_eq!(periodic(at_once).ok(), Some(none.clone()), "endTime == startTime");
+        let epoch = serde_json::json!({"intervalSecond": 5, "startTime": "1970-01-01T00:00:00Z"});
+        assert_eq!(periodic(epoch).ok(), Some(none), "startTime at 1970-01-01");
+    }
+
+    /// A run template needs both apiVersion and kind.
+    #[test]
+    fn a_run_template_without_api_version_or_kind_is_refused() {
+        for (api_version, kind) in [("", "Job"), ("batch/v1", ""), (" ", " ")] {
+            let s = spec(serde_json::json!({"runTemplate": {"apiVersion": api_version, "kind": kind, "spec": {}}}));
+            let err = validate(&s, "UTC").unwrap_err().to_string();
+            assert!(
+                err.contains("spec.runTemplate: apiVersion and kind are required"),
+                "{err}"
+            );
+        }
+    }
+
     /// The bound is 100 years of seconds, exactly.
     #[test]
     fn an_interval_of_100_years_is_the_longest_accepted() {
