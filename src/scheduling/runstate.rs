@@ -425,6 +425,27 @@ mod tests {
         assert_eq!(doomed, vec!["r1", "r2", "r3"]);
     }
 
+    /// Argo marks a workflow done with a label; without a phase it reads as failed (Argo's
+    /// own "completed" without "Succeeded"). An empty phase is no phase.
+    #[test]
+    fn an_argo_workflow_labelled_completed_has_ended() {
+        let with_label = |value: &str, status: serde_json::Value| {
+            let (kind, mut obj) = run("argoproj.io/v1alpha1", "Workflow", "w", 1, status);
+            obj.metadata
+                .labels
+                .get_or_insert_default()
+                .insert(ARGO_COMPLETED_LABEL.into(), value.into());
+            observed((kind, obj))
+        };
+        assert_eq!(with_label("true", json!({})).outcome, Outcome::Failed);
+        assert_eq!(with_label("false", json!({})).outcome, Outcome::Active);
+        let unphased = observed(run("argoproj.io/v1alpha1", "Workflow", "w", 1, json!({"phase": ""})));
+        assert_eq!(
+            (unphased.outcome, unphased.status.phase.as_str()),
+            (Outcome::Active, "Pending")
+        );
+    }
+
     /// Issue 18, R12: what a new owner reads back from the status's active list is the run
     /// its watch would show: a backfill's run in the backfill's slot, a run-now run holding a
     /// slot but no tick (so it does not move the schedule's catch-up point).
