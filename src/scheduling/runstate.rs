@@ -425,6 +425,54 @@ mod tests {
         assert_eq!(doomed, vec!["r1", "r2", "r3"]);
     }
 
+    /// Every field of KFP's history entry comes from the run (what `kubectl get swf -o yaml`
+    /// and the JobService show).
+    #[test]
+    fn a_run_becomes_its_history_entry_field_by_field() {
+        let (kind, mut job) = run(
+            "batch/v1",
+            "Job",
+            "nightly-1",
+            7,
+            json!({"startTime": "2026-01-01T00:00:05Z", "completionTime": "2026-01-01T00:01:00Z",
+                "conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]}),
+        );
+        job.metadata.uid = Some("uid-7".into());
+        job.metadata.creation_timestamp = Some(Time("2026-01-01T00:00:01Z".parse().unwrap()));
+        let entry = observed((kind, job)).status;
+        let time = |s: &str| Some(Time(s.parse().unwrap()));
+        assert_eq!(
+            entry,
+            WorkflowStatus {
+                name: "nightly-1".into(),
+                namespace: "ns".into(),
+                uid: "uid-7".into(),
+                phase: "Failed".into(),
+                message: "BackoffLimitExceeded".into(),
+                created_at: time("2026-01-01T00:00:01Z"),
+                started_at: time("2026-01-01T00:00:05Z"),
+                finished_at: time("2026-01-01T00:01:00Z"),
+                scheduled_at: Timestamp::from_second(1007).ok().map(Time),
+                index: 7,
+                kind: Some("batch/v1/Job".into()),
+                ..Default::default()
+            }
+        );
+        let phase =
+            |api: &str, kind: &str, status: serde_json::Value| observed(run(api, kind, "r", 1, status)).status.phase;
+        assert_eq!(
+            phase("batch/v1", "Job", json!({"startTime": "2026-01-01T00:00:05Z"})),
+            "Running"
+        );
+        assert_eq!(phase("batch/v1", "Job", json!({})), "Pending");
+        let argo = "argoproj.io/v1alpha1";
+        assert_eq!(
+            phase(argo, "Workflow", json!({"phase": "Running"})),
+            "Running",
+            "Argo's own phase"
+        );
+    }
+
     /// Argo marks a workflow done with a label; without a phase it reads as failed (Argo's
     /// own "completed" without "Succeeded"). An empty phase is no phase.
     #[test]
