@@ -564,5 +564,10 @@ mod tests {
         assert_eq!(names(failure_streak(&alternating)), ["e"]);
         assert_eq!(last_success(&alternating).map(|r| r.status.name.as_str()), Some("d"));
         assert_eq!(names(failure_streak(&runs[..1])), ["r1"]);
+        // A failed run being deleted (a user's "forget it") is out of the streak.
+        let mut deleted = job("x", 7, "fail", "2026-01-01T00:08:00Z");
+        deleted.deleting = true;
+        let with_deleted = [runs.clone(), vec![deleted]].concat();
+        assert_eq!(names(failure_streak(&with_deleted)), ["r4", "r6"]);
     }
 }
