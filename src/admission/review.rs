@@ -212,6 +212,22 @@ mod tests {
         assert_eq!(v, Verdict::default());
     }
 
+    /// The same holds for a spec that cannot be decoded at all: unchanged, it is let through
+    /// (the reconciler already reports it); changed to another undecodable spec, it is refused.
+    #[test]
+    fn an_undecodable_spec_is_judged_only_when_it_changes() {
+        let undecodable = |field: &str| job(json!({ field: 2_147_483_648u64 }));
+        let old = undecodable("successfulRunsHistoryLimit");
+        let unchanged = review(Change::Update { old: &old, new: &old }, "ns", &rules());
+        assert_eq!(unchanged, Verdict::default());
+        let new = undecodable("failedRunsHistoryLimit");
+        let changed = review(Change::Update { old: &old, new: &new }, "ns", &rules());
+        assert!(
+            changed.errors[0].starts_with("spec.failedRunsHistoryLimit"),
+            "{changed:?}"
+        );
+    }
+
     #[test]
     fn an_update_is_refused_only_for_what_it_breaks() {
         let broken = job(json!({"timeZone": "Mars/Olympus"}));
