@@ -234,3 +234,75 @@ async fn next_triggered_time_is_the_first_tick_not_created_while_a_pass_is_cut_s
     assert_eq!(status["trigger"]["skipThrough"], minute(1));
     assert_eq!(status["trigger"]["nextTriggeredTime"], minute(2));
 }
+
+/// A disabled schedule (its own stage creates nothing) with a backfill of `range`.
+fn paused_with_backfill(spec: Value, range: &str) -> SwfObject {
+    let mut full = json!({"enabled": false});
+    if let (Some(base), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
+        base.extend(extra.clone());
+    }
+    let mut obj = recorded(swf(full), &minute(0), 1);
+    obj.metadata.annotations = Some([(crate::model::keys::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
+    obj
+}
+
+/// backfill_stage: the backfill's runs take the next workflow indexes, one each.
+#[tokio::test]
+async fn backfill_runs_take_the_next_indexes_one_each() {
+    let mut h = harness(vec![]);
+    let range = "2026-01-01T00:01:00Z/2026-01-01T00:03:00Z";
+    let pass = start(&h, paused_with_backfill(json!({"maxConcurrency": 2}), range));
+    let index = |o: &Value| o["metadata"]["labels"][crate::model::keys::LABEL_INDEX].clone();
+    let (first, second) = (h.created().await, h.created().await);
+    assert_eq!((index(&first), index(&second)), (json!("2"), json!("3")));
+    h.answer("PATCH", "/nightly/status", 200, json!({})).await;
+    pass.await.unwrap().unwrap();
+}
+
+/// backfill_stage: a running backfill whose next tick is still to come wakes the pass then,
+/// even with the schedule itself paused.
+#[tokio::test]
+async fn a_backfill_waiting_for_its_next_tick_wakes_the_pass_at_that_tick() {
+    let mut h = harness(vec![]);
+    let range = "2026-01-01T00:06:00Z/2026-01-01T00:08:00Z";
+    let pass = start(&h, paused_with_backfill(json!({}), range));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    assert!(sent.is_empty(), "{sent:?}");
+    assert_eq!(
+        ended.unwrap(),
+        Action::requeue(Duration::from_secs(30)),
+        "00:06 is 30 s away"
+    );
+}
+
+/// backfill_stage: with every backfill slot taken the pass waits for a run to finish; when
+/// the run it created turned out to be one of its own, already finished (adopted after a
+/// 409), the slot is free and the pass plans again at once (issue 18, bug 4).
+#[tokio::test]
+async fn a_backfill_plans_again_at_once_only_when_a_slot_is_free() {
+    let range = "2026-01-01T00:01:00Z/2026-01-01T00:04:00Z";
+    let mut h = harness(vec![]);
+    let pass = start(&h, paused_with_backfill(json!({}), range));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    assert_eq!(sent, [format!("POST {}", run_name("nightly", at(&minute(1))))]);
+    assert_eq!(
+        ended.unwrap(),
+        Action::requeue(Duration::from_secs(300)),
+        "the slot is taken"
+    );
+
+    let mut h = harness(vec![]);
+    let pass = start(&h, paused_with_backfill(json!({}), range));
+    let one = run_name("nightly", at(&minute(1)));
+    h.answer("POST", "/namespaces/ns/jobs", 409, status_error(409, "AlreadyExists"))
+        .await;
+    let mut done = run(&one, &minute(1), 2, UID, true);
+    done["metadata"]["annotations"] = json!({crate::model::keys::BACKFILL_RUN_ANNOTATION: range});
+    h.answer("GET", &format!("/jobs/{one}"), 200, done).await;
+    let (_, ended) = requests_of(&mut h, pass, &mut plain).await;
+    assert_eq!(
+        ended.unwrap(),
+        Action::requeue(Duration::from_millis(100)),
+        "00:02 is due and a slot is free"
+    );
+}
