@@ -306,3 +306,70 @@ async fn a_backfill_plans_again_at_once_only_when_a_slot_is_free() {
         "00:02 is due and a slot is free"
     );
 }
+
+/// backfill_stage: one event per change of a backfill's range or phase; a pass that changes
+/// neither says nothing.
+#[tokio::test]
+async fn each_change_of_a_backfills_range_or_phase_is_announced_once() {
+    let range = "2026-01-01T00:01:00Z/2026-01-01T00:03:00Z";
+    let mut h = harness(vec![]);
+    let mut pass_with = async |h: &mut Harness, obj: SwfObject| {
+        let pass = start(h, obj);
+        requests_of(h, pass, &mut plain).await.1.unwrap();
+        let status = h.last_status.as_ref().map(|s| s["status"].clone()).unwrap_or_default();
+        let backfill_events: Vec<_> = h
+            .events()
+            .into_iter()
+            .filter(|(r, _)| r.starts_with("Backfill"))
+            .collect();
+        (backfill_events, status)
+    };
+    let (events, status) = pass_with(&mut h, paused_with_backfill(json!({}), range)).await;
+    assert_eq!(
+        events,
+        [("BackfillStarted".to_string(), format!("Backfill {range}: 2 ticks"))]
+    );
+    let running = with_status(paused_with_backfill(json!({}), range), &status);
+    let (events, _) = pass_with(&mut h, running.clone()).await;
+    assert_eq!(events, [], "still running: nothing new");
+
+    let mut moved = running.clone();
+    let other = "2026-01-01T00:02:00Z/2026-01-01T00:03:00Z";
+    moved.metadata.annotations =
+        Some([(crate::model::keys::BACKFILL_ANNOTATION.to_string(), other.to_string())].into());
+    let (events, _) = pass_with(&mut h, moved).await;
+    assert_eq!(
+        count(&events, "BackfillStarted"),
+        1,
+        "a new range starts again: {events:?}"
+    );
+
+    let mut h = harness(vec![]); // the user's edit, seen by a fresh process
+    let mut removed = running;
+    removed.metadata.annotations = None;
+    let (events, status) = pass_with(&mut h, removed.clone()).await;
+    assert_eq!(
+        events.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["BackfillCancelled"]
+    );
+    let (events, _) = pass_with(&mut h, with_status(removed, &status)).await;
+    assert_eq!(events, [], "cancelled once");
+}
+
+/// backfill_stage: a lasting failure (403) of a backfill create is retried like any other
+/// until its attempts run out; the first one does not stop the backfill.
+#[tokio::test]
+async fn a_backfill_create_refused_once_is_retried_not_given_up() {
+    let range = "2026-01-01T00:01:00Z/2026-01-01T00:03:00Z";
+    let mut h = harness(vec![]);
+    let pass = start(&h, paused_with_backfill(json!({}), range));
+    let mut forbidden = |method: &str, _: &str| match method {
+        "POST" => (403, status_error(403, "Forbidden")),
+        _ => (200, json!({})),
+    };
+    let (_, ended) = requests_of(&mut h, pass, &mut forbidden).await;
+    assert!(ended.is_err(), "retried with backoff");
+    assert_eq!(count(&h.events(), "BackfillFailed"), 0);
+    let backfill = &h.last_status.as_ref().expect("status written")["status"]["backfill"];
+    assert_eq!(backfill["phase"], "Running", "{backfill}");
+}
