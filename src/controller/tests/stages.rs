@@ -313,7 +313,7 @@ async fn a_backfill_plans_again_at_once_only_when_a_slot_is_free() {
 async fn each_change_of_a_backfills_range_or_phase_is_announced_once() {
     let range = "2026-01-01T00:01:00Z/2026-01-01T00:03:00Z";
     let mut h = harness(vec![]);
-    let mut pass_with = async |h: &mut Harness, obj: SwfObject| {
+    let pass_with = async |h: &mut Harness, obj: SwfObject| {
         let pass = start(h, obj);
         requests_of(h, pass, &mut plain).await.1.unwrap();
         let status = h.last_status.as_ref().map(|s| s["status"].clone()).unwrap_or_default();
