@@ -385,6 +385,19 @@ pub(crate) mod tests_support {
     pub fn not_leader() -> super::Leader {
         super::Leader::elected(1)
     }
+
+    /// A replica holding the only lease (for an hour), until `lose` takes it away.
+    pub fn holding() -> super::Leader {
+        let leader = super::Leader::elected(1);
+        let hour = std::time::Duration::from_secs(3600);
+        leader.set(0, Some(std::time::Instant::now() + hour));
+        leader
+    }
+
+    /// The lease lapses (another replica took it).
+    pub fn lose(leader: &super::Leader) {
+        leader.set(0, None);
+    }
 }
 
 #[cfg(test)]

@@ -422,6 +422,30 @@ async fn a_replica_that_is_not_the_leader_does_nothing() {
     );
 }
 
+/// The lease is lost while a create is on its way: the pass writes nothing more (no status
+/// write from a replica that no longer owns the schedule) and ends with `NotLeader`.
+#[tokio::test]
+async fn a_replica_that_loses_its_lease_mid_pass_writes_nothing_more() {
+    use crate::controller::election::leader::tests_support::{holding, lose};
+    let mut h = harness(vec![]);
+    let leader = holding();
+    Arc::get_mut(&mut h.ctx).unwrap().leader = leader.clone();
+    let pass = start(&h, swf(json!({"noCatchup": true})));
+    h.answer_with("POST", "/namespaces/ns/jobs", 201, |sent| {
+        lose(&leader);
+        let mut obj = sent.clone();
+        obj["metadata"]["uid"] = json!("uid-new");
+        obj
+    })
+    .await;
+    // A pass that sends a request waits for its answer, so look before awaiting the pass.
+    let next = tokio::time::timeout(Duration::from_millis(500), h.api.next_request()).await;
+    let sent = next.ok().flatten().map(|(r, _)| format!("{} {}", r.method(), r.uri()));
+    assert_eq!(sent, None, "nothing written after the lease was lost");
+    let ended = tokio::time::timeout(Duration::from_secs(5), pass).await;
+    assert_eq!(ended.unwrap().unwrap().unwrap_err().reason(), "NotLeader");
+}
+
 #[tokio::test]
 async fn runs_created_but_not_yet_in_the_cache_count_against_max_concurrency() {
     // The cache stays empty, as a watch that lags the creates' replies: the second pass must

@@ -9,7 +9,10 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::model::{crd::ScheduledWorkflowStatus, keys::RESUME_ANNOTATION};
+use crate::model::{
+    crd::ScheduledWorkflowStatus,
+    keys::{RESUME_ANNOTATION, RUN_NOW_REQUEST_ANNOTATION},
+};
 
 /// `obj` carrying the `status` a pass sent (a merge patch: as the API server stores it).
 fn with_status(mut obj: SwfObject, status: &Value) -> SwfObject {
@@ -372,4 +375,214 @@ async fn a_backfill_create_refused_once_is_retried_not_given_up() {
     assert_eq!(count(&h.events(), "BackfillFailed"), 0);
     let backfill = &h.last_status.as_ref().expect("status written")["status"]["backfill"];
     assert_eq!(backfill["phase"], "Running", "{backfill}");
+}
+
+/// Answers creates with a lasting failure (403), everything else with 200.
+fn forbidden(method: &str, _: &str) -> (u16, Value) {
+    match method {
+        "POST" => (403, status_error(403, "Forbidden")),
+        _ => (200, json!({})),
+    }
+}
+
+/// `obj` asking for a run now (the annotation's value `value`).
+fn with_run_now(mut obj: SwfObject, value: &str) -> SwfObject {
+    obj.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(RUN_NOW_REQUEST_ANNOTATION.to_string(), value.to_string());
+    obj
+}
+
+fn tick_run(m: u32) -> String {
+    run_name("nightly", at(&minute(m)))
+}
+
+/// schedule_stage: a tick whose create keeps failing is given up only when a later tick is
+/// due. The schedule's only due tick is retried with backoff however often it fails.
+#[tokio::test]
+async fn the_only_due_tick_is_retried_however_often_its_create_fails() {
+    let mut h = harness(vec![]);
+    let obj = recorded(swf(json!({})), &minute(4), 4);
+    for attempt in 1..=MAX_TICK_ATTEMPTS + 1 {
+        let pass = start(&h, obj.clone());
+        let (sent, ended) = requests_of(&mut h, pass, &mut forbidden).await;
+        assert_eq!(sent, [format!("POST {}", tick_run(5))], "attempt {attempt}");
+        let reason = ended.expect_err("retried with backoff").reason();
+        assert_eq!(reason, "RunCreateFailed", "attempt {attempt}");
+    }
+    assert_eq!(count(&h.events(), "TickAbandoned"), 0);
+}
+
+/// schedule_stage: a later tick in the same plan (a catch-up) is due, so the first tick is
+/// given up after its attempts and the pass plans again at once.
+#[tokio::test]
+async fn a_tick_that_keeps_failing_is_given_up_when_the_plan_holds_a_later_one() {
+    let mut h = harness(vec![]);
+    let obj = recorded(swf(json!({"maxConcurrency": 2})), &minute(3), 3);
+    for attempt in 1..=MAX_TICK_ATTEMPTS {
+        let pass = start(&h, obj.clone());
+        let (sent, ended) = requests_of(&mut h, pass, &mut forbidden).await;
+        assert_eq!(sent, [format!("POST {}", tick_run(4))], "attempt {attempt}");
+        if attempt < MAX_TICK_ATTEMPTS {
+            assert_eq!(ended.unwrap_err().reason(), "RunCreateFailed", "attempt {attempt}");
+        } else {
+            assert_eq!(ended.unwrap(), Action::requeue(Duration::from_millis(100)));
+            let status = &h.last_status.as_ref().expect("status written")["status"];
+            assert_eq!(status["trigger"]["skipThrough"], minute(4), "given up");
+        }
+    }
+    assert_eq!(count(&h.events(), "TickAbandoned"), 1);
+}
+
+/// schedule_stage: a run-now request runs once, with the next index, and status records it
+/// as served; a pass that reads it served creates nothing more.
+#[tokio::test]
+async fn a_run_now_request_runs_once_with_the_next_index() {
+    use crate::scheduling::render::run_now_name;
+    let mut h = harness(vec![]);
+    let obj = with_run_now(recorded(swf(json!({})), &minute(5), 5), "1");
+    let pass = start(&h, obj.clone());
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert_eq!(sent, [format!("POST {}", run_now_name("nightly", "1"))]);
+    let status = h.last_status.take().expect("status written")["status"].clone();
+    assert_eq!(status["trigger"]["lastRunNow"], "1");
+    assert_eq!(status["trigger"]["lastWorkflowIndex"], 6);
+    assert_eq!(
+        status["trigger"]["lastTriggeredTime"],
+        minute(5),
+        "a run-now run is no tick"
+    );
+
+    let mut h = harness(vec![]); // its run is gone (pruned): status alone says it was served
+    let pass = start(&h, with_status(obj, &status));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert!(sent.is_empty(), "{sent:?}");
+}
+
+/// schedule_stage: a run-now request whose create keeps failing is dropped after its
+/// attempts (no later tick needs to be due), with a Warning, and recorded as served.
+#[tokio::test]
+async fn a_run_now_request_that_keeps_failing_is_dropped_after_its_attempts() {
+    let mut h = harness(vec![]);
+    let obj = with_run_now(recorded(swf(json!({})), &minute(5), 5), "1");
+    for attempt in 1..=MAX_TICK_ATTEMPTS {
+        let pass = start(&h, obj.clone());
+        let (sent, ended) = requests_of(&mut h, pass, &mut forbidden).await;
+        assert_eq!(sent.len(), 1, "attempt {attempt}: {sent:?}");
+        if attempt < MAX_TICK_ATTEMPTS {
+            assert_eq!(ended.unwrap_err().reason(), "RunCreateFailed", "attempt {attempt}");
+        }
+    }
+    let trigger = &h.last_status.as_ref().expect("status written")["status"]["trigger"];
+    assert_eq!(trigger["lastRunNow"], "1", "{trigger}");
+    assert_eq!(trigger["skipThrough"], Value::Null, "no tick is skipped: {trigger}");
+    let events = h.events();
+    let dropped = events.iter().filter(|(r, _)| r == "TickAbandoned").collect::<Vec<_>>();
+    assert_eq!(dropped.len(), 1, "{events:?}");
+    assert!(
+        dropped[0].1.contains("the run-now request \"1\" is dropped"),
+        "{dropped:?}"
+    );
+}
+
+/// schedule_stage: a due tick and a run-now request want the only slot: the tick's run is
+/// created and the request waits, without a pass at once (no slot is free).
+#[tokio::test]
+async fn run_now_waits_behind_the_due_tick_for_the_only_slot() {
+    let mut h = harness(vec![]);
+    let pass = start(&h, with_run_now(recorded(swf(json!({})), &minute(4), 4), "1"));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    assert_eq!(sent, [format!("POST {}", tick_run(5))]);
+    assert_ne!(
+        ended.unwrap(),
+        Action::requeue(Duration::from_millis(100)),
+        "no slot is free"
+    );
+    let trigger = &h.last_status.as_ref().expect("status written")["status"]["trigger"];
+    assert_eq!(trigger["lastRunNow"], Value::Null, "not served yet");
+}
+
+/// schedule_stage: the due tick's run was adopted and had already finished, so its slot is
+/// free and no run event will follow: the waiting run-now request gets a pass at once.
+#[tokio::test]
+async fn run_now_gets_a_pass_at_once_when_an_adopted_finished_run_frees_the_slot() {
+    let mut h = harness(vec![]);
+    let pass = start(&h, with_run_now(recorded(swf(json!({})), &minute(4), 4), "1"));
+    let mut adopted = |method: &str, name: &str| match method {
+        "POST" => (409, status_error(409, "AlreadyExists")),
+        _ => (200, run(name, &minute(5), 5, UID, true)),
+    };
+    let (sent, ended) = requests_of(&mut h, pass, &mut adopted).await;
+    assert_eq!(sent, [format!("POST {}", tick_run(5)), format!("GET {}", tick_run(5))]);
+    assert_eq!(ended.unwrap(), Action::requeue(Duration::from_millis(100)));
+}
+
+/// schedule_stage: `concurrencyPolicy: Skip` with the only slot taken: one Normal event per
+/// skipped tick, naming the last tick the skip reaches when it reaches past the first.
+#[tokio::test]
+async fn skipped_ticks_are_announced_with_how_far_the_skip_reaches() {
+    let skip = || swf(json!({"concurrencyPolicy": "Skip"}));
+    let running = |m: u32| run(&tick_run(m), &minute(m), i64::from(m), UID, false);
+
+    let mut h = harness(vec![running(3)]);
+    let pass = start(&h, recorded(skip(), &minute(3), 3));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert!(sent.is_empty(), "{sent:?}");
+    let notes: Vec<String> = h
+        .events()
+        .into_iter()
+        .filter(|(r, _)| r == "TickSkipped")
+        .map(|(_, n)| n)
+        .collect();
+    let both = format!(
+        "Skipped the tick of {} and every tick due after it through {}: no free slot (concurrencyPolicy: Skip)",
+        minute(4),
+        minute(5)
+    );
+    assert_eq!(notes, [both]);
+
+    let mut h = harness(vec![running(4)]);
+    let pass = start(&h, recorded(skip(), &minute(4), 4));
+    let (_, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    let notes: Vec<String> = h
+        .events()
+        .into_iter()
+        .filter(|(r, _)| r == "TickSkipped")
+        .map(|(_, n)| n)
+        .collect();
+    let one = format!(
+        "Skipped the tick of {}: no free slot (concurrencyPolicy: Skip)",
+        minute(5)
+    );
+    assert_eq!(notes, [one]);
+}
+
+/// schedule_stage: the run `Replace` deleted leaves the pass's view at once: status lists the
+/// runs still active and the new one, not the deleted one.
+#[tokio::test]
+async fn the_run_replace_deleted_is_not_listed_as_active() {
+    let running = |m: u32| run(&tick_run(m), &minute(m), i64::from(m), UID, false);
+    let mut h = harness(vec![running(3), running(4)]);
+    let replace = json!({"concurrencyPolicy": "Replace", "maxConcurrency": 2});
+    let pass = start(&h, recorded(swf(replace), &minute(4), 4));
+    let (sent, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    assert_eq!(
+        sent,
+        [format!("DELETE {}", tick_run(3)), format!("POST {}", tick_run(5))]
+    );
+    let active = &h.last_status.as_ref().expect("status written")["status"]["workflowHistory"]["active"];
+    let mut names: Vec<&str> = active
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, [tick_run(4), tick_run(5)], "{active}");
 }
