@@ -240,6 +240,9 @@ mod tests {
         let writer = StatusWriter::default();
         let ours = object(&with_last(now), "10");
         writer.remember("u", ours.clone(), now);
+        assert_eq!(writer.remembered(), 1);
+        writer.observed(&object(&ScheduledWorkflowStatus::default(), "9"));
+        assert_eq!(writer.remembered(), 1, "an older revision is not the echo");
         writer.observed(&ours);
         assert_eq!(writer.remembered(), 0, "the echo is recognised");
         // Remembered again; another replica then wrote a newer status (a later revision).
@@ -270,6 +273,12 @@ mod tests {
         writer.remember("u", object(&with_last(now), "opaque-1"), now);
         writer.observed(&object(&with_last(now), "opaque-2"));
         assert_eq!(writer.remembered(), 0);
+        // ... or by its resourceVersion; another one with another status is not the echo.
+        writer.remember("u", object(&with_last(now), "opaque-3"), now);
+        writer.observed(&object(&ScheduledWorkflowStatus::default(), "opaque-4"));
+        assert_eq!(writer.remembered(), 1, "a different version");
+        writer.observed(&object(&ScheduledWorkflowStatus::default(), "opaque-3"));
+        assert_eq!(writer.remembered(), 0, "the same version");
     }
 
     #[test]

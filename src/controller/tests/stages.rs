@@ -586,3 +586,38 @@ async fn the_run_replace_deleted_is_not_listed_as_active() {
     names.sort_unstable();
     assert_eq!(names, [tick_run(4), tick_run(5)], "{active}");
 }
+
+/// reconcile: a pass whose scheduled create failed leaves the backfill for the retry (it
+/// would otherwise take the schedule's turn): one POST, the tick's.
+#[tokio::test]
+async fn a_failed_scheduled_create_holds_the_backfill_until_the_retry() {
+    let mut h = harness(vec![]);
+    let mut obj = recorded(swf(json!({})), &minute(4), 4);
+    let range = "2025-12-31T23:50:00Z/2025-12-31T23:52:00Z";
+    obj.metadata.annotations = Some([(crate::model::keys::BACKFILL_ANNOTATION.to_string(), range.to_string())].into());
+    let mut failing = |method: &str, _: &str| match method {
+        "POST" => (500, status_error(500, "InternalError")),
+        _ => (404, status_error(404, "NotFound")),
+    };
+    let pass = start(&h, obj);
+    let (sent, ended) = requests_of(&mut h, pass, &mut failing).await;
+    assert_eq!(ended.unwrap_err().reason(), "RunCreateFailed");
+    let posts: Vec<&String> = sent.iter().filter(|s| s.starts_with("POST")).collect();
+    assert_eq!(posts, [&format!("POST {}", tick_run(5))], "{sent:?}");
+}
+
+/// reconcile: each pass records the schedule's summary condition, its active runs and its
+/// failure streak in the metrics.
+#[tokio::test]
+async fn a_pass_records_the_schedules_condition_active_runs_and_failure_streak() {
+    let failed = finished(run(&tick_run(4), &minute(4), 4, UID, false), true, &minute(4));
+    let mut h = harness(vec![failed]);
+    let pass = start(&h, recorded(swf(json!({})), &minute(4), 4));
+    let (_, ended) = requests_of(&mut h, pass, &mut plain).await;
+    ended.unwrap();
+    let text = h.ctx.metrics.render();
+    assert!(text.contains("swf_schedules{condition=\"Enabled\"} 1"), "{text}");
+    assert!(text.contains("swf_active_runs 1"), "{text}");
+    let streak = "swf_schedule_failure_streak{namespace=\"ns\",name=\"nightly\"} 1";
+    assert!(text.contains(streak), "{text}");
+}
