@@ -281,6 +281,44 @@ mod tests {
         assert_eq!(writer.remembered(), 0, "the same version");
     }
 
+    /// An object read afresh (after a 409) is remembered like a write's answer: the newest
+    /// object known until the watch shows it.
+    #[test]
+    fn an_object_read_afresh_is_the_newest_until_the_watch_shows_it() {
+        let now = at("2026-01-01T00:01:00Z");
+        let writer = StatusWriter::default();
+        let fresh = object(&with_last(now), "20");
+        writer.read(fresh.clone(), now);
+        let stale = object(&ScheduledWorkflowStatus::default(), "19");
+        assert_eq!(
+            writer.newest(&stale, now).metadata.resource_version.as_deref(),
+            Some("20")
+        );
+        writer.observed(&fresh);
+        assert_eq!(writer.remembered(), 0);
+    }
+
+    /// Expired writes are swept only once more than `SWEEP_AT` are remembered (a sweep walks
+    /// them all); the fresh ones stay.
+    #[test]
+    fn expired_writes_are_swept_past_the_sweep_threshold() {
+        let then = at("2026-01-01T00:00:00Z");
+        let later = then.checked_add(MEMORY_TTL).unwrap();
+        let writer = StatusWriter::default();
+        let obj = object(&with_last(then), "1");
+        for i in 0..SWEEP_AT {
+            writer.remember(&format!("old-{i}"), obj.clone(), then);
+        }
+        writer.remember("new-1", obj.clone(), later);
+        assert_eq!(
+            writer.remembered(),
+            SWEEP_AT + 1,
+            "not past the threshold yet: no sweep"
+        );
+        writer.remember("new-2", obj, later);
+        assert_eq!(writer.remembered(), 2, "swept: only the fresh writes stay");
+    }
+
     #[test]
     fn the_patch_clears_every_field_the_new_status_lacks() {
         let new = ScheduledWorkflowStatus {

@@ -446,6 +446,29 @@ async fn a_replica_that_loses_its_lease_mid_pass_writes_nothing_more() {
     assert_eq!(ended.unwrap().unwrap().unwrap_err().reason(), "NotLeader");
 }
 
+/// The status write names its field manager, so `managedFields` shows the operator as the
+/// owner of `status` (and GitOps tools that compare managers leave it alone).
+#[tokio::test]
+async fn the_status_write_names_the_operators_field_manager() {
+    let mut h = harness(vec![]);
+    let pass = start(&h, swf(json!({"enabled": false})));
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), h.api.next_request())
+        .await
+        .expect("the status write comes")
+        .expect("the client is alive");
+    let uri = request.uri().to_string();
+    send.send_response(
+        Response::builder()
+            .status(200)
+            .body(Body::from(serde_json::to_vec(&patched(&json!({}))).unwrap()))
+            .unwrap(),
+    );
+    pass.await.unwrap().unwrap();
+    let (path, query) = uri.split_once('?').unwrap_or((&uri, ""));
+    assert!(path.ends_with("/nightly/status"), "{uri}");
+    assert!(query.split('&').any(|kv| kv == "fieldManager=swf-operator"), "{uri}");
+}
+
 #[tokio::test]
 async fn runs_created_but_not_yet_in_the_cache_count_against_max_concurrency() {
     // The cache stays empty, as a watch that lags the creates' replies: the second pass must
