@@ -450,6 +450,52 @@ mod tests {
         assert_eq!(bad.trigger.next_triggered_time, None);
     }
 
+    /// KFP's one-off run (`triggerTime` in the past): Running until its run has been created
+    /// and has finished, then Succeeded.
+    #[test]
+    fn a_one_off_schedule_succeeds_once_its_run_has_finished() {
+        let one_off = |last_index: i64, active: usize| {
+            let mut o = observed(true);
+            o.one_off = true;
+            o.state.last_index = last_index;
+            o.history.active = vec![crate::model::crd::WorkflowStatus::default(); active];
+            let status = compute(&Default::default(), Some(1), o, at("2026-01-01T01:00:01Z"));
+            summary_of(&status)
+        };
+        assert_eq!(one_off(0, 0), Some(Summary::Running), "not run yet");
+        assert_eq!(one_off(1, 1), Some(Summary::Running), "its run is running");
+        assert_eq!(one_off(1, 0), Some(Summary::Succeeded), "its run has finished");
+    }
+
+    /// The summary's message says when an enabled recurring schedule has no tick left; a
+    /// one-off or a disabled schedule keeps its own message.
+    #[test]
+    fn an_enabled_schedule_past_its_end_says_it_has_no_tick_left() {
+        let message = |enabled: bool, one_off: bool, ended: bool| {
+            let mut o = observed(enabled);
+            (o.one_off, o.ended) = (one_off, ended);
+            let status = compute(&Default::default(), Some(1), o, at("2026-01-01T01:00:01Z"));
+            summary_condition(&status)
+                .and_then(|c| c.message.clone())
+                .unwrap_or_default()
+        };
+        let no_tick_left = "The schedule is enabled; it has no tick left before its endTime.";
+        assert_eq!(message(true, false, true), no_tick_left);
+        assert_ne!(message(true, false, false), no_tick_left, "not ended");
+        assert_ne!(message(false, false, true), no_tick_left, "disabled");
+        assert_ne!(message(true, true, true), no_tick_left, "a one-off");
+    }
+
+    /// KFP's readers find the number of active runs and the schedule as text in the status.
+    #[test]
+    fn status_counts_the_active_runs_and_shows_the_schedule() {
+        let mut o = observed(true);
+        o.history.active = vec![crate::model::crd::WorkflowStatus::default(); 2];
+        let status = compute(&Default::default(), Some(1), o, at("2026-01-01T01:00:01Z"));
+        assert_eq!(status.active_runs, Some(2));
+        assert_eq!(status.schedule.as_deref(), Some("0 0 * * * * (UTC)"));
+    }
+
     fn find<'a>(s: &'a ScheduledWorkflowStatus, type_: &str) -> Option<&'a Condition> {
         s.conditions.iter().find(|c| c.type_ == type_)
     }
@@ -472,6 +518,10 @@ mod tests {
             ready.last_transition_time,
             "Ready did not change"
         );
+        // Its own time, not the summary's (Disabled changed at 01:10).
+        let still = compute(&disabled, Some(4), observed(false), at("2026-01-01T01:15:00Z"));
+        let kept = find(&still, READY).unwrap().last_transition_time.clone();
+        assert_eq!(kept, ready.last_transition_time, "Ready did not change since 01:00:01");
         let bad = invalid(
             &disabled,
             Some(5),
