@@ -634,6 +634,20 @@ mod tests {
                 r#"{"predicates":[{"op":"EQUALS","key":"name","long_value":"1"}]}"#,
                 "needs string_value",
             ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"op":"EQUALS","key":"created_at","string_value":"yesterday"}]}"#,
+                "needs timestamp_value",
+            ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"op":"IN","key":"updated_at","string_values":{"values":["1"]}}]}"#,
+                "needs timestamp_value",
+            ),
             ("forged!!", 0, "", "", "Invalid page token"),
             ("eyJmb28iOjF9", 0, "", "", "Invalid page token"),
         ] {
@@ -650,6 +664,25 @@ mod tests {
         .unwrap();
         let err = page(vec![], &q(&p.next_page_token, 1, "id", "")).err().unwrap();
         assert!(err.message.contains("does not match the sort_by"));
+    }
+
+    /// Every field KFP's ListJobs sorts by (with its old names), either direction, any case.
+    #[test]
+    fn every_sort_field_kfp_names_is_accepted() {
+        for (sort_by, field, desc) in [
+            ("id", Field::Id, false),
+            ("recurring_run_id desc", Field::Id, true),
+            ("display_name", Field::Name, false),
+            ("name asc", Field::Name, false),
+            ("NAME DESC", Field::Name, true),
+            ("created_at", Field::CreatedAt, false),
+            ("updated_at", Field::UpdatedAt, false),
+            ("description desc", Field::Description, true),
+            ("package_id", Field::PackageId, false),
+            ("pipeline_id asc", Field::PackageId, false),
+        ] {
+            assert_eq!(parse_sort(sort_by).ok(), Some(Sort { field, desc }), "{sort_by}");
+        }
     }
 
     #[test]
