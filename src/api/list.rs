@@ -601,6 +601,14 @@ mod tests {
             Vec::<String>::new(),
             "IN () matches nothing"
         );
+        assert_eq!(
+            run(r#"{"predicates":[{"op":"IN","key":"created_at","int_values":{"values":[10,30]}}]}"#),
+            vec!["a", "c"]
+        );
+        assert_eq!(
+            run(r#"{"predicates":[{"op":"IN","key":"created_at","long_values":{"values":["20"]}}]}"#),
+            vec!["b"]
+        );
         // Encoded once more, as the KFP UI sends it (KFP's parseAPIFilter unescapes it).
         let twice = "%7B%22predicates%22%3A%5B%7B%22op%22%3A%22EQUALS%22%2C%22key%22%3A%22name%22%2C%22string_value%22%3A%22beta%22%7D%5D%7D";
         assert_eq!(run(twice), vec!["b"]);
@@ -647,6 +655,55 @@ mod tests {
                 "",
                 r#"{"predicates":[{"op":"IN","key":"updated_at","string_values":{"values":["1"]}}]}"#,
                 "needs timestamp_value",
+            ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"op":"EQUALS","key":"name","int_value":1}]}"#,
+                "needs string_value",
+            ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"op":"EQUALS","key":"name","timestamp_value":"1970-01-01T00:00:20Z"}]}"#,
+                "needs string_value",
+            ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"op":"IN","key":"name","int_values":{"values":[1]}}]}"#,
+                "needs string_value",
+            ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"op":"IN","key":"name","long_values":{"values":["1"]}}]}"#,
+                "needs string_value",
+            ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"key":"name","string_value":"x"}]}"#,
+                "has no op",
+            ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"op":"IS_SUBSTRING","key":"created_at","long_value":"1"}]}"#,
+                "IS_SUBSTRING needs a string field",
+            ),
+            (
+                "",
+                0,
+                "",
+                r#"{"predicates":[{"op":"EQUALS","key":"name","string_values":{"values":["x"]}}]}"#,
+                "takes a single value",
             ),
             ("forged!!", 0, "", "", "Invalid page token"),
             ("eyJmb28iOjF9", 0, "", "", "Invalid page token"),
