@@ -750,19 +750,26 @@ mod tests {
             vec![predicate; MAX_PREDICATES + 1].join(",")
         );
         let enough = format!(r#"{{"predicates":[{}]}}"#, vec![predicate; MAX_PREDICATES].join(","));
-        let values: Vec<String> = (0..=MAX_FILTER_VALUES).map(|i| format!("\"{i}\"")).collect();
-        let wide = format!(
-            r#"{{"predicates":[{{"op":"IN","key":"name","string_values":{{"values":[{}]}}}}]}}"#,
-            values.join(",")
-        );
-        let long = format!(
-            r#"{{"predicates":[{{"op":"IS_SUBSTRING","key":"name","string_value":"{}"}}]}}"#,
-            "x".repeat(MAX_FILTER_VALUE_BYTES + 1)
-        );
+        let substring = |bytes: usize| {
+            format!(
+                r#"{{"predicates":[{{"op":"IS_SUBSTRING","key":"name","string_value":"{}"}}]}}"#,
+                "x".repeat(bytes)
+            )
+        };
+        let in_values = |n: usize| {
+            let values: Vec<String> = (0..n).map(|i| format!("\"{i}\"")).collect();
+            format!(
+                r#"{{"predicates":[{{"op":"IN","key":"name","string_values":{{"values":[{}]}}}}]}}"#,
+                values.join(",")
+            )
+        };
         let jobs = vec![job("a", "x", 1)];
-        assert!(page(jobs.clone(), &q("", 0, "", &enough)).is_ok());
-        for (filter, want) in [(&many, "predicates"), (&wide, "values"), (&long, "longer than")] {
-            let err = page(jobs.clone(), &q("", 0, "", filter)).err().unwrap();
+        for at_the_bound in [enough, in_values(MAX_FILTER_VALUES), substring(MAX_FILTER_VALUE_BYTES)] {
+            assert!(page(jobs.clone(), &q("", 0, "", &at_the_bound)).is_ok());
+        }
+        let (wide, long) = (in_values(MAX_FILTER_VALUES + 1), substring(MAX_FILTER_VALUE_BYTES + 1));
+        for (filter, want) in [(many, "predicates"), (wide, "values"), (long, "longer than")] {
+            let err = page(jobs.clone(), &q("", 0, "", &filter)).err().unwrap();
             assert!(err.message.contains(want), "{want}: {}", err.message);
             assert_eq!(err.http_status(), 400);
         }
