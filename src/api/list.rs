@@ -742,6 +742,22 @@ mod tests {
         }
     }
 
+    /// A query scans every job of its scope (on a blocking thread) only when it has a filter,
+    /// given or carried in its page token.
+    #[test]
+    fn a_query_is_filtered_when_its_filter_or_its_token_has_one() {
+        let jobs: Vec<Job> = (0..3).map(|i| job(&format!("{i}"), "n", i)).collect();
+        let filter = r#"{"predicates":[{"op":"EQUALS","key":"name","string_value":"n"}]}"#;
+        let token_of = |filter: &str| page(jobs.clone(), &q("", 1, "", filter)).unwrap().next_page_token;
+        let (plain_token, filtered_token) = (token_of(""), token_of(filter));
+        assert!(!filtered("", ""));
+        assert!(!filtered(" ", ""), "blank");
+        assert!(!filtered("", &plain_token));
+        assert!(filtered(filter, ""));
+        assert!(filtered("", &filtered_token));
+        assert!(!filtered("", "forged!!"), "refused by `page`, not scanned");
+    }
+
     #[test]
     fn filters_are_bounded() {
         let predicate = r#"{"op":"EQUALS","key":"name","string_value":"x"}"#;
