@@ -758,6 +758,24 @@ mod tests {
         assert!(!filtered("", "forged!!"), "refused by `page`, not scanned");
     }
 
+    /// A page token carries its filter: the next page may repeat it (as KFP's clients do) or
+    /// leave it out, and is refused with another one.
+    #[test]
+    fn a_page_token_carries_its_filter_and_refuses_another() {
+        let jobs = vec![job("a", "n", 1), job("b", "m", 2), job("c", "n", 3)];
+        let n = r#"{"predicates":[{"op":"EQUALS","key":"name","string_value":"n"}]}"#;
+        let m = r#"{"predicates":[{"op":"EQUALS","key":"name","string_value":"m"}]}"#;
+        let first = page(jobs.clone(), &q("", 1, "", n)).unwrap();
+        assert_eq!(ids(&first), ["a"]);
+        let token = first.next_page_token.as_str();
+        for repeated in ["", n] {
+            let next = page(jobs.clone(), &q(token, 1, "", repeated)).unwrap();
+            assert_eq!(ids(&next), ["c"], "filter {repeated:?}");
+        }
+        let err = page(jobs, &q(token, 1, "", m)).err().unwrap();
+        assert!(err.message.contains("does not match the filter"), "{err:?}");
+    }
+
     #[test]
     fn filters_are_bounded() {
         let predicate = r#"{"op":"EQUALS","key":"name","string_value":"x"}"#;
