@@ -441,6 +441,23 @@ mod tests {
         assert_eq!(c.owned_by("uid-b").len(), 1);
     }
 
+    /// Only an owner reference to a kubeflow.org ScheduledWorkflow makes a run a schedule's:
+    /// not another kind of the group, nor a kind of that name from another group.
+    #[test]
+    fn only_a_kubeflow_scheduled_workflow_owns_a_run() {
+        let c = cache();
+        let mut o = run("x-1", "x", "Running");
+        o.metadata.owner_references = serde_json::from_value(json!([
+            {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": "e", "uid": "uid-e"},
+            {"apiVersion": "example.com/v1", "kind": "ScheduledWorkflow", "name": "s", "uid": "uid-s"},
+            {"apiVersion": "kubeflow.org/v1beta1", "kind": "ScheduledWorkflow", "name": "x", "uid": "uid-x"}
+        ]))
+        .unwrap();
+        assert_eq!(c.apply(o), vec![ObjectRef::new("x").within("ns")], "only x is woken");
+        assert_eq!(c.owned_by("uid-x").len(), 1);
+        assert!(c.owned_by("uid-e").is_empty() && c.owned_by("uid-s").is_empty());
+    }
+
     /// Issue 21 §2: the watch event of a run this process just created woke its owner for a
     /// second pass that had nothing to do (1,000 such passes at a tick of 1,000 schedules).
     #[test]
