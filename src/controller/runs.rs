@@ -428,8 +428,10 @@ mod tests {
     #[test]
     fn indexes_by_owner_and_wakes_only_on_change() {
         let c = cache();
+        assert!(c.is_empty());
         assert_eq!(c.apply(run("a-1", "a", "Running")).len(), 1);
         c.apply(run("b-1", "b", "Running"));
+        assert_eq!((c.len(), c.is_empty()), (2, false));
         assert_eq!(c.owned_by("uid-a").len(), 1);
         let mut same = run("a-1", "a", "Running");
         same.metadata.resource_version = Some("2".into());
