@@ -460,6 +460,28 @@ mod tests {
         assert!(c.owned_by("uid-e").is_empty() && c.owned_by("uid-s").is_empty());
     }
 
+    /// The uids of the runs the watch reported deleted are remembered, the newest `MAX_GONE`.
+    #[test]
+    fn the_newest_deleted_uids_are_remembered() {
+        let c = cache();
+        for i in 0..=MAX_GONE {
+            let mut o = run(&format!("a-{i}"), "a", "");
+            o.metadata.uid = Some(format!("u-{i}"));
+            c.delete(&o);
+        }
+        assert!(!c.saw_deleted("u-0"), "the oldest is forgotten");
+        assert!(c.saw_deleted("u-1") && c.saw_deleted(&format!("u-{MAX_GONE}")));
+    }
+
+    /// A cache whose watch fails says why when a pass waits for it.
+    #[tokio::test]
+    async fn waiting_for_a_failing_cache_says_why() {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"));
+        let c = RunCache::failing(RunKind::argo_workflow(), resource, "403 Forbidden");
+        let err = c.wait_ready(Duration::from_millis(10)).await.unwrap_err();
+        assert!(err.to_string().contains("its watch fails: 403 Forbidden"), "{err}");
+    }
+
     /// Issue 21 §2: the watch event of a run this process just created woke its owner for a
     /// second pass that had nothing to do (1,000 such passes at a tick of 1,000 schedules).
     #[test]
