@@ -312,11 +312,6 @@ impl RunCaches {
         self.caches().insert(cache.kind.clone(), cache);
     }
 
-    /// Every cache started so far.
-    pub fn all(&self) -> Vec<Arc<RunCache>> {
-        self.caches().values().cloned().collect()
-    }
-
     /// The cache of `kind`, starting its watch the first time (API discovery resolves the kind;
     /// a kind the cluster does not serve is an error, retried by the caller).
     pub async fn get(&self, kind: &RunKind) -> Result<Arc<RunCache>, Error> {
@@ -480,6 +475,67 @@ mod tests {
         let c = RunCache::failing(RunKind::argo_workflow(), resource, "403 Forbidden");
         let err = c.wait_ready(Duration::from_millis(10)).await.unwrap_err();
         assert!(err.to_string().contains("its watch fails: 403 Forbidden"), "{err}");
+    }
+
+    /// The readiness probe's answer: every cache started so far has listed once.
+    #[tokio::test]
+    async fn all_caches_are_ready_only_when_each_has_listed() {
+        let (service, _api) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let (wake, _) = mpsc::unbounded_channel();
+        let metrics = Arc::new(Metrics::default());
+        let caches = RunCaches::new(Client::new(service, "ns"), None, wake, metrics, Default::default());
+        assert!(caches.all_ready(), "none started");
+        let jobs = ApiResource::from_gvk(&GroupVersionKind::gvk("batch", "v1", "Job"));
+        caches.insert(RunCache::preloaded(RunKind::parse("batch/v1", "Job"), jobs, vec![]));
+        assert!(caches.all_ready());
+        caches.insert(Arc::new(cache()));
+        assert!(!caches.all_ready(), "the Workflow cache has not listed");
+    }
+
+    /// The run watch against a mock API server: refused before its first list, the cache
+    /// says its watch fails; refused after it, the cache stays ready with what it listed.
+    #[tokio::test]
+    async fn a_watch_refused_before_its_first_list_fails_the_cache_and_after_it_does_not() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let reply = |code: u16, body: serde_json::Value| {
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap()
+        };
+        let refused = |code: u16| json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": "Forbidden"});
+        for listed_first in [false, true] {
+            let (service, mut api) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+            let cache = Arc::new(cache());
+            let runs: Api<RunObject> = Api::namespaced_with(Client::new(service, "ns"), "ns", &cache.resource);
+            let (wake, _woken) = mpsc::unbounded_channel();
+            let watching = watch_runs(cache.clone(), runs, wake, Arc::new(Metrics::default()), Arc::default());
+            let task = tokio::spawn(watching);
+            let next = tokio::time::timeout(Duration::from_secs(10), api.next_request());
+            let (_, send) = next.await.expect("the list comes").expect("alive");
+            if listed_first {
+                let list =
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "5"}, "items": []});
+                send.send_response(reply(200, list));
+                cache.wait_ready(Duration::from_secs(10)).await.unwrap();
+                let next = tokio::time::timeout(Duration::from_secs(10), api.next_request());
+                let (_, send) = next.await.expect("the watch comes").expect("alive");
+                send.send_response(reply(403, refused(403)));
+                // The watcher tries again after its backoff: the refusal has been handled.
+                let again = tokio::time::timeout(Duration::from_secs(10), api.next_request());
+                assert!(again.await.is_ok(), "the watch is retried");
+                assert_eq!(cache.readiness(), Readiness::Ready, "still ready");
+            } else {
+                send.send_response(reply(403, refused(403)));
+                let mut ready = cache.ready.subscribe();
+                let failing = ready.wait_for(|r| matches!(r, Readiness::Failing(_)));
+                let failing = tokio::time::timeout(Duration::from_secs(10), failing).await;
+                assert!(failing.is_ok(), "the cache says its watch fails");
+            }
+            task.abort();
+        }
     }
 
     /// Issue 21 §2: the watch event of a run this process just created woke its owner for a
