@@ -477,6 +477,28 @@ mod tests {
         assert!(err.to_string().contains("its watch fails: 403 Forbidden"), "{err}");
     }
 
+    /// After a handover, the recent runs the status lists as active count until the cache
+    /// shows them: only those the cache does not know, and not one its watch saw deleted.
+    #[test]
+    fn only_listed_runs_the_cache_does_not_show_count_from_the_status() {
+        let now: jiff::Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let listed = |name: &str| WorkflowStatus {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            created_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
+            ..Default::default()
+        };
+        let active = [listed("a-1"), listed("a-2"), listed("a-3")];
+        let c = cache();
+        let shown = crate::scheduling::runstate::observe(&c.kind, &run("a-1", "a", "Running"));
+        let mut deleted = run("a-3", "a", "");
+        deleted.metadata.uid = Some("uid-a-3".into());
+        c.delete(&deleted);
+        let unseen = recorded_unseen(&active, &[shown], &c, now);
+        let names: Vec<&str> = unseen.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a-2"]);
+    }
+
     /// The readiness probe's answer: every cache started so far has listed once.
     #[tokio::test]
     async fn all_caches_are_ready_only_when_each_has_listed() {
