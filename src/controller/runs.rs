@@ -499,6 +499,30 @@ mod tests {
         assert_eq!(names, ["a-2"]);
     }
 
+    /// A pass comes back when the first run known only from the status stops counting
+    /// (the runs the cache shows do not set that time).
+    #[test]
+    fn the_first_listed_run_to_expire_sets_when_the_pass_comes_back() {
+        let at = |s: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.parse().unwrap());
+        let listed = |name: &str, created: &str| {
+            crate::scheduling::runstate::recorded_active(&WorkflowStatus {
+                name: name.into(),
+                created_at: Some(at(created)),
+                ..Default::default()
+            })
+        };
+        let mut cached = run("a-0", "a", "Running");
+        cached.metadata.creation_timestamp = Some(at("2026-01-01T00:00:00Z"));
+        let runs = [
+            listed("a-2", "2026-01-01T00:01:00Z"),
+            crate::scheduling::runstate::observe(&cache().kind, &cached),
+            listed("a-1", "2026-01-01T00:00:30Z"),
+        ];
+        let first: jiff::Timestamp = "2026-01-01T00:00:30Z".parse().unwrap();
+        assert_eq!(recorded_expiry(&runs), first.checked_add(RECENT_TTL).ok());
+        assert_eq!(recorded_expiry(&runs[1..2]), None, "a cached run only");
+    }
+
     /// The readiness probe's answer: every cache started so far has listed once.
     #[tokio::test]
     async fn all_caches_are_ready_only_when_each_has_listed() {
