@@ -494,14 +494,15 @@ mod tests {
         let mut deleted = run("a-3", "a", "");
         deleted.metadata.uid = Some("uid-a-3".into());
         c.delete(&deleted);
-        let unseen = recorded_unseen(&active, &[shown.clone()], &c, now);
+        let known = [shown];
+        let unseen = recorded_unseen(&active, &known, &c, now);
         let names: Vec<&str> = unseen.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["a-2"]);
         // Until `recorded_expiry`, when the pass comes back: then it no longer counts.
         let expiry = now.checked_add(RECENT_TTL).unwrap();
         let just_before = expiry.checked_sub(jiff::SignedDuration::from_millis(1)).unwrap();
-        assert_eq!(recorded_unseen(&active, &[shown.clone()], &c, just_before).len(), 1);
-        assert!(recorded_unseen(&active, &[shown], &c, expiry).is_empty());
+        assert_eq!(recorded_unseen(&active, &known, &c, just_before).len(), 1);
+        assert!(recorded_unseen(&active, &known, &c, expiry).is_empty());
     }
 
     /// A pass comes back when the first run known only from the status stops counting
