@@ -29,33 +29,16 @@ pub async fn run(namespace: &str, out: &Path) {
     let api: Api<PartialObjectMeta<Job>> = Api::namespaced(client, namespace);
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
     let ready = out.with_extension("ready");
-    let mut seen_uids = HashSet::new();
-    let mut deleted_uids = HashSet::new();
-    let mut lists = 0usize;
+    let mut recorder = Recorder::default();
     let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
     while let Some(event) = stream.next().await {
         let now = jiff::Timestamp::now().as_microsecond();
         let line = match event {
-            Ok(watcher::Event::Init) => {
-                lists += 1;
-                (lists > 1).then(|| format!("relist\t{now}"))
-            }
             Ok(watcher::Event::InitDone) => {
                 std::fs::write(&ready, "ready").unwrap();
                 None
             }
-            Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => {
-                let uid = job.metadata.uid.clone().unwrap_or_default();
-                seen_uids
-                    .insert(uid)
-                    .then(|| format_run(&run_event(EventKind::Seen, now, &job)))
-            }
-            Ok(watcher::Event::Delete(job)) => {
-                let uid = job.metadata.uid.clone().unwrap_or_default();
-                deleted_uids
-                    .insert(uid)
-                    .then(|| format_run(&run_event(EventKind::Deleted, now, &job)))
-            }
+            Ok(event) => recorder.record(event, now),
             Err(e) => {
                 eprintln!("watch: {e}");
                 Some(format!("error\t{now}"))
@@ -64,6 +47,36 @@ pub async fn run(namespace: &str, out: &Path) {
         if let Some(line) = line {
             writeln!(file, "{line}").unwrap();
             file.flush().unwrap();
+        }
+    }
+}
+
+/// What the watcher writes for a watch event: the first sighting and the deletion of each
+/// uid (a name deleted and created again is a new uid), and each list after the first.
+#[derive(Default)]
+struct Recorder {
+    seen: HashSet<String>,
+    deleted: HashSet<String>,
+    lists: usize,
+}
+
+impl Recorder {
+    fn record(&mut self, event: watcher::Event<PartialObjectMeta<Job>>, now: i64) -> Option<String> {
+        let uid = |job: &PartialObjectMeta<Job>| job.metadata.uid.clone().unwrap_or_default();
+        match event {
+            watcher::Event::Init => {
+                self.lists += 1;
+                (self.lists > 1).then(|| format!("relist\t{now}"))
+            }
+            watcher::Event::InitDone => None,
+            watcher::Event::Apply(job) | watcher::Event::InitApply(job) => self
+                .seen
+                .insert(uid(&job))
+                .then(|| format_run(&run_event(EventKind::Seen, now, &job))),
+            watcher::Event::Delete(job) => self
+                .deleted
+                .insert(uid(&job))
+                .then(|| format_run(&run_event(EventKind::Deleted, now, &job))),
         }
     }
 }
@@ -190,6 +203,56 @@ mod tests {
         let log = parse(&text);
         assert_eq!(log.runs, [run]);
         assert_eq!((log.relists, log.errors), (2, 1));
+    }
+
+    fn job(uid: &str, name: &str) -> PartialObjectMeta<Job> {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": name, "uid": uid, "labels": {SWF_LABEL: "s-1", EPOCH_LABEL: "1700000040"}}
+        }))
+        .unwrap()
+    }
+
+    /// A run deleted and created again under its name (the duplicate the benchmark exists to
+    /// catch) is recorded as seen, deleted, seen again; repeated events and the first list
+    /// add nothing, a second list is a relist.
+    #[test]
+    fn each_uid_is_recorded_when_first_seen_and_when_deleted() {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        let (first, second) = (job("uid-1", "s-1-1700000040"), job("uid-2", "s-1-1700000040"));
+        let events = [
+            Init,
+            InitApply(first.clone()),
+            InitDone,
+            Apply(first.clone()),
+            Delete(first.clone()),
+            Delete(first),
+            Apply(second.clone()),
+            Init,
+            InitApply(second),
+        ];
+        let mut recorder = Recorder::default();
+        let lines: Vec<String> = events
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, e)| recorder.record(e, i as i64))
+            .collect();
+        let log = parse(&lines.join("\n"));
+        let runs: Vec<(EventKind, &str, i64)> = log
+            .runs
+            .iter()
+            .map(|r| (r.kind, r.uid.as_str(), r.observed_micros))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                (EventKind::Seen, "uid-1", 1),
+                (EventKind::Deleted, "uid-1", 4),
+                (EventKind::Seen, "uid-2", 6)
+            ]
+        );
+        assert_eq!(log.relists, 1);
+        assert_eq!(log.runs[0].tick, Some(1_700_000_040));
     }
 
     #[test]
