@@ -112,7 +112,8 @@ impl Walk {
         let mut lines = vec![
             "set -euo pipefail".to_string(),
             "until_ready() { for _ in $(seq 600); do curl -sf localhost:$METRICS_PORT/readyz >/dev/null && return 0; \
-             kill -0 $MAKE_RUN 2>/dev/null || { tail -30 \"$SWF_CLUSTER_DIR/make-run.log\"; return 1; }; sleep 0.5; done; return 1; }"
+             kill -0 $MAKE_RUN 2>/dev/null || { tail -30 \"$SWF_CLUSTER_DIR/make-run.log\"; return 1; }; sleep 0.5; done; \
+             echo \"doc-walk: make run not ready after 600 tries\" >&2; tail -30 \"$SWF_CLUSTER_DIR/make-run.log\"; return 1; }"
                 .to_string(),
         ];
         let start_make_run =
