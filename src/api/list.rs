@@ -623,96 +623,67 @@ mod tests {
     #[test]
     fn bad_queries_are_400s() {
         let jobs = vec![job("a", "alpha", 10)];
-        for (token, size, sort, filter, want) in [
-            ("", -1, "", "", "Invalid page size"),
-            ("", 0, "colour", "", "Invalid sorting field"),
-            ("", 0, "name sideways", "", "Invalid sorting field"),
-            ("", 0, "", "{not json", "Invalid filter"),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"EQUALS","key":"colour","string_value":"x"}]}"#,
-                "unrecognized field",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"EQUALS","key":"name","long_value":"1"}]}"#,
-                "needs string_value",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"EQUALS","key":"created_at","string_value":"yesterday"}]}"#,
-                "needs timestamp_value",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"IN","key":"updated_at","string_values":{"values":["1"]}}]}"#,
-                "needs timestamp_value",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"EQUALS","key":"name","int_value":1}]}"#,
-                "needs string_value",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"EQUALS","key":"name","timestamp_value":"1970-01-01T00:00:20Z"}]}"#,
-                "needs string_value",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"IN","key":"name","int_values":{"values":[1]}}]}"#,
-                "needs string_value",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"IN","key":"name","long_values":{"values":["1"]}}]}"#,
-                "needs string_value",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"key":"name","string_value":"x"}]}"#,
-                "has no op",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"IS_SUBSTRING","key":"created_at","long_value":"1"}]}"#,
-                "IS_SUBSTRING needs a string field",
-            ),
-            (
-                "",
-                0,
-                "",
-                r#"{"predicates":[{"op":"EQUALS","key":"name","string_values":{"values":["x"]}}]}"#,
-                "takes a single value",
-            ),
-            ("forged!!", 0, "", "", "Invalid page token"),
-            ("eyJmb28iOjF9", 0, "", "", "Invalid page token"),
-        ] {
+        let refused = |token: &str, size: i32, sort: &str, filter: &str, want: &str| {
             let err = page(jobs.clone(), &q(token, size, sort, filter))
                 .err()
                 .unwrap_or_else(|| panic!("{want}: no error"));
             assert!(err.message.contains(want), "{want}: {err:?}");
             assert_eq!(err.http_status(), 400);
+        };
+        for (token, size, sort, filter, want) in [
+            ("", -1, "", "", "Invalid page size"),
+            ("", 0, "colour", "", "Invalid sorting field"),
+            ("", 0, "name sideways", "", "Invalid sorting field"),
+            ("", 0, "", "{not json", "Invalid filter"),
+            ("forged!!", 0, "", "", "Invalid page token"),
+            ("eyJmb28iOjF9", 0, "", "", "Invalid page token"),
+        ] {
+            refused(token, size, sort, filter, want);
+        }
+        for (filter, want) in [
+            (
+                r#"{"predicates":[{"op":"EQUALS","key":"colour","string_value":"x"}]}"#,
+                "unrecognized field",
+            ),
+            (
+                r#"{"predicates":[{"op":"EQUALS","key":"name","long_value":"1"}]}"#,
+                "needs string_value",
+            ),
+            (
+                r#"{"predicates":[{"op":"EQUALS","key":"created_at","string_value":"yesterday"}]}"#,
+                "needs timestamp_value",
+            ),
+            (
+                r#"{"predicates":[{"op":"IN","key":"updated_at","string_values":{"values":["1"]}}]}"#,
+                "needs timestamp_value",
+            ),
+            (
+                r#"{"predicates":[{"op":"EQUALS","key":"name","int_value":1}]}"#,
+                "needs string_value",
+            ),
+            (
+                r#"{"predicates":[{"op":"EQUALS","key":"name","timestamp_value":"1970-01-01T00:00:20Z"}]}"#,
+                "needs string_value",
+            ),
+            (
+                r#"{"predicates":[{"op":"IN","key":"name","int_values":{"values":[1]}}]}"#,
+                "needs string_value",
+            ),
+            (
+                r#"{"predicates":[{"op":"IN","key":"name","long_values":{"values":["1"]}}]}"#,
+                "needs string_value",
+            ),
+            (r#"{"predicates":[{"key":"name","string_value":"x"}]}"#, "has no op"),
+            (
+                r#"{"predicates":[{"op":"IS_SUBSTRING","key":"created_at","long_value":"1"}]}"#,
+                "IS_SUBSTRING needs a string field",
+            ),
+            (
+                r#"{"predicates":[{"op":"EQUALS","key":"name","string_values":{"values":["x"]}}]}"#,
+                "takes a single value",
+            ),
+        ] {
+            refused("", 0, "", filter, want);
         }
         let p = page(
             (0..3).map(|i| job(&format!("{i}"), "n", i)).collect(),
