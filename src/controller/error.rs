@@ -49,6 +49,8 @@ pub enum Error {
     StatusConflict,
     #[error("not the leader: runs are created only by the replica holding the lease of the schedule's shard")]
     NotLeader,
+    #[error("the pass stopped unexpectedly: {0}")]
+    PassPanicked(String),
 }
 
 impl Error {
@@ -66,6 +68,7 @@ impl Error {
             Error::ReadSchedule { .. } => "ScheduleReadFailed",
             Error::StatusConflict => "StatusConflict",
             Error::NotLeader => "NotLeader",
+            Error::PassPanicked(_) => "PassPanicked",
         }
     }
 

@@ -16,7 +16,7 @@ mod policy;
 mod schedule_stage;
 mod write;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::{Api, Resource, runtime::controller::Action};
@@ -135,8 +135,37 @@ impl Pass<'_> {
     }
 }
 
+/// What the controller runs for each wake-up: one pass (`reconcile_once`), as a task of its own.
+///
+/// Why a task: kube-runtime drives every pass in flight from one task
+/// (its `FutureHashMap`), so at a tick's burst the passes' planning, rendering and JSON would
+/// share one thread, and each wake-up of any pass would poll every pass's whole state
+/// machine; spawned, passes run on every worker thread and what kube-runtime polls is a
+/// `JoinHandle`. A pass that panicked fails alone (`PassPanicked`) instead of taking the
+/// controller's task down with it. Issue 21 §2; docs/performance.md.
+///
+/// The wake-up it asks for is counted from the clock the pass read, not from its end
+/// (`Next::less`).
 pub async fn reconcile(obj: Arc<SwfObject>, ctx: Arc<Context>) -> Result<Action, Error> {
-    reconcile_once(&obj, &ctx).await.map(Action::from)
+    let clock = ctx.clock.clone();
+    let started = clock.now();
+    let mut pass = PassTask(tokio::spawn(async move { reconcile_once(&obj, &ctx).await }));
+    let next = match (&mut pass.0).await {
+        Ok(result) => result?,
+        Err(stopped) => return Err(Error::PassPanicked(stopped.to_string())),
+    };
+    let spent = Duration::try_from(clock.now().duration_since(started)).unwrap_or(Duration::ZERO);
+    Ok(next.less(spent).into())
+}
+
+/// A spawned pass, aborted when the controller drops it (shutdown, a test's operator
+/// aborted), as the pass itself would have been dropped before it was spawned.
+struct PassTask(tokio::task::JoinHandle<Result<Next, Error>>);
+
+impl Drop for PassTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// One pass over `obj` (what the controller runs for each wake-up), timed and traced.

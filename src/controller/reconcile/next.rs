@@ -34,6 +34,19 @@ impl From<Next> for Action {
     }
 }
 
+impl Next {
+    /// The same wake-up, asked for `spent` after the pass read its clock. kube-runtime counts
+    /// a requeue's delay from when the pass returns, so a pass that took seconds (its status
+    /// write waiting behind a tick's creates) would otherwise wake that much after the next
+    /// tick, and the tick's runs would all start late by it.
+    pub fn less(self, spent: Duration) -> Next {
+        match self {
+            Next::After(delay) => Next::After(delay.saturating_sub(spent)),
+            Next::OnChange => Next::OnChange,
+        }
+    }
+}
+
 /// After a pass that succeeded: `replan` when the schedule's stage has more to do at once.
 pub(super) fn after_pass(plan: &Plan, replan: bool, backfilled: &Backfilled, now: Timestamp) -> Next {
     if replan || backfilled.replan {
@@ -86,6 +99,17 @@ mod tests {
             next: next.map(at),
             waiting,
         }
+    }
+
+    #[test]
+    fn a_wake_up_is_shortened_by_the_time_the_pass_took_and_never_below_zero() {
+        let spent = Duration::from_secs(3);
+        assert_eq!(
+            Next::After(Duration::from_secs(60)).less(spent),
+            Next::After(Duration::from_secs(57))
+        );
+        assert_eq!(Next::After(REPLAN).less(spent), Next::After(Duration::ZERO));
+        assert_eq!(Next::OnChange.less(spent), Next::OnChange);
     }
 
     fn backfill(next: Option<&str>) -> Backfilled {

@@ -405,6 +405,52 @@ async fn a_run_not_yet_recorded_in_status_is_never_deleted_by_history_limits() {
     assert_eq!(patch["status"]["trigger"]["lastTriggeredTime"], TICK);
 }
 
+/// kube-runtime counts a requeue from when the pass returns. A pass that took 3 s (its status
+/// write waited behind a tick's creates) asks for 3 s less, so it wakes at the next tick, not
+/// 3 s after it (measured: a tick's runs at N=1,000 started as late as the previous pass took).
+#[tokio::test]
+async fn the_wake_up_for_the_next_tick_leaves_out_the_time_the_pass_took() {
+    let clock = Arc::new(std::sync::Mutex::new(at(NOW)));
+    let mut h = harness(vec![]);
+    let read = clock.clone();
+    Arc::get_mut(&mut h.ctx).unwrap().clock = Clock::from_fn(move || *read.lock().unwrap());
+    // Nothing due at NOW (00:05:30): the first tick is the first after startTime, 00:11:00,
+    // 330 s on.
+    let trigger = json!({"cronSchedule": {"cron": "0 * * * * *", "startTime": "2026-01-01T00:10:00Z"}});
+    let pass = start(&h, swf(json!({ "trigger": trigger })));
+    h.answer_with("PATCH", "/nightly/status", 200, |_| {
+        let mut now = clock.lock().unwrap();
+        *now = now.checked_add(jiff::SignedDuration::from_secs(3)).unwrap();
+        json!({})
+    })
+    .await;
+    let action = pass.await.unwrap().unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(327)));
+}
+
+/// A pass runs as a task of its own (so passes use every core); the controller dropping it
+/// (shutdown, an operator aborted) still stops it: nothing of it is left waiting on the API
+/// server, holding the context.
+#[tokio::test]
+async fn a_pass_the_controller_drops_stops_though_it_runs_as_a_task() {
+    let mut h = harness(vec![]);
+    let before = Arc::strong_count(&h.ctx);
+    let pass = start(&h, swf(json!({})));
+    let (create, _reply) = h.api.next_request().await.unwrap();
+    assert_eq!(create.method(), "POST", "the pass is creating its run");
+    pass.abort();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), async {
+        while Arc::strong_count(&h.ctx) > before {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        stopped.is_ok(),
+        "the pass's task still runs after the controller dropped it"
+    );
+}
+
 #[tokio::test]
 async fn a_replica_that_is_not_the_leader_does_nothing() {
     let (service, mut api) = mock::pair::<Request<Body>, Response<Body>>();
