@@ -148,10 +148,14 @@ impl Pass<'_> {
 /// (`Next::less`).
 pub async fn reconcile(obj: Arc<SwfObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let clock = ctx.clock.clone();
-    let started = clock.now();
-    let mut pass = PassTask(tokio::spawn(async move { reconcile_once(&obj, &ctx).await }));
-    let next = match (&mut pass.0).await {
-        Ok(result) => result?,
+    let mut pass = PassTask(tokio::spawn(async move {
+        // Read as the task starts, with the pass's own clock: at a tick's burst a spawned task
+        // may wait for a worker, and that wait is not time the pass's delay was counted from.
+        let started = ctx.clock.now();
+        (started, reconcile_once(&obj, &ctx).await)
+    }));
+    let (started, next) = match (&mut pass.0).await {
+        Ok((started, result)) => (started, result?),
         Err(stopped) => return Err(Error::PassPanicked(stopped.to_string())),
     };
     let spent = Duration::try_from(clock.now().duration_since(started)).unwrap_or(Duration::ZERO);
@@ -160,7 +164,7 @@ pub async fn reconcile(obj: Arc<SwfObject>, ctx: Arc<Context>) -> Result<Action,
 
 /// A spawned pass, aborted when the controller drops it (shutdown, a test's operator
 /// aborted), as the pass itself would have been dropped before it was spawned.
-struct PassTask(tokio::task::JoinHandle<Result<Next, Error>>);
+struct PassTask(tokio::task::JoinHandle<(Timestamp, Result<Next, Error>)>);
 
 impl Drop for PassTask {
     fn drop(&mut self) {
