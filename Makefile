@@ -63,6 +63,7 @@ soak: assets
 ## The benchmark: swf-operator beside Kubernetes' CronJob controller on fresh local control
 ## planes (about 30 minutes on 2 cores); prints the tables, writes target/bench/{results.csv,
 ## results.json,bench.png}. Bigger runs: BENCH_SWF_ONLY_SIZES=10000 BENCH_SHARDED_SIZES=20000.
+## Start-up and memory with 10,000 schedules (BENCH_STARTUP_SCHEDULES): BENCH_PHASES=startup.
 ## Parts of it: e.g. BENCH_PHASES=scenarios BENCH_SIZES=1000 BENCH_ROWS=swf,floor BENCH_TICKS=2.
 bench: assets bench-deps
 	$(CARGO) build --release --locked --bin swf-operator --example bench
@@ -74,7 +75,7 @@ bench: assets bench-deps
 bench-smoke: assets bench-deps
 	$(CARGO) build --locked --bin swf-operator --example bench
 	$(BUILD_DIR)/debug/examples/bench run --check --sizes 10 --ticks 1 --both-at 0 --list-jobs 200 \
-	  --list-clients 5 --list-seconds 2 --cron-iterations 100 --rows swf,cronjob --settle-seconds 5 \
+	  --list-clients 5 --list-seconds 2 --startup-schedules 20 --cron-iterations 100 --rows swf,cronjob --settle-seconds 5 \
 	  --out target/bench-smoke
 
 ## The plot's font, from Debian's archive.

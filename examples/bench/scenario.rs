@@ -165,7 +165,7 @@ async fn create_schedules(client: &kube::Client, controller: Controller, n: usiz
 
 /// Applies crds/ and waits until the API server serves the resource: creates right after the
 /// apply can meet a 404 ("page not found") while the CRD is not yet established.
-fn install_crd(cluster: &Cluster) {
+pub fn install_crd(cluster: &Cluster) {
     let crd = crate::repo_root().join("crds");
     let kubectl = |args: &[&str]| {
         let out = std::process::Command::new("kubectl")
@@ -184,7 +184,7 @@ fn install_crd(cluster: &Cluster) {
     ]);
 }
 
-fn unix_now() -> f64 {
+pub fn unix_now() -> f64 {
     jiff::Timestamp::now().as_microsecond() as f64 / 1e6
 }
 
@@ -201,7 +201,7 @@ async fn until_second_of_minute(second: f64) {
 }
 
 /// The processes of one contender, started now; returns their names and metrics ports.
-fn start_controller(cluster: &mut Cluster, bins: &Binaries, controller: Controller) -> Vec<(String, Option<u16>)> {
+pub fn start_controller(cluster: &mut Cluster, bins: &Binaries, controller: Controller) -> Vec<(String, Option<u16>)> {
     match controller {
         Controller::CronJob | Controller::CronJobTuned => {
             let mut args = swf_test_plane::controller_manager_args(&cluster.layout, "cronjob");
@@ -248,7 +248,7 @@ fn start_controller(cluster: &mut Cluster, bins: &Binaries, controller: Controll
 }
 
 /// `swf_schedules` summed over conditions other than Error, from each replica's /metrics.
-async fn scheduled(ports: &[u16]) -> usize {
+pub async fn scheduled(ports: &[u16]) -> usize {
     let mut total = 0.0;
     for port in ports {
         let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {

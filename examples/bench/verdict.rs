@@ -4,7 +4,8 @@
 use crate::report::Row;
 
 /// Why `--check` fails, one line per reason; empty when it passes.
-pub fn failures(rows: &[Row], list_errors: Option<usize>) -> Vec<String> {
+/// `startup_wrong`: schedules without a correct status when the start-up phase gave up.
+pub fn failures(rows: &[Row], list_errors: Option<usize>, startup_wrong: Option<usize>) -> Vec<String> {
     let mut reasons = Vec::new();
     for r in rows.iter().filter(|r| r.ours) {
         let who = format!("{} / {}", r.scenario, r.controller);
@@ -20,6 +21,9 @@ pub fn failures(rows: &[Row], list_errors: Option<usize>) -> Vec<String> {
     }
     if let Some(errors) = list_errors.filter(|e| *e > 0) {
         reasons.push(format!("ListJobs: {errors} requests failed"));
+    }
+    if let Some(wrong) = startup_wrong.filter(|w| *w > 0) {
+        reasons.push(format!("start-up: {wrong} schedules without a correct status in time"));
     }
     reasons
 }
@@ -61,7 +65,7 @@ mod tests {
         peer.duplicates = 2;
         peer.early = 1;
         assert_eq!(
-            failures(&[row("swf-operator", true), peer], Some(0)),
+            failures(&[row("swf-operator", true), peer], Some(0), Some(0)),
             Vec::<String>::new()
         );
     }
@@ -75,12 +79,18 @@ mod tests {
         let mut early = row("swf-operator", true);
         early.early = 1;
         for r in [missed, doubled, early] {
-            assert_eq!(failures(&[r], None).len(), 1);
+            assert_eq!(failures(&[r], None, None).len(), 1);
         }
     }
 
     #[test]
     fn list_jobs_errors_fail() {
-        assert_eq!(failures(&[], Some(3)).len(), 1);
+        assert_eq!(failures(&[], Some(3), None).len(), 1);
+    }
+
+    #[test]
+    fn schedules_left_without_a_correct_status_at_start_up_fail() {
+        assert_eq!(failures(&[], None, Some(2)).len(), 1);
+        assert!(failures(&[], None, Some(0)).is_empty());
     }
 }

@@ -66,16 +66,17 @@ pub fn of(spec: &ScheduledWorkflowSpec) -> Accounts {
     if let Some(sa) = &spec.service_account {
         found.name(sa, "spec.serviceAccount".into());
     }
-    match spec.workflow.as_ref().and_then(|w| w.spec.as_ref()) {
-        Some(Value::String(text)) => match manifest::parse(text) {
-            Ok(workflow) => found.walk(&workflow, "spec.workflow.spec"),
-            Err(_) => found.unchecked.push("spec.workflow.spec".into()),
-        },
-        Some(object) => found.walk(object, "spec.workflow.spec"),
-        None => {}
+    if let Some(workflow) = spec.workflow.as_ref().and_then(|w| w.spec.as_ref()) {
+        match workflow.as_str() {
+            Some(text) => match manifest::parse(text) {
+                Ok(workflow) => found.walk(&workflow, "spec.workflow.spec"),
+                Err(_) => found.unchecked.push("spec.workflow.spec".into()),
+            },
+            None => found.walk(&workflow.value(), "spec.workflow.spec"),
+        }
     }
     if let Some(spec) = spec.run_template.as_ref().and_then(|t| t.spec.as_ref()) {
-        found.walk(spec, "spec.runTemplate.spec");
+        found.walk(&spec.value(), "spec.runTemplate.spec");
     }
     found
 }

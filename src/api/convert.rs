@@ -224,7 +224,7 @@ fn source_from(
                         value: p.value.clone(),
                     })
                     .collect(),
-                spec: Some(Value::String(manifest.to_string())),
+                spec: Some(Value::String(manifest.to_string()).into()),
                 pipeline_root: None,
             });
         }
@@ -424,8 +424,7 @@ fn fill_from_spec(job: &mut Job, spec: &ScheduledWorkflowSpec) {
 
 fn pipeline_spec_of(spec: &ScheduledWorkflowSpec) -> PipelineSpec {
     let manifest = match spec.workflow.as_ref().and_then(|w| w.spec.as_ref()) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(workflow) => workflow.as_str().map_or_else(|| workflow.json(), str::to_string),
         // A runTemplate shows as the object it creates; created back, it stays a runTemplate.
         None => spec
             .run_template

@@ -7,7 +7,7 @@
 //! planning reads (`stored::RunObject`).
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
@@ -42,7 +42,9 @@ type Key = (String, String);
 #[derive(Default)]
 struct Index {
     objects: HashMap<Key, Arc<RunObject>>,
-    by_owner: HashMap<String, BTreeSet<Key>>,
+    /// Each owner's runs, sorted (a sorted `Vec`: most schedules own one to a few runs, and a
+    /// one-element `BTreeSet` allocates room for eleven).
+    by_owner: HashMap<String, Vec<Key>>,
     /// uids of runs the watch reported deleted, newest last (at most `MAX_GONE`): a run this
     /// process created and someone deleted before the cache ever showed it is known gone here,
     /// so RecentCreates stops counting it at once.
@@ -75,7 +77,10 @@ impl Index {
         let k = key(&o);
         let old = self.remove(&k);
         for (uid, _) in owners(&o) {
-            self.by_owner.entry(uid.to_string()).or_default().insert(k.clone());
+            let keys = self.by_owner.entry(uid.to_string()).or_default();
+            if let Err(at) = keys.binary_search(&k) {
+                keys.insert(at, k.clone());
+            }
         }
         self.objects.insert(k, o);
         old
@@ -85,7 +90,9 @@ impl Index {
         let old = self.objects.remove(k)?;
         for (uid, _) in owners(&old) {
             if let Some(keys) = self.by_owner.get_mut(uid) {
-                keys.remove(k);
+                if let Ok(at) = keys.binary_search(k) {
+                    keys.remove(at);
+                }
                 if keys.is_empty() {
                     self.by_owner.remove(uid);
                 }

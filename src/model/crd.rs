@@ -11,6 +11,8 @@ use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+use crate::model::compact::CompactJson;
+
 /// A schedule that creates runs (Argo Workflows, or any object given as `runTemplate`).
 // kube's `printcolumn(...)` repeats `type_`/`json_path` per column by design.
 #[allow(clippy::duplicated_attributes)]
@@ -162,7 +164,7 @@ pub struct WorkflowResource {
     /// An Argo `WorkflowSpec`, as an object or as a JSON string (KFP writes a string).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_value")]
-    pub spec: Option<serde_json::Value>,
+    pub spec: Option<CompactJson>,
     /// KFP v2 pipeline root, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_root: Option<String>,
@@ -192,7 +194,7 @@ pub struct RunTemplate {
     /// The object's spec, as its kind defines it; strings may hold macros.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_value")]
-    pub spec: Option<serde_json::Value>,
+    pub spec: Option<CompactJson>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     model::{
+        compact::CompactJson,
         crd::{Parameter, RunTemplate},
         keys::{LABEL_EPOCH, LABEL_INDEX, LABEL_OWNED, LABEL_RUN_ID, LABEL_SWF_NAME, SERVED_RUN_NOW_ANNOTATION},
     },
@@ -273,7 +274,7 @@ fn template_body(t: &RunTemplate, macros: &MacroContext) -> Body {
         labels.extend(meta.labels.iter().map(|(k, v)| (k.clone(), macros.expand(v))));
         annotations.extend(meta.annotations.iter().map(|(k, v)| (k.clone(), macros.expand(v))));
     }
-    let mut spec = t.spec.clone().unwrap_or_else(|| json!({}));
+    let mut spec = t.spec.as_ref().map_or_else(|| json!({}), CompactJson::value);
     macros.expand_json(&mut spec);
     Body {
         labels,

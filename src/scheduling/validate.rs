@@ -7,6 +7,7 @@ use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{
     model::{
+        compact::CompactJson,
         crd::{ConcurrencyPolicy, CronSchedule, Parameter, PeriodicSchedule, RunTemplate, ScheduledWorkflowSpec},
         manifest,
         runkind::{self, RunKind},
@@ -366,10 +367,10 @@ fn workflow_source(w: &crate::model::crd::WorkflowResource, found: &mut Findings
 
 /// Parses a workflow spec given as an object or as a JSON/YAML string (KFP writes a string
 /// holding a whole Workflow; older objects hold a bare `WorkflowSpec`).
-fn workflow_spec(value: &serde_json::Value) -> Result<(serde_json::Value, Option<serde_json::Value>), String> {
-    let parsed = match value {
-        serde_json::Value::String(s) => manifest::parse(s).map_err(|e| format!("the string {e}"))?,
-        other => other.clone(),
+fn workflow_spec(value: &CompactJson) -> Result<(serde_json::Value, Option<serde_json::Value>), String> {
+    let parsed = match value.as_str() {
+        Some(s) => manifest::parse(s).map_err(|e| format!("the string {e}"))?,
+        None => value.value(),
     };
     let serde_json::Value::Object(map) = &parsed else {
         return Err("must be an Argo WorkflowSpec object (or a JSON string of one)".into());

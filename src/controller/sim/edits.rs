@@ -110,7 +110,7 @@ pub fn initial(d: &mut Dice, now: Timestamp, one_off: bool) -> ScheduledWorkflow
             api_version: "batch/v1".into(),
             kind: "Job".into(),
             metadata: None,
-            spec: Some(json!({})),
+            spec: Some(json!({}).into()),
         }),
         trigger: if one_off {
             Trigger::default()
