@@ -197,9 +197,10 @@ pub async fn reconcile_once(obj: &SwfObject, ctx: &Context) -> Result<Next, Erro
 /// afresh. The runs the first pass created are known to the second (RecentCreates).
 async fn pass_on_the_newest(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
     let obj = ctx.status.newest(obj, ctx.clock.now());
-    match pass(&obj, ctx).await {
-        Err(Error::StatusConflict) => match read_afresh(&obj, ctx).await? {
-            Some(fresh) => pass(&fresh, ctx).await,
+    // Boxed: the two passes would otherwise each take room in this state machine.
+    match Box::pin(pass(&obj, ctx)).await {
+        Err(Error::StatusConflict) => match Box::pin(read_afresh(&obj, ctx)).await? {
+            Some(fresh) => Box::pin(pass(&fresh, ctx)).await,
             None => Ok(Next::OnChange), // deleted, or deleted and recreated: its own events follow
         },
         other => other,
@@ -238,7 +239,10 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
     let target = Target::of(obj, ctx)?;
     let now = ctx.clock.now();
     let current = obj.status.clone();
-    let checked = match check::check(ctx, &target, &current, now).await? {
+    // Each stage that awaits is boxed, so a pass holds the memory of the stage it is in, not
+    // of its largest (at a burst, 1,024 passes wait for a write slot at once; unboxed, each
+    // held about 15 KiB). docs/performance.md, "Memory and start-up".
+    let checked = match Box::pin(check::check(ctx, &target, &current, now)).await? {
         check::Verdict::Runs(checked) => checked,
         check::Verdict::Stop(next) => return Ok(next),
     };
@@ -256,16 +260,16 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
     let paused = !p.checked.spec.enabled || suspension.suspended();
     let state = p.trigger_state(&runs, paused);
     let plan = p.plan(state.clone(), &runs, paused);
-    let applied = p.apply(&plan, state, paused, &mut runs).await?;
+    let applied = Box::pin(p.apply(&plan, state, paused, &mut runs)).await?;
     let backfilled = if suspension.suspended() || applied.failure.is_some() {
         backfill_stage::Backfilled::waiting(p.current.backfill.clone()) // resumed with the schedule, or after the retry
     } else {
-        p.backfill(request, &applied.state, paused, &mut runs).await?
+        Box::pin(p.backfill(request, &applied.state, paused, &mut runs)).await?
     };
     let new_status = p.build_status(&plan, &applied, &backfilled, &runs, suspension, paused);
     p.record_metrics(&new_status, &runs);
-    let written = match write_status(ctx, &p.target, new_status, !pruned.is_empty(), now).await {
-        Ok(()) => p.delete_pruned(&pruned).await,
+    let written = match Box::pin(write_status(ctx, &p.target, new_status, !pruned.is_empty(), now)).await {
+        Ok(()) => Box::pin(p.delete_pruned(&pruned)).await,
         failed => failed,
     };
     let next = next::after_pass(&plan, applied.replan, &backfilled, now);

@@ -27,7 +27,8 @@ pub(super) async fn write_status(
     now: Timestamp,
 ) -> Result<(), Error> {
     let _slot = ctx.lanes.enter(Lane::Later).await;
-    patch_status(ctx, target, new, confirm, now).await
+    // Boxed once the slot is held: a pass waiting for one does not hold a request's memory.
+    Box::pin(patch_status(ctx, target, new, confirm, now)).await
 }
 
 /// Confirms that the pass plans from the newest object before it deletes a running run for
