@@ -279,9 +279,7 @@ async fn run(args: RunArgs) {
         Ok(()) => println!("wrote {}, results.csv, results.json", png.display()),
         Err(e) => println!("no plot: {e}"),
     }
-    let startup_wrong = startup
-        .as_ref()
-        .map(|s| s.schedules - s.correct_at_deadline.min(s.schedules));
+    let startup_wrong = startup.as_ref().map(startup::wrong);
     let failures = verdict::failures(&rows, list.as_ref().map(|l| l.errors), startup_wrong);
     if args.check && !failures.is_empty() {
         for reason in &failures {

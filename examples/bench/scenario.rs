@@ -184,7 +184,7 @@ pub fn install_crd(cluster: &Cluster) {
     ]);
 }
 
-pub fn unix_now() -> f64 {
+fn unix_now() -> f64 {
     jiff::Timestamp::now().as_microsecond() as f64 / 1e6
 }
 

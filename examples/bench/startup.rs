@@ -32,6 +32,9 @@ use crate::{
 };
 
 const NAMESPACE: &str = "bench-swf";
+/// How long the operator has to get every status right before the phase gives up.
+const DEADLINE: Duration = Duration::from_secs(180);
+
 /// The schedules fire daily at this hour's start (UTC), 12 hours from now: no tick falls in
 /// the measurement, and the last one was 12 hours ago (the active runs' tick).
 fn daily() -> (String, Timestamp) {
@@ -40,8 +43,6 @@ fn daily() -> (String, Timestamp) {
     let cron = format!("0 0 {} * * *", next.as_second() / 3600 % 24);
     (cron, next)
 }
-/// How long the operator has to get every status right before the phase gives up.
-const DEADLINE: Duration = Duration::from_secs(180);
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Startup {
@@ -92,15 +93,12 @@ pub async fn run(assets: &Path, bins: &Binaries, schedules: usize) -> Startup {
         setup.elapsed().as_secs_f64()
     );
 
+    let expected = Expected {
+        next,
+        with_run: active_runs > 0,
+    };
     let (correct_tx, mut correct_rx) = tokio::sync::watch::channel(0usize);
-    let watching = tokio::spawn(count_correct(
-        client.clone(),
-        Expected {
-            next,
-            with_run: active_runs > 0,
-        },
-        correct_tx,
-    ));
+    let watching = tokio::spawn(count_correct(client.clone(), expected, correct_tx));
     // The watch has listed every schedule (none correct yet) before the operator starts.
     tokio::time::timeout(Duration::from_secs(120), correct_rx.changed())
         .await
@@ -126,14 +124,7 @@ pub async fn run(assets: &Path, bins: &Binaries, schedules: usize) -> Startup {
     let apiserver_cpu_seconds = cluster::cpu_seconds(api_pid) - api_cpu_before;
     let correct_at_deadline = *correct_rx.borrow();
     if all_correct.is_none() {
-        print_a_wrong_status(
-            &client,
-            &Expected {
-                next,
-                with_run: active_runs > 0,
-            },
-        )
-        .await;
+        print_a_wrong_status(&client, &expected).await;
     }
     let requests_after = cluster::apiserver_requests(&client).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -364,6 +355,19 @@ fn operator_requests(
         .collect()
 }
 
+/// Schedules left without a correct status: at the deadline of the cold start, or after the
+/// restart (which must not break one, nor fail to plan one).
+pub fn wrong(s: &Startup) -> usize {
+    let after_restart = s.restart.as_ref().map_or(s.schedules, |r| {
+        if r.all_planned_seconds.is_some() {
+            r.correct_after
+        } else {
+            0
+        }
+    });
+    s.schedules - s.correct_at_deadline.min(after_restart).min(s.schedules)
+}
+
 /// The phase's result in one line.
 pub fn line(s: &Startup) -> String {
     let when = s.all_correct_seconds.map_or(
@@ -403,4 +407,43 @@ pub fn line(s: &Startup) -> String {
         s.operator_cpu_seconds,
         requests(&s.requests)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn startup(correct: usize, restart: Option<(Option<f64>, usize)>) -> Startup {
+        Startup {
+            schedules: 10,
+            active_runs: 10,
+            all_correct_seconds: (correct == 10).then_some(1.0),
+            correct_at_deadline: correct,
+            first_correct_seconds: Some(0.5),
+            apiserver_cpu_seconds: 0.0,
+            settled_rss_mib: 0.0,
+            peak_rss_mib: 0.0,
+            operator_cpu_seconds: 0.0,
+            requests: BTreeMap::new(),
+            restart: restart.map(|(planned, correct_after)| Restart {
+                all_planned_seconds: planned,
+                requests: BTreeMap::new(),
+                settled_rss_mib: 0.0,
+                peak_rss_mib: 0.0,
+                correct_after,
+            }),
+        }
+    }
+
+    #[test]
+    fn schedules_wrong_at_the_deadline_or_after_the_restart_are_counted() {
+        assert_eq!(wrong(&startup(10, Some((Some(1.0), 10)))), 0);
+        assert_eq!(wrong(&startup(7, None)), 3, "the cold start gave up");
+        assert_eq!(wrong(&startup(10, Some((Some(1.0), 9)))), 1, "the restart broke one");
+        assert_eq!(
+            wrong(&startup(10, Some((None, 10)))),
+            10,
+            "the restart never planned them all"
+        );
+    }
 }
