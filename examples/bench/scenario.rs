@@ -125,7 +125,7 @@ fn schedule_object(controller: Controller, name: &str) -> DynamicObject {
     serde_json::from_value(value).unwrap()
 }
 
-fn resource(controller: Controller) -> ApiResource {
+pub fn resource(controller: Controller) -> ApiResource {
     match controller {
         Controller::Swf { .. } | Controller::Floor => {
             ApiResource::from_gvk(&GroupVersionKind::gvk("kubeflow.org", "v1beta1", "ScheduledWorkflow"))
@@ -140,14 +140,18 @@ fn schedule_name(i: usize) -> String {
     format!("s-{i:05}")
 }
 
-async fn create_schedules(client: &kube::Client, controller: Controller, n: usize) {
-    let ns = controller.namespace();
+pub async fn create_namespace(client: &kube::Client, name: &str) {
     let namespace: k8s_openapi::api::core::v1::Namespace =
-        serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
     Api::all(client.clone())
         .create(&PostParams::default(), &namespace)
         .await
         .unwrap();
+}
+
+async fn create_schedules(client: &kube::Client, controller: Controller, n: usize) {
+    let ns = controller.namespace();
+    create_namespace(client, &ns).await;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource(controller));
     futures::stream::iter(0..n)
         .map(|i| {

@@ -201,12 +201,7 @@ fn schedule_object(name: &str, cron: &str) -> DynamicObject {
 
 /// Creates the schedules; returns each as the owner of its runs, with its spec.
 async fn create_schedules(client: &kube::Client, cron: &str, n: usize) -> Vec<(Owner, ScheduledWorkflow)> {
-    let namespace: k8s_openapi::api::core::v1::Namespace =
-        serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
-    Api::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    scenario::create_namespace(client, NAMESPACE).await;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &swf_resource());
     futures::stream::iter(0..n)
         .map(|i| {
@@ -260,11 +255,7 @@ async fn create_active_runs(client: &kube::Client, owners: &[(Owner, ScheduledWo
 }
 
 fn swf_resource() -> kube::api::ApiResource {
-    kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-        "kubeflow.org",
-        "v1beta1",
-        "ScheduledWorkflow",
-    ))
+    scenario::resource(Controller::Swf { shards: 1 })
 }
 
 /// What every schedule's status should say.
