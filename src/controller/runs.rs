@@ -818,6 +818,17 @@ impl RecentCreates {
         }
         unseen
     }
+
+    /// When the first run `unseen` last returned for `owner_uid` stops counting. No watch
+    /// event may ever come for it (deleted while the watch was down and relisted), so the pass
+    /// looks again then at the latest instead of waiting for an event.
+    pub fn unseen_expiry(&self, owner_uid: &str) -> Option<jiff::Timestamp> {
+        let map = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(owner_uid)?
+            .iter()
+            .filter_map(|(at, _)| at.checked_add(RECENT_TTL).ok())
+            .min()
+    }
 }
 
 impl RecentCreates {

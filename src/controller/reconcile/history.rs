@@ -74,7 +74,7 @@ impl Pass<'_> {
     /// runs that exist: the run about to be deleted is one of them), endTime aside: lifted,
     /// it lets the schedule reach the ticks after it (found by the simulation: a pruned backfill
     /// run past endTime ran again as a scheduled run once endTime was lifted).
-    fn recorded_claim(&self) -> Claim {
+    pub(super) fn recorded_claim(&self) -> Claim {
         let state = status::recorded_state(&self.current.trigger);
         // Resumed or re-enabled, a schedule that has had a run skips what fell meanwhile.
         let paused = status::was_paused(&self.current) && state.last_index > 0;

@@ -115,8 +115,9 @@ impl Pass<'_> {
 
     /// The schedule's runs: the watch cache, plus runs this process created that the cache
     /// does not show yet (so they count against `maxConcurrency` at once), plus runs the status
-    /// lists as active that neither shows yet (another replica's, before a handover).
-    fn load_runs(&self) -> Vec<ObservedRun> {
+    /// lists as active that neither shows yet (another replica's, before a handover). And when
+    /// the first run known only from this process's creates stops counting.
+    fn load_runs(&self) -> (Vec<ObservedRun>, Option<Timestamp>) {
         let cache = &self.checked.cache;
         let cached = cache.owned_by(&self.target.owner.uid);
         let unseen = self
@@ -131,7 +132,7 @@ impl Pass<'_> {
             .collect();
         let recorded = recorded_unseen(&self.current.workflow_history.active, &runs, cache, self.now);
         runs.extend(recorded.into_iter().map(runstate::recorded_active));
-        runs
+        (runs, self.ctx.runs.created.unseen_expiry(&self.target.owner.uid))
     }
 }
 
@@ -253,7 +254,7 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
         current,
         now,
     };
-    let mut runs = p.load_runs();
+    let (mut runs, unseen_expiry) = p.load_runs();
     let request = p.backfill_request();
     let pruned = p.prune_history(&mut runs, request.as_ref());
     let suspension = p.failure_policy(&runs);
@@ -273,7 +274,8 @@ async fn pass(obj: &SwfObject, ctx: &Context) -> Result<Next, Error> {
         failed => failed,
     };
     let next = next::after_pass(&plan, applied.replan, &backfilled, now);
-    let next = next::no_later_than(next, runs::recorded_expiry(&runs), now);
+    let held_until = runs::recorded_expiry(&runs).into_iter().chain(unseen_expiry).min();
+    let next = next::no_later_than(next, held_until, now);
     match (written, applied.failure.or(backfilled.failure)) {
         // A create failed (perhaps after creating: a 500 can hide a success): retried after a
         // backoff, by when the cache shows what it did, not at once by `pass_on_the_newest`.

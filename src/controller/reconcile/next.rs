@@ -67,8 +67,9 @@ pub(super) fn after_pass(plan: &Plan, replan: bool, backfilled: &Backfilled, now
     }
 }
 
-/// A slot held by a run known only from the status stops counting at `expires`
-/// (`runs::recorded_expiry`), and no event will say so: the pass looks again then at the latest.
+/// A slot held by a run known only from the status or from this process's creates stops
+/// counting at `expires` (`runs::recorded_expiry`, `RecentCreates::unseen_expiry`), and no
+/// event will say so: the pass looks again then at the latest.
 pub(super) fn no_later_than(next: Next, expires: Option<Timestamp>, now: Timestamp) -> Next {
     let Some(expires) = expires else { return next };
     // A moment after it, so the run no longer counts when the pass comes.

@@ -7,12 +7,12 @@ use tracing::warn;
 use super::{MAX_TICK_ATTEMPTS, Pass, create::Outcome, write::confirm_view};
 use crate::{
     controller::{error::Error, events::Kind, lanes::Lane},
-    model::keys::RUN_NOW_REQUEST_ANNOTATION,
+    model::{crd::ConcurrencyPolicy, keys::RUN_NOW_REQUEST_ANNOTATION},
     scheduling::{
         backfill,
         render::{self, Origin, RunRequest},
         runstate::{self, ObservedRun},
-        schedule::{self, Plan, PlanInput, Taken, TriggerState},
+        schedule::{self, Claim, Plan, PlanInput, Taken, TriggerState},
         status::{self, Problem},
     },
 };
@@ -102,7 +102,7 @@ impl Pass<'_> {
             // Skipped and passed ticks are decided once every planned run exists.
             applied.state.skip_through = applied.state.skip_through.max(plan.state.skip_through);
             self.announce_skipped(plan);
-            applied.replan |= self.more_due_now(runs, &applied, paused);
+            applied.replan |= self.more_due_now(runs, &applied, paused) || self.replace_awaits_record(plan, runs);
         }
         Ok(applied)
     }
@@ -256,20 +256,39 @@ impl Pass<'_> {
         }
     }
 
-    /// The active runs `Replace` may delete, oldest first: the schedule's own scheduled runs.
-    /// Not a backfill's (they have their own slots) nor a run-now run (a person asked for it;
-    /// issue 18, R9). Nor a run whose tick the backfill in progress has still to handle: it
-    /// would find that tick without a run and run it again (R1). Nor a run known only from the
-    /// status: it may be gone already, and its last state is not known.
+    /// The active runs `Replace` may delete, oldest first: the schedule's own scheduled runs
+    /// whose tick status records (`unrecorded` says why the others wait).
     fn replaceable<'r>(&self, runs: &'r [ObservedRun]) -> Vec<&'r ObservedRun> {
-        let request = self.backfill_request();
-        let still_to_come = |r: &ObservedRun| r.tick.is_some_and(|t| request.as_ref().is_some_and(|b| b.pending(t)));
-        let mut active: Vec<&ObservedRun> = runs
-            .iter()
-            .filter(|r| r.is_active() && r.origin == Origin::Scheduled && !r.recorded_only && !still_to_come(r))
+        let claim = self.recorded_claim();
+        let mut active: Vec<&ObservedRun> = self
+            .replace_candidates(runs)
+            .filter(|r| !unrecorded(r, &claim))
             .collect();
         active.sort_by(|a, b| a.status.scheduled_at.cmp(&b.status.scheduled_at));
         active
+    }
+
+    /// The schedule's own active scheduled runs. Not a backfill's (they have their own slots)
+    /// nor a run-now run (a person asked for it; issue 18, R9). Nor a run whose tick the
+    /// backfill in progress has still to handle: it would find that tick without a run and run
+    /// it again (R1). Nor a run known only from the status: it may be gone already, and its
+    /// last state is not known.
+    fn replace_candidates<'r>(&self, runs: &'r [ObservedRun]) -> impl Iterator<Item = &'r ObservedRun> {
+        let request = self.backfill_request();
+        let still_to_come =
+            move |r: &ObservedRun| r.tick.is_some_and(|t| request.as_ref().is_some_and(|b| b.pending(t)));
+        runs.iter()
+            .filter(move |r| r.is_active() && r.origin == Origin::Scheduled && !r.recorded_only && !still_to_come(r))
+    }
+
+    /// `Replace` waits only for status to record the tick of a run it would delete: this
+    /// pass's status write records it (status is raised to the runs that exist), so the pass
+    /// plans again at once and replaces then.
+    fn replace_awaits_record(&self, plan: &Plan, runs: &[ObservedRun]) -> bool {
+        let claim = self.recorded_claim();
+        plan.waiting
+            && self.checked.v.policy == ConcurrencyPolicy::Replace
+            && self.replace_candidates(runs).any(|r| unrecorded(r, &claim))
     }
 
     /// `concurrencyPolicy: Replace`: deletes the oldest replaceable runs to make room, once
@@ -293,6 +312,14 @@ impl Pass<'_> {
         runs.retain(|r| !victims.contains(&r.status.name));
         Ok(())
     }
+}
+
+/// A run whose tick status does not record yet (the status write after its create failed,
+/// or was refused): deleting it would make its tick due again (issue 18: a pass whose status
+/// write met a 409 planned again, replaced the run it had just created, and its second write
+/// failed too; the next owner ran that tick a second time).
+fn unrecorded(run: &ObservedRun, claim: &Claim) -> bool {
+    run.tick.is_some_and(|t| claim.covers(t))
 }
 
 fn what_is_skipped(req: &RunRequest) -> String {

@@ -266,9 +266,15 @@ impl World {
         self.emit_swf(Cause::User);
     }
 
-    /// `PATCH .../status` with a JSON merge patch (RFC 7386); the whole object back.
+    /// `PATCH .../status` with a JSON merge patch (RFC 7386); the whole object back. A patch
+    /// that changes nothing is no write, as in the API server (its storage skips an update
+    /// that leaves the object as it was): same resourceVersion, no watch event.
     pub fn patch_status(&mut self, patch: &Value) -> Value {
+        let before = self.swf.status.clone();
         merge(&mut self.swf.status, &patch["status"]);
+        if self.swf.status == before {
+            return self.swf_json();
+        }
         self.rv += 1;
         self.swf.resource_version = self.rv;
         let when = self.stamp();
