@@ -53,9 +53,11 @@ fn delta(
 /// number of requests.
 ///
 /// Memory: one burst's peak depends on how many requests the runtime happens to hold at once,
-/// so a single burst after warm-up moved RSS by 4 MiB on a loaded CI machine. The check is
-/// over 2,000 requests with ids and tokens never seen before: a leak of 4 KiB per request (a
-/// kept request, a cached token or id) grows RSS by 8 MiB and fails it.
+/// so a single burst after warm-up moved RSS by 4 MiB on a loaded CI machine, and 2,000
+/// requests once moved it by 9.5 MiB there (4,000 moved it by 3.1 MiB with nothing else
+/// running). The check is over 4,000 requests with ids and tokens never seen before: a leak
+/// of 4 KiB per request (a kept request, a cached token or id) grows RSS by 16 MiB and fails
+/// it, with 12 MiB allowed for the bursts' high-water mark.
 #[tokio::test]
 async fn junk_tokens_cost_one_token_review_and_no_list() {
     let Some(env) = common::private_env("api-junk").await else {
@@ -98,13 +100,13 @@ async fn junk_tokens_cost_one_token_review_and_no_list() {
         delta(&before, &after, "POST", "tokenreviews"),
     );
     let rss_before = api.rss().unwrap();
-    for round in 4..8 {
+    for round in 4..12 {
         burst(round).await;
     }
     let rss_after = api.rss().unwrap();
     println!(
         "junk tokens: 500 requests, {unauthorized} answered 401, {lists} LISTs, {reviews} TokenReviews; \
-         RSS over 2,000 more: {} -> {} KiB",
+         RSS over 4,000 more: {} -> {} KiB",
         rss_before >> 10,
         rss_after >> 10
     );
@@ -115,8 +117,8 @@ async fn junk_tokens_cost_one_token_review_and_no_list() {
         "one review per distinct token: {reviews}"
     );
     assert!(
-        rss_after < rss_before + (8 << 20),
-        "memory stays flat over 2,000 requests: {rss_before} -> {rss_after}"
+        rss_after < rss_before + (12 << 20),
+        "memory stays flat over 4,000 requests: {rss_before} -> {rss_after}"
     );
     api.kill(libc::SIGKILL);
 }
