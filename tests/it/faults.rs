@@ -198,12 +198,20 @@ async fn sigkill_at_random_moments_never_runs_a_tick_twice_nor_loses_one() {
             *every,
             last_start + 2,
         );
+        if !t.lost.is_empty() {
+            // Which schedule and where, so a loss seen once in CI can be traced afterwards.
+            let name = kube::ResourceExt::name_any(swf);
+            println!(
+                "crash: {name} (every {every} s, noCatchup {no_catchup}) lost {:?}",
+                t.lost
+            );
+        }
         if *no_catchup {
             t.lost.clear(); // noCatchup drops the ticks of a downtime by design
         }
         total.add(t);
     }
-    println!("crash: {} kills, {total}", kills());
+    println!("crash: {} kills, last start {last_start}, {total}", kills());
     total.assert_every_tick_ran_once(); // up to the last restart
     assert!(total.ticks >= 20 * 3, "the schedules ran: {} ticks", total.ticks);
 }
