@@ -285,10 +285,11 @@ impl Pass<'_> {
     /// pass's status write records it (status is raised to the runs that exist), so the pass
     /// plans again at once and replaces then.
     fn replace_awaits_record(&self, plan: &Plan, runs: &[ObservedRun]) -> bool {
+        if !plan.waiting || self.checked.v.policy != ConcurrencyPolicy::Replace {
+            return false;
+        }
         let claim = self.recorded_claim();
-        plan.waiting
-            && self.checked.v.policy == ConcurrencyPolicy::Replace
-            && self.replace_candidates(runs).any(|r| unrecorded(r, &claim))
+        self.replace_candidates(runs).any(|r| unrecorded(r, &claim))
     }
 
     /// `concurrencyPolicy: Replace`: deletes the oldest replaceable runs to make room, once
