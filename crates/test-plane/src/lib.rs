@@ -170,8 +170,11 @@ pub fn apiserver_args(layout: &Layout) -> Vec<String> {
 
 /// The API server's audit log of every write to runs (with the objects, so their uids and
 /// labels), one JSON event per line: tests count runs from it, so a run created and deleted
-/// before anyone looked still counts (`tests/it/common/creations.rs`). Writes the policy into
-/// the plane's directory and returns the flags.
+/// before anyone looked still counts (`tests/it/common/creations.rs`). Writes to the status
+/// subresource are logged too: a create answered 500 to a client that was SIGKILLed can still
+/// be stored, and when its delete is answered 500 as well, a test marking the run finished
+/// is the only write that shows its uid (a tick counted as lost, seen in the crash test). Writes
+/// the policy into the plane's directory and returns the flags.
 pub fn audit_args(layout: &Layout) -> Vec<String> {
     let policy = layout.dir.join("audit-policy.yaml");
     let rules = r#"apiVersion: audit.k8s.io/v1
@@ -182,9 +185,9 @@ rules:
     verbs: [create, delete, patch, update]
     resources:
       - group: batch
-        resources: [jobs]
+        resources: [jobs, jobs/status]
       - group: argoproj.io
-        resources: [workflows]
+        resources: [workflows, workflows/status]
   - level: None
 "#;
     std::fs::write(&policy, rules).unwrap_or_else(|e| panic!("write {}: {e}", policy.display()));

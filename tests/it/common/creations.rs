@@ -9,7 +9,9 @@
 //! a run is known from a later write's answer (the test marking it finished, its deletion) or
 //! from the list. A run created, answered 500, and deleted without anyone writing it in between
 //! would escape the count: in these tests a run is deleted only once finished, and finishing
-//! it is a logged write.
+//! it is a logged write (to the status subresource, which the policy logs too: without it, a
+//! run whose create and delete were both answered 500 to a SIGKILLed operator was counted as
+//! a lost tick).
 
 use std::collections::BTreeMap;
 
