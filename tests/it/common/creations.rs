@@ -83,7 +83,7 @@ impl Run {
 }
 
 /// The audit events of `resource` ("jobs", "workflows") in the env's namespace with `verb`.
-fn events(env: &TestEnv, resource: &str, verb: &str) -> Vec<Value> {
+pub fn events(env: &TestEnv, resource: &str, verb: &str) -> Vec<Value> {
     let Some(path) = env.plane.audit_log() else {
         panic!("runs are counted from the local plane's audit log; USE_EXISTING_CLUSTER has none");
     };
