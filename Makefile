@@ -54,11 +54,12 @@ test: assets test-deps check-crds
 ## API server outage, lost watches; each prints its counts. Then the JobService's memory
 ## under 64 concurrent max-size requests per kind (CI: 8), with its peak RSS per phase. Then the
 ## reconcile simulation (src/controller/sim/) over 50,000 seeds in release mode (make test runs
-## 500, 500 of the past-endTime family and 150 of the quick family; make soak 5,000 of each family).
+## 500, 500 of the past-endTime family, 150 of the quick family and 200 of the failing family;
+## make soak 5,000 of each family).
 soak: assets
 	SWF_FAULT_KILLS=100 $(CARGO) test --locked --test it faults:: -- --nocapture --test-threads=1
 	SWF_MEMORY_LOAD=64 $(CARGO) test --locked --test it api_security::bodies_cost_memory -- --nocapture
-	SWF_SIM_SEEDS=50000 SWF_SIM_PAST_END_SEEDS=5000 SWF_SIM_QUICK_SEEDS=5000 $(CARGO) test --locked --release --lib controller::sim:: -- --nocapture
+	SWF_SIM_SEEDS=50000 SWF_SIM_PAST_END_SEEDS=5000 SWF_SIM_QUICK_SEEDS=5000 SWF_SIM_FAILING_SEEDS=5000 $(CARGO) test --locked --release --lib controller::sim:: -- --nocapture
 
 ## The benchmark: swf-operator beside Kubernetes' CronJob controller on fresh local control
 ## planes (about 30 minutes on 2 cores); prints the tables, writes target/bench/{results.csv,

@@ -137,6 +137,15 @@ pub fn initial(d: &mut Dice, now: Timestamp, one_off: bool) -> ScheduledWorkflow
     spec
 }
 
+/// The failing family's spec (`driver::FAILING`): a failure policy of 1-3 failures and at
+/// most one failed run kept, so pruning and the failure policy meet.
+pub fn failing(d: &mut Dice, spec: &mut ScheduledWorkflowSpec) {
+    spec.failure_policy = Some(FailurePolicy {
+        suspend_after_consecutive_failures: Some(d.range(1, 3)),
+    });
+    spec.failed_runs_history_limit = Some(d.range(0, 1) as i32);
+}
+
 #[derive(Clone, Copy)]
 enum Field {
     Trigger,
@@ -178,6 +187,8 @@ pub struct Style {
     pub ahead: bool,
     pub flip: bool,
     pub past_end: bool,
+    /// The failing family (`driver::FAILING`): the spec always has a failure policy.
+    pub failing: bool,
 }
 
 /// Changes one field at random; says which.
@@ -242,6 +253,10 @@ pub fn edit(d: &mut Dice, now: Timestamp, spec: &mut ScheduledWorkflowSpec, styl
         Field::FailedLimit => {
             spec.failed_runs_history_limit = maybe(d, 0, 3).map(|v| v as i32);
             "failedRunsHistoryLimit"
+        }
+        Field::FailurePolicy if style.failing => {
+            failing(d, spec);
+            "failurePolicy"
         }
         Field::FailurePolicy => {
             spec.failure_policy = maybe(d, 1, 3).map(|n| FailurePolicy {

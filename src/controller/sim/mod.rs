@@ -50,7 +50,7 @@ use std::{collections::BTreeSet, sync::Mutex, time::Instant};
 
 use trace::Outcome;
 
-/// Seeds run by default. The three families together, 1,150 seeds, take about a minute and a
+/// Seeds run by default. The four families together, 1,350 seeds, take about a minute and a
 /// half in a debug build on two cores (release: about six times faster; `make soak`).
 const DEFAULT_SEEDS: u64 = 500;
 /// Seeds of the past-endTime family (`driver::PAST_END`) run by default: issue 18's bug 5,
@@ -58,6 +58,8 @@ const DEFAULT_SEEDS: u64 = 500;
 const DEFAULT_PAST_END_SEEDS: u64 = 500;
 /// Seeds of the quick family (`driver::QUICK`) run by default.
 const DEFAULT_QUICK_SEEDS: u64 = 150;
+/// Seeds of the failing family (`driver::FAILING`) run by default.
+const DEFAULT_FAILING_SEEDS: u64 = 200;
 
 fn env(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -176,6 +178,12 @@ fn past_end_seeds() {
 #[test]
 fn quick_seeds() {
     family(driver::QUICK, "SWF_SIM_QUICK_SEEDS", DEFAULT_QUICK_SEEDS);
+}
+
+/// The failing family (`driver::FAILING`): `SWF_SIM_FAILING_SEEDS` seeds.
+#[test]
+fn failing_seeds() {
+    family(driver::FAILING, "SWF_SIM_FAILING_SEEDS", DEFAULT_FAILING_SEEDS);
 }
 
 fn family(first: u64, count_var: &str, default: u64) {

@@ -51,6 +51,7 @@ impl Config {
                 ahead,
                 flip,
                 past_end: false,
+                failing: false,
             },
             faults: Faults {
                 on: false,
@@ -63,6 +64,20 @@ impl Config {
             late: d.rate(0.4, 0.02, 0.2),
             fail_rate: d.rate(0.2, 0.2, 0.9),
             quick: false,
+        }
+    }
+}
+
+impl Config {
+    /// The failing family (`driver::FAILING`): most runs fail and backfills come three times
+    /// as often (the spec's side is `edits::failing`).
+    pub fn failing(&mut self, d: &mut Dice) {
+        self.style.failing = true;
+        self.fail_rate = d.rate(0.0, 0.5, 0.9);
+        for (weight, action) in &mut self.weights {
+            if matches!(action, Action::Backfill) {
+                *weight = 3 * BACKFILL_WEIGHT;
+            }
         }
     }
 }
@@ -85,13 +100,15 @@ pub enum Action {
     Relist,
 }
 
+const BACKFILL_WEIGHT: u32 = 2;
+
 const ACTIONS: [(u32, Action); 14] = [
     (8, Action::ToWake),
     (4, Action::ToDelivery),
     (6, Action::Wait),
     (5, Action::Edit),
     (1, Action::RunNow),
-    (2, Action::Backfill),
+    (BACKFILL_WEIGHT, Action::Backfill),
     (1, Action::Cancel),
     (1, Action::Resume),
     (8, Action::Finish),
