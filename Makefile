@@ -54,7 +54,7 @@ test: assets test-deps check-crds
 ## API server outage, lost watches; each prints its counts. Then the JobService's memory
 ## under 64 concurrent max-size requests per kind (CI: 8), with its peak RSS per phase. Then the
 ## reconcile simulation (src/controller/sim/) over 50,000 seeds in release mode (make test runs
-## 500, 500 of the past-endTime family, 150 of the quick family and 200 of the failing family;
+## 400, 500 of the past-endTime family, 150 of the quick family and 200 of the failing family;
 ## make soak 5,000 of each family).
 soak: assets
 	SWF_FAULT_KILLS=100 $(CARGO) test --locked --test it faults:: -- --nocapture --test-threads=1

@@ -50,9 +50,11 @@ use std::{collections::BTreeSet, sync::Mutex, time::Instant};
 
 use trace::Outcome;
 
-/// Seeds run by default. The four families together, 1,350 seeds, take about a minute and a
-/// half in a debug build on two cores (release: about six times faster; `make soak`).
-const DEFAULT_SEEDS: u64 = 500;
+/// Seeds run by default. The four families together, 1,250 seeds, take about two minutes in a
+/// debug build on two cores (release: about six times faster; `make soak`). The general mix
+/// went from 500 to 400 when the failing family came (CI stays under 30 minutes); its seed
+/// 499, the only one that found issue 18's bug 3, is the failing family's work now.
+const DEFAULT_SEEDS: u64 = 400;
 /// Seeds of the past-endTime family (`driver::PAST_END`) run by default: issue 18's bug 5,
 /// reverted, is found first at its seed 462 (docs/simulation.md).
 const DEFAULT_PAST_END_SEEDS: u64 = 500;

@@ -66,9 +66,7 @@ impl Config {
             quick: false,
         }
     }
-}
 
-impl Config {
     /// The failing family (`driver::FAILING`): most runs fail and backfills come three times
     /// as often (the spec's side is `edits::failing`).
     pub fn failing(&mut self, d: &mut Dice) {
